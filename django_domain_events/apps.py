@@ -1,0 +1,26 @@
+"""App configuration: discovers receivers and registers the system checks."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+from django.utils.translation import gettext_lazy as _
+
+RECEIVER_MODULES = ("handlers", "receivers")
+"""Submodules of every installed app imported at start-up to register their receivers."""
+
+
+class DomainEventsConfig(AppConfig):
+    """Imports each installed app's ``handlers`` and ``receivers`` modules when Django starts."""
+
+    name = "django_domain_events"
+    verbose_name = _("Domain events")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the system checks
+        from .registry import registry
+
+        # Django's own helper: a module that fails to import raises its real error, and the
+        # registry is restored to its state before that import.
+        autodiscover_modules(*RECEIVER_MODULES, register_to=registry)

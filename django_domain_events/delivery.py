@@ -1,0 +1,242 @@
+"""Running one delivery: claim it, call its receiver, and record the outcome.
+
+The claim is a conditional UPDATE that marks the delivery delivered, made in the same
+transaction as the receiver's work. It takes the row's write lock, so a second copy of the same
+delivery waits, then finds nothing to claim; and if the receiver raises, the rollback undoes
+both its work and the mark. A receiver's effects in this database and its "delivered" mark
+therefore commit together, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import traceback as tb
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import signals
+from .dispatchers.base import OwedDelivery
+from .envelope import Envelope, reset_current_envelope, set_current_envelope
+from .events import DomainEvent, NamedEvent
+from .exceptions import DomainEventsError, GiveUp, RetryAfter
+from .models import RUNNABLE_STATES, Delivery, DeliveryState
+from .receivers import Receiver
+from .registry import registry
+from .retry import policy_for
+from .serialization import decode_event
+
+logger = logging.getLogger("django_domain_events")
+
+
+class Outcome(enum.Enum):
+    """What running a delivery came to."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+    """Nothing to do: already delivered, dead, or run by another copy."""
+
+
+class _Undeliverable(Exception):
+    pass
+
+
+def call_receiver(receiver: Receiver, event: DomainEvent | NamedEvent, envelope: Envelope) -> None:
+    """Call the receiver's function with the event (and envelope, if it asks for it), running
+    ``async def`` receivers to completion from this synchronous context."""
+    kwargs: dict[str, Any] = {"envelope": envelope} if receiver.takes_envelope else {}
+    token = set_current_envelope(envelope)
+    try:
+        if receiver.is_async:
+            async_to_sync(receiver.func)(event, **kwargs)
+        else:
+            receiver.func(event, **kwargs)
+    finally:
+        reset_current_envelope(token)
+
+
+def _load(owed: OwedDelivery) -> tuple[DomainEvent | NamedEvent, Envelope, int]:
+    row = Delivery.objects.using(owed.using).select_related("event").get(pk=owed.delivery_id)
+    stored = row.event
+    try:
+        event = decode_event(stored.event_type, stored.version, stored.payload)
+    except DomainEventsError as exc:
+        raise _Undeliverable(str(exc)) from exc
+    envelope = Envelope(
+        event_id=stored.id,
+        event_type=stored.event_type,
+        version=stored.version,
+        occurred_at=stored.occurred_at,
+        correlation_id=stored.correlation_id,
+        causation_id=stored.causation_id,
+    )
+    return event, envelope, row.attempts
+
+
+def run_delivery(owed: OwedDelivery) -> Outcome:
+    """Run one delivery to its outcome. Never raises for a receiver's failure.
+
+    Database errors while recording the outcome are logged; the delivery then stays owed and
+    the relay runs it again.
+    """
+    receiver = registry.get(owed.receiver)
+    if receiver is None:
+        reason = (
+            f"No receiver named {owed.receiver!r} is registered (renamed or removed?). "
+            f"Restore it, or replay the event to the receivers that exist now."
+        )
+        return _settle_failure(owed, None, owed.attempts, None, reason=reason, dead=True)
+    now = timezone.now()
+    attempt = owed.attempts + 1
+    event, envelope = owed.event, owed.envelope
+    try:
+        with transaction.atomic(using=owed.using):
+            claimed = (
+                Delivery.objects.using(owed.using)
+                .filter(pk=owed.delivery_id, state__in=RUNNABLE_STATES)
+                .update(
+                    state=DeliveryState.DELIVERED,
+                    attempts=F("attempts") + 1,
+                    delivered_at=now,
+                    last_attempt_at=now,
+                    next_attempt_at=None,
+                    claimed_by="",
+                    claimed_until=None,
+                )
+            )
+            if not claimed:
+                logger.debug("Delivery %s: nothing to run (settled or taken)", owed.delivery_id)
+                return Outcome.SKIPPED
+            if event is None or envelope is None:
+                event, envelope, attempt = _load(owed)
+            envelope = Envelope(
+                event_id=envelope.event_id,
+                event_type=envelope.event_type,
+                version=envelope.version,
+                occurred_at=envelope.occurred_at,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.causation_id,
+                delivery_id=owed.delivery_id,
+                receiver=receiver.name,
+                attempt=attempt,
+            )
+            call_receiver(receiver, event, envelope)
+    except _Undeliverable as exc:
+        return _settle_failure(owed, receiver, attempt, exc, reason=str(exc), dead=True)
+    except Exception as exc:
+        return _settle_failure(owed, receiver, attempt, exc, envelope=envelope, event=event)
+    signals.send(
+        signals.delivery_succeeded,
+        sender=type(event),
+        event=event,
+        envelope=envelope,
+        receiver=receiver,
+        using=owed.using,
+    )
+    return Outcome.DELIVERED
+
+
+def _settle_failure(
+    owed: OwedDelivery,
+    receiver: Receiver | None,
+    attempt: int,
+    exc: BaseException | None,
+    *,
+    reason: str = "",
+    dead: bool = False,
+    envelope: Envelope | None = None,
+    event: DomainEvent | NamedEvent | None = None,
+) -> Outcome:
+    now = timezone.now()
+    policy = policy_for(receiver)
+    dead = dead or isinstance(exc, GiveUp) or policy.exhausted(attempt)
+    retry_at = None
+    if not dead:
+        delay = exc.seconds if isinstance(exc, RetryAfter) else policy.delay(attempt)
+        retry_at = now + dt.timedelta(seconds=delay)
+    if exc is not None and not reason:
+        reason = f"{type(exc).__qualname__}: {exc}"
+    trace = "".join(tb.format_exception(exc)) if exc is not None else ""
+    try:
+        updated = (
+            Delivery.objects.using(owed.using)
+            .filter(pk=owed.delivery_id, state__in=RUNNABLE_STATES)
+            .update(
+                state=DeliveryState.DEAD if dead else DeliveryState.FAILED,
+                attempts=attempt,
+                last_attempt_at=now,
+                next_attempt_at=retry_at,
+                last_error=reason[:10_000],
+                traceback=trace,
+                claimed_by="",
+                claimed_until=None,
+            )
+        )
+    except Exception:
+        logger.exception(
+            "Delivery %s to %s failed and its failure could not be recorded; it stays owed",
+            owed.delivery_id,
+            owed.receiver,
+        )
+        return Outcome.FAILED
+    if not updated:
+        return Outcome.SKIPPED
+    sender = type(event) if event is not None else NamedEvent
+    if dead:
+        logger.error(
+            "Delivery %s to %s is dead after %d attempt(s): %s",
+            owed.delivery_id,
+            owed.receiver,
+            attempt,
+            reason,
+            exc_info=exc if isinstance(exc, Exception) and not isinstance(exc, GiveUp) else None,
+        )
+        signals.send(
+            signals.delivery_dead,
+            sender=sender,
+            event=event,
+            envelope=envelope,
+            receiver=receiver,
+            using=owed.using,
+            exception=exc,
+            reason=reason,
+        )
+        return Outcome.DEAD
+    logger.warning(
+        "Delivery %s to %s failed (attempt %d), retry at %s: %s",
+        owed.delivery_id,
+        owed.receiver,
+        attempt,
+        retry_at.isoformat() if retry_at else "-",
+        reason,
+    )
+    signals.send(
+        signals.delivery_failed,
+        sender=sender,
+        event=event,
+        envelope=envelope,
+        receiver=receiver,
+        using=owed.using,
+        exception=exc,
+        retry_at=retry_at,
+    )
+    return Outcome.FAILED
+
+
+def owed_delivery(delivery: Delivery, using: str) -> OwedDelivery:
+    """An ``OwedDelivery`` for a row loaded from the outbox (event loaded when run)."""
+    return OwedDelivery(
+        delivery_id=delivery.pk,
+        receiver=delivery.receiver,
+        dispatcher=delivery.dispatcher,
+        queue=delivery.queue,
+        using=using,
+        attempts=delivery.attempts,
+    )

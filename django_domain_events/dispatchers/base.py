@@ -1,0 +1,47 @@
+"""The dispatcher contract: what hands owed deliveries to whatever runs their receivers."""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..envelope import Envelope
+from ..events import DomainEvent, NamedEvent
+
+
+@dataclass(frozen=True, slots=True)
+class OwedDelivery:
+    """A delivery handed to a dispatcher: enough to find and run it.
+
+    ``event`` and ``envelope`` are set when the event is already in memory (just published in
+    this process); otherwise whoever runs the delivery loads it from the outbox by id.
+    """
+
+    delivery_id: uuid.UUID
+    receiver: str
+    dispatcher: str
+    queue: str
+    using: str
+    attempts: int = 0
+    """Attempts already made before this one."""
+    event: DomainEvent | NamedEvent | None = None
+    envelope: Envelope | None = None
+
+
+class Dispatcher(abc.ABC):
+    """Base class of dispatchers. Subclass it and name the class's dotted path in
+    ``DOMAIN_EVENTS["DISPATCHER"]`` or ``@receiver(dispatcher=...)`` to add a transport.
+
+    ``dispatch()`` is called after commit with the deliveries of one transaction that use this
+    dispatcher. It must not raise for one bad delivery: a delivery it cannot hand over stays
+    owed in the outbox and the relay dispatches it again later.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abc.abstractmethod
+    def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
+        """Hand ``deliveries`` over to be run (or run them)."""

@@ -1,0 +1,20 @@
+"""The synchronous dispatcher: runs receivers in the publishing process, right after commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..delivery import run_delivery
+from .base import Dispatcher, OwedDelivery
+
+
+class SyncDispatcher(Dispatcher):
+    """Runs each delivery at once, each receiver in its own transaction with its delivery mark.
+
+    A failing receiver never raises into the caller: its delivery records the error and is
+    retried later.
+    """
+
+    def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
+        for owed in deliveries:
+            run_delivery(owed)

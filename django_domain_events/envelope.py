@@ -1,0 +1,51 @@
+"""The envelope: what a receiver may know about the event and delivery it is handling."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Metadata of one event, and of the delivery being run when a receiver gets it.
+
+    A receiver receives it by declaring a parameter named ``envelope``; code further down the
+    call stack can read it with ``current_envelope()``.
+    """
+
+    event_id: uuid.UUID
+    event_type: str
+    version: int
+    occurred_at: dt.datetime
+    correlation_id: str
+    causation_id: uuid.UUID | None = None
+    delivery_id: uuid.UUID | None = None
+    receiver: str | None = None
+    attempt: int = 0
+    """Number of this attempt, 1 for the first."""
+
+
+_current: contextvars.ContextVar[Envelope | None] = contextvars.ContextVar(
+    "django_domain_events_envelope", default=None
+)
+
+
+def current_envelope() -> Envelope | None:
+    """The envelope of the delivery being run in this context, or None outside a receiver.
+
+    Events published while it is set carry its correlation id, and its event id as causation.
+    """
+    return _current.get()
+
+
+def set_current_envelope(envelope: Envelope | None) -> contextvars.Token[Envelope | None]:
+    """Make ``envelope`` current; pass the returned token to ``reset_current_envelope``."""
+    return _current.set(envelope)
+
+
+def reset_current_envelope(token: contextvars.Token[Envelope | None]) -> None:
+    """Restore the envelope that was current before ``set_current_envelope``."""
+    _current.reset(token)

@@ -1,0 +1,115 @@
+"""Event classes: ``DomainEvent`` for typed events, ``NamedEvent`` for plain named ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from django.apps import apps
+
+from .exceptions import EventDecodeError, EventDefinitionError
+
+# Bumped whenever an event class is defined, so cached lookups know to rebuild.
+_generation = 0
+
+
+class DomainEvent:
+    """Base class of typed events. Subclass it as a frozen dataclass::
+
+        @dataclass(frozen=True)
+        class OrderPlaced(DomainEvent):
+            order_id: int
+            total: Decimal
+
+    ``event_type`` defaults to ``"<app_label>.<ClassName>"`` and ``version`` to 1; set either as a
+    class attribute to override. Pass ``abstract=True`` in the class statement for a base class
+    that is never published itself.
+    """
+
+    event_type: ClassVar[str]
+    version: ClassVar[int] = 1
+    _abstract: ClassVar[bool] = True
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._abstract = abstract
+        if "event_type" not in cls.__dict__:
+            cls.event_type = _default_event_type(cls)
+        if not isinstance(cls.event_type, str) or not cls.event_type:
+            raise EventDefinitionError(
+                f"{cls.__qualname__}.event_type must be a non-empty string, got {cls.event_type!r}."
+            )
+        if isinstance(cls.version, bool) or not isinstance(cls.version, int) or cls.version < 1:
+            raise EventDefinitionError(
+                f"{cls.__qualname__}.version must be an integer >= 1, got {cls.version!r}."
+            )
+        global _generation
+        _generation += 1
+
+    @classmethod
+    def upcast(cls, payload: dict[str, Any], from_version: int) -> dict[str, Any]:
+        """Upgrade a payload stored at ``from_version`` to the shape of the current ``version``.
+
+        Override it when you bump ``version``; the default refuses, so an old row never reaches a
+        receiver half-understood.
+        """
+        raise EventDecodeError(
+            f"{cls.__qualname__} is version {cls.version} but a stored payload is version "
+            f"{from_version}, and {cls.__qualname__} defines no upcast(). Add a classmethod "
+            f"upcast(payload, from_version) that returns the payload in the current shape."
+        )
+
+
+def _default_event_type(cls: type) -> str:
+    if not apps.apps_ready:
+        raise EventDefinitionError(
+            f"{cls.__module__}.{cls.__qualname__} was defined before Django's app registry was "
+            f"ready, so its default event_type ('<app_label>.<ClassName>') cannot be worked out. "
+            f"Set event_type explicitly on the class, or import its module later (not from "
+            f"settings or the top of apps.py)."
+        )
+    app_config = apps.get_containing_app_config(cls.__module__)
+    if app_config is None:
+        return f"{cls.__module__}.{cls.__qualname__}"
+    return f"{app_config.label}.{cls.__qualname__}"
+
+
+@dataclass(frozen=True)
+class NamedEvent:
+    """A plain named event: an ``event_type`` string and a JSON-ready ``payload`` dict.
+
+    ``publish("billing.invoice_paid", {"invoice_id": 7})`` stores one; receivers of
+    ``"billing.invoice_paid"`` get one back.
+    """
+
+    event_type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+
+
+def event_classes() -> Iterator[type[DomainEvent]]:
+    """Every concrete (non-abstract) ``DomainEvent`` subclass that currently exists."""
+    pending = list(DomainEvent.__subclasses__())
+    seen: set[type[DomainEvent]] = set()
+    while pending:
+        cls = pending.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        pending.extend(cls.__subclasses__())
+        if not cls._abstract:
+            yield cls
+
+
+_by_type: dict[str, type[DomainEvent]] = {}
+_by_type_generation = -1
+
+
+def event_class_for(event_type: str) -> type[DomainEvent] | None:
+    """The event class that declares ``event_type``, or None for a plain named event."""
+    global _by_type, _by_type_generation
+    if _by_type_generation != _generation:
+        _by_type = {cls.event_type: cls for cls in event_classes()}
+        _by_type_generation = _generation
+    return _by_type.get(event_type)

@@ -1,0 +1,52 @@
+"""Exceptions raised by django_domain_events, and the two a receiver may raise on purpose."""
+
+from __future__ import annotations
+
+
+class DomainEventsError(Exception):
+    """Base class of every error this app raises."""
+
+
+class EventDefinitionError(DomainEventsError, TypeError):
+    """An event class is declared in a way the outbox cannot store (field types, event_type)."""
+
+
+class PayloadError(DomainEventsError, TypeError):
+    """A payload cannot be stored exactly: wrong type, unsupported value, or too large.
+
+    Raised by ``publish()`` before anything is written, so the caller's transaction is untouched.
+    """
+
+
+class UnknownEventTypeError(DomainEventsError, LookupError):
+    """A stored row names an event type that no installed event class declares any more."""
+
+
+class EventDecodeError(DomainEventsError, ValueError):
+    """A stored payload cannot be turned back into its event (schema changed without upcast)."""
+
+
+class DispatcherError(DomainEventsError):
+    """A dispatcher name or class in the settings cannot be used."""
+
+
+class RetryAfter(Exception):
+    """Raise from a receiver to ask for another attempt after ``seconds``.
+
+    The attempt still counts towards the receiver's ``max_attempts``.
+    """
+
+    def __init__(self, seconds: float, reason: str = "") -> None:
+        if seconds < 0:
+            raise ValueError(f"RetryAfter(seconds={seconds!r}): seconds must be >= 0")
+        self.seconds = float(seconds)
+        self.reason = reason
+        super().__init__(reason or f"retry requested after {seconds:g}s")
+
+
+class GiveUp(Exception):
+    """Raise from a receiver to stop retrying: the delivery becomes a dead letter at once."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        super().__init__(reason or "the receiver gave up")

@@ -1,0 +1,201 @@
+"""The outbox: one ``OutboxEvent`` row per published event, one ``Delivery`` per receiver."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .ids import uuid7
+from .managers import DeliveryManager, OutboxEventManager
+from .serialization import PayloadJSONEncoder
+
+
+class DeliveryState(models.TextChoices):
+    """Where a delivery stands.
+
+    ``pending`` (written, not yet handed over) → ``dispatched`` (handed to a queue) →
+    ``delivered``; a failed attempt makes it ``failed`` (retry due at ``next_attempt_at``), and
+    ``dead`` once its attempts are exhausted or the receiver gave up.
+    """
+
+    PENDING = "pending", _("pending")
+    DISPATCHED = "dispatched", _("dispatched")
+    DELIVERED = "delivered", _("delivered")
+    FAILED = "failed", _("failed")
+    DEAD = "dead", _("dead")
+
+
+RUNNABLE_STATES = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.FAILED)
+"""States from which a delivery may still run its receiver."""
+
+SETTLED_STATES = (DeliveryState.DELIVERED, DeliveryState.DEAD)
+"""States that need no further work."""
+
+
+class OutboxEvent(models.Model):
+    """A published event, kept as the audit trail of what happened."""
+
+    id = models.UUIDField(
+        _("event id"),
+        primary_key=True,
+        default=uuid7,
+        editable=False,
+        help_text=_("Time-ordered UUID (version 7) assigned at publish."),
+    )
+    event_type = models.CharField(
+        _("event type"),
+        max_length=255,
+        help_text=_("Stable name of the event, e.g. 'shop.OrderPlaced'."),
+    )
+    version = models.PositiveIntegerField(
+        _("version"), default=1, help_text=_("Schema version of the payload as written.")
+    )
+    payload = models.JSONField(
+        _("payload"),
+        encoder=PayloadJSONEncoder,
+        help_text=_("The event's fields, as JSON. Never edited after publish."),
+    )
+    occurred_at = models.DateTimeField(
+        _("occurred at"), help_text=_("When publish() was called (the database's time zone: UTC).")
+    )
+    correlation_id = models.CharField(
+        _("correlation id"),
+        max_length=255,
+        help_text=_("Shared by every event caused, directly or not, by the same first event."),
+    )
+    causation_id = models.UUIDField(
+        _("causation id"),
+        null=True,
+        blank=True,
+        help_text=_("Id of the event whose receiver published this one, if any."),
+    )
+    ordering_key = models.CharField(
+        _("ordering key"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("Events with one key reach ordered receivers in publish order."),
+    )
+    headers = models.JSONField(
+        _("headers"),
+        default=dict,
+        blank=True,
+        help_text=_("Transport metadata such as trace context."),
+    )
+
+    objects = OutboxEventManager()
+
+    class Meta:
+        db_table = "domain_events_outbox_event"
+        verbose_name = _("outbox event")
+        verbose_name_plural = _("outbox events")
+        ordering = ("-occurred_at", "-id")
+        indexes = (
+            models.Index(fields=("occurred_at",), name="dde_event_time_idx"),
+            models.Index(fields=("event_type", "occurred_at"), name="dde_event_type_time_idx"),
+            models.Index(fields=("correlation_id",), name="dde_event_correlation_idx"),
+            models.Index(fields=("causation_id",), name="dde_event_causation_idx"),
+        )
+        permissions = (("replay_outboxevent", _("Can replay outbox events")),)
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.id}"
+
+
+class Delivery(models.Model):
+    """One receiver's delivery of one event: its state, attempts and last error."""
+
+    id = models.UUIDField(_("delivery id"), primary_key=True, default=uuid7, editable=False)
+    event = models.ForeignKey(
+        OutboxEvent,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("event"),
+        help_text=_("The event being delivered."),
+    )
+    receiver = models.CharField(
+        _("receiver"),
+        max_length=255,
+        help_text=_("Stable name of the receiver (default 'module.qualname')."),
+    )
+    dispatcher = models.CharField(
+        _("dispatcher"),
+        max_length=255,
+        help_text=_("Name or dotted path of the dispatcher that runs this delivery."),
+    )
+    queue = models.CharField(
+        _("queue"), max_length=255, blank=True, default="", help_text=_("Queue, where it applies.")
+    )
+    state = models.CharField(
+        _("state"),
+        max_length=16,
+        choices=DeliveryState.choices,
+        default=DeliveryState.PENDING,
+        help_text=_("pending → dispatched → delivered; failed waits for a retry; dead is final."),
+    )
+    attempts = models.PositiveIntegerField(
+        _("attempts"), default=0, help_text=_("Times the receiver has been run for it.")
+    )
+    next_attempt_at = models.DateTimeField(
+        _("next attempt at"),
+        null=True,
+        blank=True,
+        help_text=_("When it is due (again); empty once delivered or dead."),
+    )
+    created_at = models.DateTimeField(_("created at"), help_text=_("When it was written."))
+    dispatched_at = models.DateTimeField(
+        _("dispatched at"), null=True, blank=True, help_text=_("When it was last handed over.")
+    )
+    last_attempt_at = models.DateTimeField(
+        _("last attempt at"), null=True, blank=True, help_text=_("When the receiver last ran.")
+    )
+    delivered_at = models.DateTimeField(
+        _("delivered at"), null=True, blank=True, help_text=_("When the receiver succeeded.")
+    )
+    last_error = models.TextField(
+        _("last error"), blank=True, default="", help_text=_("The last failure, one line.")
+    )
+    traceback = models.TextField(
+        _("traceback"), blank=True, default="", help_text=_("Traceback of the last failure.")
+    )
+    task_id = models.CharField(
+        _("task id"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("Id of the queue task carrying it, where the dispatcher has one."),
+    )
+    claimed_by = models.CharField(
+        _("claimed by"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("Relay holding a lease on it."),
+    )
+    claimed_until = models.DateTimeField(
+        _("claimed until"), null=True, blank=True, help_text=_("When that lease ends.")
+    )
+    ordering_key = models.CharField(
+        _("ordering key"),
+        max_length=255,
+        blank=True,
+        default="",
+        help_text=_("Copied from the event for ordered receivers."),
+    )
+
+    objects = DeliveryManager()
+
+    class Meta:
+        db_table = "domain_events_delivery"
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        ordering = ("-created_at", "-id")
+        indexes = (
+            models.Index(fields=("state", "next_attempt_at"), name="dde_delivery_owed_idx"),
+            models.Index(fields=("receiver", "state"), name="dde_delivery_receiver_idx"),
+            models.Index(fields=("task_id",), name="dde_delivery_task_idx"),
+        )
+        permissions = (("retry_delivery", _("Can retry deliveries")),)
+
+    def __str__(self) -> str:
+        return f"{self.receiver} ← {self.event_id} ({self.state})"

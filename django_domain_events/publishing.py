@@ -1,0 +1,307 @@
+"""``publish()``: write events and their deliveries in the caller's transaction, and hand the
+deliveries to their dispatchers once that transaction commits.
+
+Per transaction, the deliveries are gathered in one ``_Batch`` and a single ``on_commit`` hook
+dispatches them all. Django forgets an ``on_commit`` hook registered inside a savepoint that is
+rolled back, so batches are kept per savepoint state: a hook registered in a savepoint that
+rolls back takes only that savepoint's (rolled back) deliveries with it, and a later publish in
+the same transaction starts a new batch with a hook of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+from asgiref.sync import sync_to_async
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from . import signals
+from .conf import settings
+from .dispatchers import dispatchers
+from .dispatchers.base import OwedDelivery
+from .envelope import Envelope, current_envelope
+from .events import DomainEvent, NamedEvent, event_class_for
+from .exceptions import PayloadError
+from .ids import uuid7
+from .models import Delivery, DeliveryState, OutboxEvent
+from .registry import registry
+from .serialization import decode_json, encode_event, encode_payload
+
+logger = logging.getLogger("django_domain_events")
+
+_BATCHES_ATTR = "_domain_events_batches"
+
+# Lists that testing.capture_events() blocks collect published events into.
+_captures: list[list[tuple[DomainEvent | NamedEvent, Envelope]]] = []
+
+
+class _Batch:
+    """Deliveries published under one savepoint state of one transaction."""
+
+    __slots__ = ("alias", "envelopes", "hook", "key", "owed")
+
+    def __init__(self, alias: str, key: tuple[str, ...]) -> None:
+        self.alias = alias
+        self.key = key
+        self.owed: list[OwedDelivery] = []
+        self.envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
+        self.hook = self.run  # one bound method, so identity checks can find it
+
+    def is_registered(self, connection: BaseDatabaseWrapper) -> bool:
+        hook = self.hook
+        return any(entry[1] is hook for entry in connection.run_on_commit)
+
+    def run(self) -> None:
+        """The ``on_commit`` hook: announce the events, then dispatch their deliveries."""
+        batches = getattr(connections[self.alias], _BATCHES_ATTR, None)
+        if batches is not None and batches.get(self.key) is self:
+            del batches[self.key]
+        owed, self.owed = self.owed, []
+        envelopes, self.envelopes = self.envelopes, []
+        for event, envelope in envelopes:
+            signals.send(
+                signals.event_published,
+                sender=type(event),
+                event=event,
+                envelope=envelope,
+                using=self.alias,
+            )
+        by_dispatcher: dict[str, list[OwedDelivery]] = {}
+        for item in owed:
+            by_dispatcher.setdefault(item.dispatcher, []).append(item)
+        for name, items in by_dispatcher.items():
+            try:
+                dispatchers[name].dispatch(items)
+            except Exception:
+                # Never into the caller: the deliveries stay owed and the relay sends them.
+                logger.exception(
+                    "Dispatcher %r failed to dispatch %d deliveries; they stay owed",
+                    name,
+                    len(items),
+                )
+
+
+def _batch_for(connection: BaseDatabaseWrapper, alias: str) -> _Batch:
+    batches: dict[tuple[str, ...], _Batch] | None = getattr(connection, _BATCHES_ATTR, None)
+    if batches is None:
+        batches = {}
+        setattr(connection, _BATCHES_ATTR, batches)
+    key = tuple(connection.savepoint_ids)
+    batch = batches.get(key)
+    if batch is not None and batch.is_registered(connection):
+        return batch
+    # Batches whose hooks Django dropped (their transaction or savepoint rolled back) go too.
+    for stale_key in [k for k, b in batches.items() if not b.is_registered(connection)]:
+        del batches[stale_key]
+    batch = batches[key] = _Batch(alias, key)
+    connection.on_commit(batch.hook, robust=True)
+    return batch
+
+
+class _Prepared:
+    """One validated, encoded event ready to be written."""
+
+    __slots__ = ("data", "event", "event_type", "ordering_key", "version")
+
+    def __init__(
+        self, event: DomainEvent | NamedEvent, event_type: str, version: int, data: bytes
+    ) -> None:
+        self.event = event
+        self.event_type = event_type
+        self.version = version
+        self.data = data
+        self.ordering_key = ""
+
+
+def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -> _Prepared:
+    # ``event`` is typed object: callers without type checking pass anything, and each wrong
+    # kind gets its own message.
+    if isinstance(event, DomainEvent):
+        if payload is not None:
+            raise TypeError(
+                f"publish({type(event).__qualname__}(...), payload): a typed event carries its "
+                f"own fields; pass a payload only with an event type string."
+            )
+        return _Prepared(event, event.event_type, event.version, encode_event(event, max_bytes))
+    if isinstance(event, str):
+        event = NamedEvent(event_type=event, payload=dict(payload) if payload is not None else {})
+    elif not isinstance(event, NamedEvent):
+        if isinstance(event, type) and issubclass(event, DomainEvent):
+            raise TypeError(
+                f"publish({event.__qualname__}): pass an instance, e.g. "
+                f"publish({event.__qualname__}(...)), not the class."
+            )
+        raise TypeError(
+            f"publish() takes a DomainEvent instance or an event type string, got "
+            f"{type(event).__qualname__} {event!r:.60}."
+        )
+    elif payload is not None:
+        raise TypeError("publish(NamedEvent(...), payload): the NamedEvent has its payload.")
+    if not event.event_type or not isinstance(event.event_type, str):
+        raise PayloadError(f"Event type must be a non-empty string, got {event.event_type!r}.")
+    event_class = event_class_for(event.event_type)
+    if event_class is not None:
+        raise PayloadError(
+            f"{event.event_type!r} is the event type of {event_class.__qualname__}; publish "
+            f"{event_class.__qualname__}(...) instead of a plain payload."
+        )
+    data = encode_payload(event.event_type, event.payload, max_bytes)
+    # Receivers get the payload as it will read back from JSON (tuples become lists).
+    named = NamedEvent(
+        event_type=event.event_type, payload=decode_json(data), version=event.version
+    )
+    return _Prepared(named, named.event_type, named.version, data)
+
+
+def _write(
+    prepared: Sequence[_Prepared], using: str | None, correlation_id: str | None
+) -> list[uuid.UUID]:
+    alias = using or router.db_for_write(OutboxEvent) or DEFAULT_DB_ALIAS
+    connection = connections[alias]
+    now = timezone.now()
+    parent = current_envelope()
+    causation_id = parent.event_id if parent is not None else None
+    if correlation_id is None and parent is not None:
+        correlation_id = parent.correlation_id
+    default_dispatcher = settings.DISPATCHER
+
+    rows: list[OutboxEvent] = []
+    deliveries: list[Delivery] = []
+    owed: list[OwedDelivery] = []
+    envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
+    ids: list[uuid.UUID] = []
+    for item in prepared:
+        event_id = uuid7()
+        ids.append(event_id)
+        correlation = correlation_id or str(event_id)
+        rows.append(
+            OutboxEvent(
+                id=event_id,
+                event_type=item.event_type,
+                version=item.version,
+                payload=msgspec.Raw(item.data),
+                occurred_at=now,
+                correlation_id=correlation,
+                causation_id=causation_id,
+                ordering_key=item.ordering_key,
+            )
+        )
+        envelope = Envelope(
+            event_id=event_id,
+            event_type=item.event_type,
+            version=item.version,
+            occurred_at=now,
+            correlation_id=correlation,
+            causation_id=causation_id,
+        )
+        envelopes.append((item.event, envelope))
+        for receiver in registry.receivers_for(item.event_type):
+            delivery_id = uuid7()
+            dispatcher = receiver.dispatcher or default_dispatcher
+            queue = receiver.queue or ""
+            deliveries.append(
+                Delivery(
+                    id=delivery_id,
+                    event_id=event_id,
+                    receiver=receiver.name,
+                    dispatcher=dispatcher,
+                    queue=queue,
+                    state=DeliveryState.PENDING,
+                    next_attempt_at=now,
+                    created_at=now,
+                    ordering_key=item.ordering_key,
+                )
+            )
+            owed.append(
+                OwedDelivery(
+                    delivery_id=delivery_id,
+                    receiver=receiver.name,
+                    dispatcher=dispatcher,
+                    queue=queue,
+                    using=alias,
+                    event=item.event,
+                    envelope=envelope,
+                )
+            )
+
+    if connection.in_atomic_block:
+        _insert(connection, alias, rows, deliveries, owed, envelopes)
+    else:
+        with transaction.atomic(using=alias):
+            _insert(connection, alias, rows, deliveries, owed, envelopes)
+    for capture in _captures:
+        capture.extend(envelopes)
+    return ids
+
+
+def _insert(
+    connection: BaseDatabaseWrapper,
+    alias: str,
+    rows: list[OutboxEvent],
+    deliveries: list[Delivery],
+    owed: list[OwedDelivery],
+    envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]],
+) -> None:
+    try:
+        OutboxEvent.objects.using(alias).bulk_create(rows)
+        if deliveries:
+            Delivery.objects.using(alias).bulk_create(deliveries)
+    except BaseException:
+        # An event must never commit without its deliveries: if the caller catches this error
+        # and carries on, Django refuses to commit the transaction instead.
+        transaction.set_rollback(True, using=alias)
+        raise
+    batch = _batch_for(connection, alias)
+    batch.owed.extend(owed)
+    batch.envelopes.extend(envelopes)
+
+
+def publish(
+    event: DomainEvent | NamedEvent | str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    using: str | None = None,
+    correlation_id: str | None = None,
+) -> uuid.UUID:
+    """Record ``event`` in the outbox, with one delivery per receiver, and return its id.
+
+    Call it inside the transaction whose outcome the event reports: the rows commit or roll
+    back with it, and the deliveries are dispatched once it commits. Outside a transaction it
+    runs in one of its own. ``event`` is a ``DomainEvent`` instance, or an event type string
+    with a JSON ``payload`` dict. Bad payloads raise ``PayloadError`` before anything is written.
+    """
+    return _write([_prepare(event, payload, settings.MAX_PAYLOAD_BYTES)], using, correlation_id)[0]
+
+
+def publish_many(
+    events: Iterable[DomainEvent | NamedEvent],
+    *,
+    using: str | None = None,
+    correlation_id: str | None = None,
+) -> list[uuid.UUID]:
+    """Publish several events with one bulk insert for the events and one for the deliveries.
+
+    Every event is validated before anything is written; the ids come back in order.
+    """
+    max_bytes = settings.MAX_PAYLOAD_BYTES
+    prepared = [_prepare(event, None, max_bytes) for event in events]
+    if not prepared:
+        return []
+    return _write(prepared, using, correlation_id)
+
+
+async def apublish(
+    event: DomainEvent | NamedEvent | str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    using: str | None = None,
+    correlation_id: str | None = None,
+) -> uuid.UUID:
+    """``publish()`` for async code: runs it in Django's thread for synchronous database work."""
+    return await sync_to_async(publish)(event, payload, using=using, correlation_id=correlation_id)

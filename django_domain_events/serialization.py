@@ -1,0 +1,399 @@
+"""The payload codec: validate an event against its declared field types, encode it to JSON,
+and decode stored JSON back to the exact same event.
+
+msgspec does the encoding and decoding (fast, typed, exact for every supported type). Before
+encoding, a checker compiled once per event class walks the values against the declared types,
+because msgspec's encoder does not look at annotations: without the check a ``float`` in a
+``Decimal`` field would be stored and come back as a different type.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import math
+import types
+import typing
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from json import JSONEncoder
+from typing import Any
+
+import msgspec
+
+from .events import DomainEvent, NamedEvent, event_class_for
+from .exceptions import EventDecodeError, EventDefinitionError, PayloadError
+
+Checker = Callable[[Any, str], None]
+
+
+class _Mismatch(Exception):
+    def __init__(self, path: str, expected: str, value: Any, hint: str = "") -> None:
+        self.path, self.expected, self.value, self.hint = path, expected, value, hint
+
+
+def _describe(value: Any) -> str:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{type(value).__name__} {shown}"
+
+
+def _hint_for(expected: type, value: Any) -> str:
+    if expected is Decimal and isinstance(value, float | int | str) and not isinstance(value, bool):
+        return f" — pass Decimal({str(value)!r})"
+    if expected is uuid.UUID and isinstance(value, str):
+        return f" — pass uuid.UUID({value!r})"
+    if expected is float and isinstance(value, Decimal):
+        return " — pass float(value), or declare the field as Decimal"
+    return ""
+
+
+def _exact(tp: type, name: str | None = None) -> Checker:
+    label = name or tp.__name__
+
+    def check(value: Any, path: str) -> None:
+        if type(value) is not tp:
+            raise _Mismatch(path, label, value, _hint_for(tp, value))
+
+    return check
+
+
+def _check_float(value: Any, path: str) -> None:
+    # int is accepted for float fields (the numeric tower); it is received as an equal float.
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise _Mismatch(path, "finite float", value, " — JSON has no NaN or infinity")
+    elif type(value) is not int:
+        raise _Mismatch(path, "float", value, _hint_for(float, value))
+
+
+def _check_decimal(value: Any, path: str) -> None:
+    if type(value) is not Decimal:
+        raise _Mismatch(path, "Decimal", value, _hint_for(Decimal, value))
+    if not value.is_finite():
+        raise _Mismatch(path, "finite Decimal", value)
+
+
+def _check_none(value: Any, path: str) -> None:
+    if value is not None:
+        raise _Mismatch(path, "None", value)
+
+
+def _check_uuid(value: Any, path: str) -> None:
+    if not isinstance(value, uuid.UUID):
+        raise _Mismatch(path, "UUID", value, _hint_for(uuid.UUID, value))
+
+
+def _check_datetime(value: Any, path: str) -> None:
+    if not isinstance(value, dt.datetime):
+        raise _Mismatch(path, "datetime", value)
+
+
+def _check_date(value: Any, path: str) -> None:
+    if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
+        hint = " — pass value.date()" if isinstance(value, dt.datetime) else ""
+        raise _Mismatch(path, "date", value, hint)
+
+
+def _check_time(value: Any, path: str) -> None:
+    if not isinstance(value, dt.time):
+        raise _Mismatch(path, "time", value)
+
+
+def _check_json(value: Any, path: str) -> None:
+    """Plain JSON values: what a named event's payload (or an ``Any`` field) may hold."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return
+    if kind is float:
+        _check_float(value, path)
+    elif kind is list or kind is tuple:
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]")
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Mismatch(f"{path}[{key!r}]", "str key", key)
+            _check_json(item, f"{path}[{key!r}]")
+    else:
+        hint = " — convert it to str, int, float, bool, None, list or dict"
+        if isinstance(value, Decimal | uuid.UUID | dt.date | dt.time):
+            hint = (
+                f" — pass str(value), or declare a DomainEvent class with a {kind.__name__} field"
+            )
+        raise _Mismatch(path, "JSON value", value, hint)
+
+
+_SCALARS: dict[Any, Checker] = {
+    str: _exact(str),
+    int: _exact(int),
+    bool: _exact(bool),
+    float: _check_float,
+    Decimal: _check_decimal,
+    type(None): _check_none,
+    None: _check_none,
+    uuid.UUID: _check_uuid,
+    dt.datetime: _check_datetime,
+    dt.date: _check_date,
+    dt.time: _check_time,
+    Any: _check_json,
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or repr(tp).replace("typing.", "")
+
+
+def _compile(tp: Any, owner: str) -> Checker:
+    """Build the checker for one declared type; unsupported types are definition errors."""
+    if tp in _SCALARS:
+        return _SCALARS[tp]
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        return _compile_union(
+            [_compile(arg, owner) for arg in args], " | ".join(map(_type_name, args))
+        )
+    if origin is typing.Literal:
+        allowed = tuple(args)
+
+        def check_literal(value: Any, path: str) -> None:
+            if not any(type(value) is type(option) and value == option for option in allowed):
+                raise _Mismatch(path, f"one of {allowed!r}", value)
+
+        return check_literal
+    if tp is list or tp is dict or tp is tuple:
+        return _check_json_container(tp)
+    if origin is list:
+        return _compile_sequence(list, _compile(args[0], owner) if args else _check_json)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _compile_sequence(tuple, _compile(args[0], owner))
+        return _compile_fixed_tuple([_compile(arg, owner) for arg in args])
+    if origin is dict:
+        if args and args[0] is not str:
+            raise EventDefinitionError(
+                f"{owner}: dict keys must be str (JSON objects have string keys), got {tp!r}."
+            )
+        return _compile_dict(_compile(args[1], owner) if args else _check_json)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _exact(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _compile_dataclass(tp)
+    raise EventDefinitionError(
+        f"{owner}: field type {_type_name(tp)} cannot round-trip through JSON. Use str, int, "
+        f"float, bool, None, Decimal, UUID, datetime, date, time, an Enum, list, tuple, "
+        f"dict[str, ...], a nested dataclass, or an Optional/Union of these."
+    )
+
+
+def _compile_union(checkers: list[Checker], label: str) -> Checker:
+    def check_union(value: Any, path: str) -> None:
+        for checker in checkers:
+            try:
+                checker(value, path)
+            except _Mismatch:
+                continue
+            return
+        raise _Mismatch(path, label, value)
+
+    return check_union
+
+
+def _check_json_container(tp: type) -> Checker:
+    def check_container(value: Any, path: str) -> None:
+        if type(value) is not tp:
+            raise _Mismatch(path, tp.__name__, value)
+        _check_json(value, path)
+
+    return check_container
+
+
+def _compile_sequence(kind: type, item: Checker) -> Checker:
+    def check_sequence(value: Any, path: str) -> None:
+        if type(value) is not kind:
+            raise _Mismatch(path, kind.__name__, value)
+        for index, element in enumerate(typing.cast("Iterable[Any]", value)):
+            item(element, f"{path}[{index}]")
+
+    return check_sequence
+
+
+def _compile_fixed_tuple(items: list[Checker]) -> Checker:
+    def check_tuple(value: Any, path: str) -> None:
+        if type(value) is not tuple or len(value) != len(items):
+            raise _Mismatch(path, f"tuple of {len(items)}", value)
+        for index, (checker, element) in enumerate(zip(items, value, strict=True)):
+            checker(element, f"{path}[{index}]")
+
+    return check_tuple
+
+
+def _compile_dict(item: Checker) -> Checker:
+    def check_dict(value: Any, path: str) -> None:
+        if type(value) is not dict:
+            raise _Mismatch(path, "dict", value)
+        for key, element in value.items():
+            if type(key) is not str:
+                raise _Mismatch(f"{path}[{key!r}]", "str key", key)
+            item(element, f"{path}[{key!r}]")
+
+    return check_dict
+
+
+_dataclass_checkers: dict[type, Checker] = {}
+
+
+def _compile_dataclass(cls: type) -> Checker:
+    if cls in _dataclass_checkers:
+        return _dataclass_checkers[cls]
+    fields: list[tuple[str, Checker]] = []
+
+    def check_dataclass(value: Any, path: str) -> None:
+        if type(value) is not cls:
+            raise _Mismatch(path, cls.__qualname__, value)
+        for name, checker in fields:
+            checker(getattr(value, name), f"{path}.{name}")
+
+    # Registered before compiling the fields so a self-referencing dataclass terminates.
+    _dataclass_checkers[cls] = check_dataclass
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception as exc:
+        del _dataclass_checkers[cls]
+        raise EventDefinitionError(
+            f"{cls.__qualname__}: its field annotations cannot be resolved ({exc}). Define the "
+            f"referenced types at module level."
+        ) from exc
+    try:
+        for dc_field in dataclasses.fields(cls):
+            fields.append(
+                (
+                    dc_field.name,
+                    _compile(hints[dc_field.name], f"{cls.__qualname__}.{dc_field.name}"),
+                )
+            )
+    except Exception:
+        del _dataclass_checkers[cls]
+        raise
+    return check_dataclass
+
+
+class _EventCodec:
+    """What the codec knows about one event class: its checker and its msgspec decoder."""
+
+    __slots__ = ("check", "event_class")
+
+    def __init__(self, event_class: type[DomainEvent]) -> None:
+        if not dataclasses.is_dataclass(typing.cast(object, event_class)):
+            raise EventDefinitionError(
+                f"{event_class.__qualname__} must be a dataclass: decorate it with "
+                f"@dataclass(frozen=True)."
+            )
+        self.event_class = event_class
+        self.check: Checker = _compile_dataclass(event_class)
+        try:
+            msgspec.json.Decoder(event_class)
+        except TypeError as exc:
+            raise EventDefinitionError(f"{event_class.__qualname__}: {exc}") from exc
+
+
+_codecs: dict[type[DomainEvent], _EventCodec] = {}
+
+
+def codec_for(event_class: type[DomainEvent]) -> _EventCodec:
+    """The cached codec of ``event_class``; raises ``EventDefinitionError`` if it cannot exist."""
+    codec = _codecs.get(event_class)
+    if codec is None:
+        codec = _codecs[event_class] = _EventCodec(event_class)
+    return codec
+
+
+def check_event_class(event_class: type[DomainEvent]) -> None:
+    """Raise ``EventDefinitionError`` when ``event_class`` cannot be stored exactly."""
+    codec_for(event_class)
+
+
+def _payload_error(label: str, mismatch: _Mismatch) -> PayloadError:
+    return PayloadError(
+        f"{label}{mismatch.path}: {mismatch.expected} expected, got "
+        f"{_describe(mismatch.value)}{mismatch.hint}."
+    )
+
+
+def _check_size(label: str, data: bytes, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise PayloadError(
+            f"{label}: payload is {len(data):,} bytes encoded, above the limit of {max_bytes:,} "
+            f"(DOMAIN_EVENTS['MAX_PAYLOAD_BYTES']). Store large data elsewhere and publish its id."
+        )
+
+
+def encode_event(event: DomainEvent, max_bytes: int) -> bytes:
+    """Validate ``event`` against its declared types and return its JSON encoding."""
+    cls = type(event)
+    codec = codec_for(cls)
+    try:
+        codec.check(event, "")
+    except _Mismatch as mismatch:
+        raise _payload_error(cls.__qualname__, mismatch) from None
+    data = msgspec.json.encode(event)
+    _check_size(cls.__qualname__, data, max_bytes)
+    return data
+
+
+def encode_payload(event_type: str, payload: Mapping[str, Any], max_bytes: int) -> bytes:
+    """Validate a named event's payload (plain JSON values only) and return its encoding."""
+    if type(payload) is not dict:
+        if not isinstance(payload, Mapping):
+            raise PayloadError(
+                f"{event_type}: the payload must be a dict, got {_describe(payload)}."
+            )
+        payload = dict(payload)
+    try:
+        _check_json(payload, "")
+    except _Mismatch as mismatch:
+        raise _payload_error(f"{event_type} payload", mismatch) from None
+    data = msgspec.json.encode(payload)
+    _check_size(event_type, data, max_bytes)
+    return data
+
+
+def decode_event(event_type: str, version: int, payload: Any) -> DomainEvent | NamedEvent:
+    """Turn a stored payload back into its event: the current class (upcast from older
+    versions) for typed events, a ``NamedEvent`` for named ones."""
+    event_class = event_class_for(event_type)
+    if event_class is None:
+        return NamedEvent(event_type=event_type, payload=payload, version=version)
+    if version > event_class.version:
+        raise EventDecodeError(
+            f"{event_type}: stored payload is version {version}, newer than "
+            f"{event_class.__qualname__}.version = {event_class.version}. Deploy the code that "
+            f"wrote it before processing it."
+        )
+    if version < event_class.version:
+        payload = event_class.upcast(dict(payload), version)
+    try:
+        return msgspec.convert(payload, event_class)
+    except msgspec.ValidationError as exc:
+        raise EventDecodeError(
+            f"{event_type} (version {version}): stored payload does not fit "
+            f"{event_class.__qualname__}: {exc}. If the class changed shape, bump its version "
+            f"and define upcast()."
+        ) from exc
+
+
+def decode_json(data: bytes) -> Any:
+    """Decode JSON bytes to plain Python values."""
+    return msgspec.json.decode(data)
+
+
+class PayloadJSONEncoder(JSONEncoder):
+    """JSON encoder for the payload column: msgspec for speed, and pre-encoded ``msgspec.Raw``
+    payloads written as they are instead of being decoded and encoded again."""
+
+    def encode(self, o: Any) -> str:
+        return msgspec.json.encode(o).decode()

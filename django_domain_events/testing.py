@@ -1,0 +1,160 @@
+"""Test helpers: capture what a block published, and run owed deliveries to completion.
+
+Both work in plain pytest tests, under Django's ``TestCase`` (where ``on_commit`` hooks only run
+inside ``captureOnCommitCallbacks(execute=True)``) and under ``TransactionTestCase``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, router
+
+from .delivery import Outcome, owed_delivery, run_delivery
+from .envelope import Envelope
+from .events import DomainEvent, NamedEvent
+from .models import Delivery, OutboxEvent
+
+
+@dataclass(frozen=True)
+class CapturedEvent:
+    """One ``publish()`` call seen by ``capture_events()``."""
+
+    event: DomainEvent | NamedEvent
+    envelope: Envelope
+
+    @property
+    def event_type(self) -> str:
+        """The event's type."""
+        return self.envelope.event_type
+
+
+class CapturedEvents(list[CapturedEvent]):
+    """The events published inside a ``capture_events()`` block, in publish order.
+
+    Events are recorded when ``publish()`` returns, so one published in a transaction that later
+    rolled back is still listed; check ``OutboxEvent`` rows to see what committed.
+    """
+
+    def of_type(self, event: type[DomainEvent] | str) -> list[DomainEvent | NamedEvent]:
+        """The published events of one class or event type."""
+        event_type = event if isinstance(event, str) else event.event_type
+        return [item.event for item in self if item.event_type == event_type]
+
+    @property
+    def events(self) -> list[DomainEvent | NamedEvent]:
+        """Just the event objects."""
+        return [item.event for item in self]
+
+    def assert_published(
+        self, event: type[DomainEvent] | str, *, count: int | None = None, **fields: Any
+    ) -> list[DomainEvent | NamedEvent]:
+        """Assert events of this type were published, optionally ``count`` of them, with the
+        given field values (payload keys for named events); return the matching events."""
+        candidates = self.of_type(event)
+        matching = [item for item in candidates if _has_fields(item, fields)]
+        name = event if isinstance(event, str) else event.__qualname__
+        if count is None and not matching:
+            raise AssertionError(
+                f"No {name} published{_with(fields)}. Published: {self._summary()}"
+            )
+        if count is not None and len(matching) != count:
+            raise AssertionError(
+                f"Expected {count} {name} published{_with(fields)}, found {len(matching)}. "
+                f"Published: {self._summary()}"
+            )
+        return matching
+
+    def assert_not_published(self, event: type[DomainEvent] | str, **fields: Any) -> None:
+        """Assert no event of this type (with these field values) was published."""
+        self.assert_published(event, count=0, **fields)
+
+    def _summary(self) -> str:
+        if not self:
+            return "nothing."
+        counts = Counter(item.event_type for item in self)
+        return ", ".join(f"{event_type} x{n}" for event_type, n in counts.items()) + "."
+
+
+def _has_fields(event: DomainEvent | NamedEvent, fields: dict[str, Any]) -> bool:
+    if isinstance(event, NamedEvent):
+        return all(event.payload.get(key, _MISSING) == value for key, value in fields.items())
+    return all(getattr(event, key, _MISSING) == value for key, value in fields.items())
+
+
+_MISSING = object()
+
+
+def _with(fields: dict[str, Any]) -> str:
+    if not fields:
+        return ""
+    return " with " + ", ".join(f"{key}={value!r}" for key, value in fields.items())
+
+
+@contextmanager
+def capture_events() -> Iterator[CapturedEvents]:
+    """Collect every event published inside the block::
+
+    with capture_events() as published:
+        place_order(cart)
+    published.assert_published(OrderPlaced, order_id=order.pk)
+    """
+    from . import publishing
+
+    captured = CapturedEvents()
+    sink: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
+    publishing._captures.append(sink)
+    try:
+        yield captured
+    finally:
+        publishing._captures.remove(sink)
+        captured.extend(CapturedEvent(event, envelope) for event, envelope in sink)
+
+
+@dataclass
+class DrainResult:
+    """How many deliveries ``drain()`` ran to each outcome."""
+
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    skipped: int = 0
+    outcomes: Counter[Outcome] = field(default_factory=Counter, repr=False)
+
+    @property
+    def total(self) -> int:
+        """Deliveries run."""
+        return self.delivered + self.failed + self.dead
+
+
+def drain(*, using: str | None = None, max_rounds: int = 50, batch_size: int = 500) -> DrainResult:
+    """Run every runnable delivery now, in this process, until none is left.
+
+    Retries are run at once (their backoff is not waited for) until they succeed or go dead, and
+    deliveries of events published by receivers are run too. ``max_rounds`` bounds the loop for
+    receivers that keep publishing.
+    """
+    alias = using or router.db_for_write(OutboxEvent) or DEFAULT_DB_ALIAS
+    result = DrainResult()
+    for _ in range(max_rounds):
+        rows = list(
+            Delivery.objects.using(alias).runnable().order_by("created_at", "id")[:batch_size]
+        )
+        if not rows:
+            break
+        for row in rows:
+            outcome = run_delivery(owed_delivery(row, alias))
+            result.outcomes[outcome] += 1
+            if outcome is Outcome.DELIVERED:
+                result.delivered += 1
+            elif outcome is Outcome.FAILED:
+                result.failed += 1
+            elif outcome is Outcome.DEAD:
+                result.dead += 1
+            else:
+                result.skipped += 1
+    return result

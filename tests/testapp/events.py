@@ -1,0 +1,31 @@
+"""Events of the test app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django_domain_events import DomainEvent
+
+
+@dataclass(frozen=True)
+class OrderPlaced(DomainEvent):
+    order_id: int
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class OrderShipped(DomainEvent):
+    """Version 2 added ``carrier``; rows written at version 1 are upcast."""
+
+    version = 2
+
+    order_id: int
+    carrier: str
+
+    @classmethod
+    def upcast(cls, payload: dict[str, Any], from_version: int) -> dict[str, Any]:
+        if from_version == 1:
+            return {**payload, "carrier": "unknown"}
+        return super().upcast(payload, from_version)

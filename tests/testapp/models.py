@@ -1,0 +1,24 @@
+"""Models the test receivers write to, so tests can count receiver effects in the database."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Order(models.Model):
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(max_length=20, default="new")
+
+    def __str__(self) -> str:
+        return f"Order {self.pk}"
+
+
+class Effect(models.Model):
+    """One row per receiver run that committed: counting them proves exactly-once effects."""
+
+    receiver = models.CharField(max_length=255)
+    event_id = models.UUIDField()
+    attempt = models.PositiveIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.receiver} {self.event_id}"
