@@ -29,6 +29,7 @@ from .envelope import Envelope, current_envelope
 from .events import DomainEvent, NamedEvent, event_class_for
 from .exceptions import PayloadError
 from .ids import uuid7
+from .managers import insert_rows
 from .models import Delivery, DeliveryState, OutboxEvent
 from .registry import registry
 from .serialization import decode_json, encode_event, encode_payload
@@ -36,6 +37,35 @@ from .serialization import decode_json, encode_event, encode_payload
 logger = logging.getLogger("django_domain_events")
 
 _BATCHES_ATTR = "_domain_events_batches"
+
+# Column order of the value tuples _write() builds for insert_rows().
+EVENT_COLUMNS = (
+    "id",
+    "event_type",
+    "version",
+    "payload",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+    "ordering_key",
+    "headers",
+)
+DELIVERY_COLUMNS = (
+    "id",
+    "event",
+    "receiver",
+    "dispatcher",
+    "queue",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "ordering_key",
+    "last_error",
+    "traceback",
+    "task_id",
+    "claimed_by",
+)
 
 # Lists that testing.capture_events() blocks collect published events into.
 _captures: list[list[tuple[DomainEvent | NamedEvent, Envelope]]] = []
@@ -171,25 +201,27 @@ def _write(
         correlation_id = parent.correlation_id
     default_dispatcher = settings.DISPATCHER
 
-    rows: list[OutboxEvent] = []
-    deliveries: list[Delivery] = []
+    events: list[tuple[Any, ...]] = []
+    deliveries: list[tuple[Any, ...]] = []
     owed: list[OwedDelivery] = []
     envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
     ids: list[uuid.UUID] = []
+    pending = DeliveryState.PENDING
     for item in prepared:
         event_id = uuid7()
         ids.append(event_id)
         correlation = correlation_id or str(event_id)
-        rows.append(
-            OutboxEvent(
-                id=event_id,
-                event_type=item.event_type,
-                version=item.version,
-                payload=msgspec.Raw(item.data),
-                occurred_at=now,
-                correlation_id=correlation,
-                causation_id=causation_id,
-                ordering_key=item.ordering_key,
+        events.append(
+            (
+                event_id,
+                item.event_type,
+                item.version,
+                msgspec.Raw(item.data),
+                now,
+                correlation,
+                causation_id,
+                item.ordering_key,
+                {},
             )
         )
         envelope = Envelope(
@@ -206,16 +238,21 @@ def _write(
             dispatcher = receiver.dispatcher or default_dispatcher
             queue = receiver.queue or ""
             deliveries.append(
-                Delivery(
-                    id=delivery_id,
-                    event_id=event_id,
-                    receiver=receiver.name,
-                    dispatcher=dispatcher,
-                    queue=queue,
-                    state=DeliveryState.PENDING,
-                    next_attempt_at=now,
-                    created_at=now,
-                    ordering_key=item.ordering_key,
+                (
+                    delivery_id,
+                    event_id,
+                    receiver.name,
+                    dispatcher,
+                    queue,
+                    pending,
+                    0,
+                    now,
+                    now,
+                    item.ordering_key,
+                    "",
+                    "",
+                    "",
+                    "",
                 )
             )
             owed.append(
@@ -231,10 +268,10 @@ def _write(
             )
 
     if connection.in_atomic_block:
-        _insert(connection, alias, rows, deliveries, owed, envelopes)
+        _insert(connection, alias, events, deliveries, owed, envelopes)
     else:
         with transaction.atomic(using=alias):
-            _insert(connection, alias, rows, deliveries, owed, envelopes)
+            _insert(connection, alias, events, deliveries, owed, envelopes)
     for capture in _captures:
         capture.extend(envelopes)
     return ids
@@ -243,15 +280,15 @@ def _write(
 def _insert(
     connection: BaseDatabaseWrapper,
     alias: str,
-    rows: list[OutboxEvent],
-    deliveries: list[Delivery],
+    events: list[tuple[Any, ...]],
+    deliveries: list[tuple[Any, ...]],
     owed: list[OwedDelivery],
     envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]],
 ) -> None:
     try:
-        OutboxEvent.objects.using(alias).bulk_create(rows)
+        insert_rows(OutboxEvent, EVENT_COLUMNS, events, alias)
         if deliveries:
-            Delivery.objects.using(alias).bulk_create(deliveries)
+            insert_rows(Delivery, DELIVERY_COLUMNS, deliveries, alias)
     except BaseException:
         # An event must never commit without its deliveries: if the caller catches this error
         # and carries on, Django refuses to commit the transaction instead.
