@@ -117,7 +117,10 @@ def capture_events() -> Iterator[CapturedEvents]:
 
 @dataclass
 class DrainResult:
-    """How many deliveries ``drain()`` ran to each outcome."""
+    """How many receiver runs ``drain()`` made, by outcome.
+
+    A delivery that fails twice and then succeeds counts as two ``failed`` and one ``delivered``.
+    """
 
     delivered: int = 0
     failed: int = 0
@@ -127,7 +130,7 @@ class DrainResult:
 
     @property
     def total(self) -> int:
-        """Deliveries run."""
+        """Receiver runs made."""
         return self.delivered + self.failed + self.dead
 
 

@@ -1,0 +1,1 @@
+"""The demo shop: orders and payments that publish domain events."""

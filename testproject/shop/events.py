@@ -1,0 +1,46 @@
+"""What happens in the shop, as domain events.
+
+Typed events are frozen dataclasses; their ``event_type`` is ``"shop.<ClassName>"``. The two
+named events below carry plain JSON payloads and need no class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django_domain_events import DomainEvent
+
+
+@dataclass(frozen=True)
+class OrderPlaced(DomainEvent):
+    """A customer placed an order."""
+
+    order_id: int
+    total: Decimal
+    customer: str
+
+
+@dataclass(frozen=True)
+class PaymentReceived(DomainEvent):
+    """A payment for an order came in."""
+
+    order_id: int
+    payment_id: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class OrderCancelled(DomainEvent):
+    """An order was cancelled before it shipped."""
+
+    order_id: int
+    reason: str
+
+
+NEWSLETTER_SIGNUP = "shop.newsletter_signup"
+"""Named event: ``{"email": str}``."""
+
+RECEIPT_REQUESTED = "shop.receipt_requested"
+"""Named event: ``{"order_id": int, "payment_id": int, "amount": str}``, published by a receiver
+of ``PaymentReceived`` (so it carries that event as its cause)."""

@@ -1,0 +1,104 @@
+"""The shop's receivers. django_domain_events imports this module at start-up (every installed
+app's ``handlers`` module), which registers them.
+
+Each receiver runs in its own transaction together with its delivery's "delivered" mark: the
+rows it writes here commit if and only if it succeeds. The failures are on purpose, so that the
+admin has failed and dead deliveries to show.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django_domain_events import Envelope, NamedEvent, RetryAfter, publish, receiver
+
+from .events import (
+    NEWSLETTER_SIGNUP,
+    RECEIPT_REQUESTED,
+    OrderCancelled,
+    OrderPlaced,
+    PaymentReceived,
+)
+from .models import CrmSync, EmailLog, Order
+
+logger = logging.getLogger(__name__)
+
+WAREHOUSE = "warehouse@shop.example"
+
+
+@receiver(OrderPlaced)
+def send_order_confirmation(event: OrderPlaced) -> None:
+    """Email the customer that their order arrived."""
+    EmailLog.objects.create(
+        to=event.customer, subject=f"We received your order #{event.order_id} ({event.total} €)"
+    )
+
+
+@receiver(OrderPlaced)
+def sync_order_to_crm(event: OrderPlaced, envelope: Envelope) -> None:
+    """Push the order to the CRM, recording which event and attempt did it.
+
+    The CRM rate-limits: the first attempt for every third order is refused, and the delivery
+    asks to be retried in a minute. The retry (run by the relay) succeeds.
+    """
+    if event.order_id % 3 == 0 and envelope.attempt == 1:
+        raise RetryAfter(60, reason=f"CRM answered 429 Too Many Requests for #{event.order_id}")
+    CrmSync.objects.create(
+        order_id=event.order_id,
+        event_id=envelope.event_id,
+        correlation_id=envelope.correlation_id,
+        attempt=envelope.attempt,
+    )
+
+
+@receiver(OrderPlaced)
+async def notify_warehouse(event: OrderPlaced) -> None:
+    """Ask the warehouse to pick the order. An ``async def`` receiver: the outbox runs it to
+    completion, and Django's async ORM calls run in the delivery's own transaction."""
+    order = await Order.objects.aget(pk=event.order_id)
+    await EmailLog.objects.acreate(to=WAREHOUSE, subject=f"Pick and pack {order}")
+
+
+@receiver(OrderCancelled)
+def send_cancellation_notice(event: OrderCancelled) -> None:
+    """Tell the customer their order is cancelled, and why."""
+    order = Order.objects.get(pk=event.order_id)
+    EmailLog.objects.create(
+        to=order.customer, subject=f"Your order #{order.pk} was cancelled: {event.reason}"
+    )
+
+
+@receiver(PaymentReceived, max_attempts=3)
+def push_payment_to_legacy_erp(event: PaymentReceived) -> None:
+    """Book the payment in the old ERP, which is never reachable: each delivery fails, is
+    retried, and after its third attempt becomes a dead letter waiting for a person."""
+    raise ConnectionError(
+        f"legacy ERP at erp.internal:8443 refused the connection (payment {event.payment_id})"
+    )
+
+
+@receiver(PaymentReceived)
+def request_receipt(event: PaymentReceived) -> None:
+    """Publish a follow-up event. Published while handling ``PaymentReceived``, it carries that
+    event's id as its causation id and shares its correlation id."""
+    publish(
+        RECEIPT_REQUESTED,
+        {"order_id": event.order_id, "payment_id": event.payment_id, "amount": str(event.amount)},
+    )
+
+
+@receiver(RECEIPT_REQUESTED)
+def send_receipt(event: NamedEvent) -> None:
+    """Email the receipt. Named events arrive as ``NamedEvent`` with a plain JSON payload."""
+    order = Order.objects.get(pk=event.payload["order_id"])
+    EmailLog.objects.create(
+        to=order.customer,
+        subject=f"Receipt for order #{order.pk}: {event.payload['amount']} € received",
+    )
+
+
+@receiver(NEWSLETTER_SIGNUP)
+def welcome_subscriber(event: NamedEvent) -> None:
+    """Send the newsletter's welcome email."""
+    EmailLog.objects.create(to=event.payload["email"], subject="Welcome to the shop newsletter")
+    logger.info("Welcomed newsletter subscriber %s", event.payload["email"])

@@ -1,0 +1,149 @@
+"""``manage.py seed_demo``: an admin user and a shop's worth of sample events.
+
+Run it on a migrated database; run it again to add more sample orders (the user is reused and
+its password reset).
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db.models import Count
+
+from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.testing import drain
+from shop.models import Order
+from shop.services import cancel_order, place_order, record_payment, sign_up_for_newsletter
+
+ADMIN_URL = "http://127.0.0.1:8000/admin/"
+
+# (customer, total, paid?) for the orders placed before the relay last ran ...
+EARLIER_ORDERS = [
+    ("ada@example.com", Decimal("42.00"), True),
+    ("grace@example.com", Decimal("17.50"), True),
+    ("alan@example.com", Decimal("129.99"), True),
+    ("barbara@example.com", Decimal("8.25"), False),
+    ("edsger@example.com", Decimal("64.10"), True),
+    ("margaret@example.com", Decimal("250.00"), True),
+    ("donald@example.com", Decimal("12.00"), False),
+    ("frances@example.com", Decimal("99.95"), False),
+]
+# ... and the orders placed since.
+RECENT_ORDERS = [
+    ("ken@example.com", Decimal("35.40"), True),
+    ("radia@example.com", Decimal("71.00"), False),
+    ("john@example.com", Decimal("5.99"), True),
+    ("leslie@example.com", Decimal("310.00"), False),
+]
+NEWSLETTER_SUBSCRIBERS = ["linus@example.com", "guido@example.com", "yukihiro@example.com"]
+
+
+class Command(BaseCommand):
+    help = (
+        "Create (or reset) a superuser and fill the outbox with sample events whose deliveries "
+        "end up delivered, failed and dead."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--username", default="admin", help="superuser name (default admin)")
+        parser.add_argument("--password", default="admin", help="its password (default admin)")
+
+    def handle(self, *args: Any, username: str, password: str, **options: Any) -> None:
+        self.ensure_superuser(username, password)
+        self.stdout.write(
+            "Seeding the shop. The WARNING and ERROR lines that follow come from receivers that "
+            "fail on purpose (a rate-limited CRM, an unreachable legacy ERP)."
+        )
+
+        self.stdout.write(self.style.MIGRATE_HEADING("\nEarlier today"))
+        self.trade(EARLIER_ORDERS, cancel_one=True)
+        for email in NEWSLETTER_SUBSCRIBERS:
+            sign_up_for_newsletter(email)
+        self.stdout.write(f"  {len(NEWSLETTER_SUBSCRIBERS)} newsletter sign-ups")
+
+        # In production the relay (`manage.py relay_events`) runs due retries; here drain() does
+        # one catch-up pass, retrying at once: the CRM syncs succeed on their second attempt and
+        # the ERP deliveries use up their three attempts and become dead letters.
+        self.stdout.write(self.style.MIGRATE_HEADING("\nThe relay catches up"))
+        result = drain(max_rounds=10)
+        self.stdout.write(
+            f"  {result.total} attempts: {result.delivered} delivered, {result.failed} failed "
+            f"(retried in the next round), {result.dead} dead"
+        )
+
+        # The relay has not run since, so these orders' failures wait for their retry.
+        self.stdout.write(self.style.MIGRATE_HEADING("\nJust now"))
+        self.trade(RECENT_ORDERS, cancel_one=False)
+
+        self.summary()
+        self.credentials(username, password)
+
+    def ensure_superuser(self, username: str, password: str) -> None:
+        """Create the superuser, or make the existing user one with this password."""
+        user_model = get_user_model()
+        user = user_model._default_manager.filter(username=username).first()
+        if user is None:
+            user_model._default_manager.db_manager().create_superuser(
+                username=username, email=f"{username}@shop.example", password=password
+            )
+            return
+        user.set_password(password)
+        user.is_active = user.is_staff = user.is_superuser = True
+        user.save()
+
+    def trade(self, orders: list[tuple[str, Decimal, bool]], *, cancel_one: bool) -> None:
+        """Place ``orders``, pay those marked paid, and cancel the first unpaid one if asked."""
+        placed = paid = cancelled = 0
+        for customer, total, is_paid in orders:
+            order = place_order(customer, total)
+            placed += 1
+            if is_paid:
+                record_payment(order, total, provider_reference=f"ch_demo_{order.pk:05d}")
+                paid += 1
+            elif cancel_one and not cancelled:
+                cancel_order(order, reason="the customer changed their mind")
+                cancelled += 1
+        self.stdout.write(f"  {placed} orders placed, {paid} paid, {cancelled} cancelled")
+
+    def summary(self) -> None:
+        """Counts of the outbox's deliveries by state, overall and per receiver."""
+        states = [state.value for state in DeliveryState]
+        by_receiver: dict[str, Counter[str]] = {}
+        rows = Delivery.objects.values_list("receiver", "state").annotate(n=Count("id"))
+        for receiver_name, state, n in rows:
+            by_receiver.setdefault(receiver_name, Counter())[state] += n
+        totals: Counter[str] = sum(by_receiver.values(), Counter())
+
+        self.stdout.write(self.style.MIGRATE_HEADING("\nOutbox"))
+        self.stdout.write(
+            f"  {OutboxEvent.objects.count()} events, {sum(totals.values())} deliveries, "
+            f"{Order.objects.count()} orders"
+        )
+        width = max((len(name) for name in by_receiver), default=8)
+        self.stdout.write("  " + "receiver".ljust(width) + "".join(f"{s:>11}" for s in states))
+        for name in sorted(by_receiver):
+            counts = by_receiver[name]
+            self.stdout.write(
+                "  " + name.ljust(width) + "".join(f"{counts[s]:>11}" for s in states)
+            )
+        self.stdout.write("  " + "total".ljust(width) + "".join(f"{totals[s]:>11}" for s in states))
+
+    def credentials(self, username: str, password: str) -> None:
+        """Where to look, and how to sign in."""
+        rule = "=" * 60
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\n{rule}\n"
+                f"  The demo shop is ready. Start the server and sign in:\n"
+                f"    Admin:    {ADMIN_URL}\n"
+                f"    Username: {username}\n"
+                f"    Password: {password}\n"
+                f"  Outbox:     {ADMIN_URL}django_domain_events/\n"
+                f"{rule}"
+            )
+        )

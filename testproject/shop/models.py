@@ -1,0 +1,73 @@
+"""The shop's own data, plus two tables that make the receivers' effects visible."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Order(models.Model):
+    """A customer's order."""
+
+    class Status(models.TextChoices):
+        PLACED = "placed", "placed"
+        PAID = "paid", "paid"
+        CANCELLED = "cancelled", "cancelled"
+
+    customer = models.EmailField(help_text="The customer's email address.")
+    total = models.DecimalField(max_digits=10, decimal_places=2)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLACED)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created", "-id")
+
+    def __str__(self) -> str:
+        return f"Order #{self.pk}"
+
+
+class Payment(models.Model):
+    """Money received for an order."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payments")
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    provider_reference = models.CharField(
+        max_length=64, help_text="The payment provider's id for the charge."
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created", "-id")
+
+    def __str__(self) -> str:
+        return f"Payment {self.provider_reference} for order #{self.order_id}"
+
+
+class EmailLog(models.Model):
+    """An email the shop sent (written by receivers instead of sending mail)."""
+
+    to = models.EmailField()
+    subject = models.CharField(max_length=200)
+    sent = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-sent", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {self.to}"
+
+
+class CrmSync(models.Model):
+    """An order pushed to the CRM, with the event and attempt that did it."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="crm_syncs")
+    event_id = models.UUIDField(help_text="The OrderPlaced event this sync handled.")
+    correlation_id = models.CharField(max_length=255)
+    attempt = models.PositiveIntegerField(help_text="Delivery attempt that succeeded (1 = first).")
+    synced = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-synced", "-id")
+        verbose_name = "CRM sync"
+
+    def __str__(self) -> str:
+        return f"CRM sync of order #{self.order_id}"

@@ -1,0 +1,109 @@
+"""The demo project end to end: migrate and seed a fresh database in real processes, then read
+what they left in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2] / "testproject"
+
+
+def manage(database: Path, *args: str) -> str:
+    """Run ``testproject/manage.py`` against ``database``; return its output, failing on error."""
+    env = dict(os.environ)
+    # pytest-django exports the suite's settings module; the demo must use its own.
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["DEMO_DATABASE_PATH"] = str(database)
+    env["DOMAIN_EVENTS_DISPATCHER"] = "sync"
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "manage.py", *args],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, (
+        f"manage.py {' '.join(args)} exited {result.returncode}:\n{output}"
+    )
+    return output
+
+
+def query(database: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(database)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A fresh demo database, migrated and seeded once; and the seed command's output."""
+    database = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    manage(database, "migrate", "--noinput")
+    return database, manage(database, "seed_demo")
+
+
+@pytest.mark.e2e
+def test_seed_demo_fills_the_outbox_with_delivered_failed_and_dead_deliveries(
+    seeded: tuple[Path, str],
+) -> None:
+    database, output = seeded
+
+    assert "Username: admin" in output
+    assert "Password: admin" in output
+    assert "http://127.0.0.1:8000/admin/" in output
+    assert query(database, "SELECT COUNT(*) FROM domain_events_outbox_event")[0][0] > 0
+    states = dict(
+        query(database, "SELECT state, COUNT(*) FROM domain_events_delivery GROUP BY state")
+    )
+    assert states.get("delivered", 0) > 0
+    assert states.get("failed", 0) > 0
+    assert states.get("dead", 0) > 0
+    # The receipt requests were published by a receiver of PaymentReceived: each names that
+    # event as its cause and shares its correlation id.
+    chains = query(
+        database,
+        """
+        SELECT cause.event_type, effect.correlation_id = cause.correlation_id
+        FROM domain_events_outbox_event AS effect
+        LEFT JOIN domain_events_outbox_event AS cause ON cause.id = effect.causation_id
+        WHERE effect.event_type = 'shop.receipt_requested'
+        """,
+    )
+    assert chains
+    assert set(chains) == {("shop.PaymentReceived", 1)}
+    # The async receiver's writes committed: one warehouse mail per order.
+    warehouse_mails = query(
+        database, "SELECT COUNT(*) FROM shop_emaillog WHERE \"to\" = 'warehouse@shop.example'"
+    )
+    assert warehouse_mails[0][0] == query(database, "SELECT COUNT(*) FROM shop_order")[0][0]
+
+
+@pytest.mark.e2e
+def test_seed_demo_runs_again_and_resets_the_password(
+    seeded: tuple[Path, str], tmp_path: Path
+) -> None:
+    database = tmp_path / "again.sqlite3"
+    shutil.copyfile(seeded[0], database)
+    orders_before = query(database, "SELECT COUNT(*) FROM shop_order")[0][0]
+
+    output = manage(database, "seed_demo", "--password", "second-secret")
+
+    assert "Password: second-secret" in output
+    assert query(database, "SELECT COUNT(*) FROM shop_order")[0][0] > orders_before
+    assert query(database, "SELECT username, is_superuser FROM auth_user") == [("admin", 1)]
+    manage(
+        database,
+        "shell",
+        "-c",
+        "from django.contrib.auth import authenticate; "
+        "assert authenticate(username='admin', password='second-secret')",
+    )
