@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -53,19 +54,25 @@ def check_settings(
                     id=f"{PREFIX}.E001",
                 )
             )
-    for key, minimum in (
-        ("MAX_ATTEMPTS", 1),
-        ("RETRY_BASE_DELAY", 0),
-        ("RETRY_MAX_DELAY", 0),
-        ("MAX_PAYLOAD_BYTES", 1),
+    for key, kinds, minimum in (
+        ("MAX_ATTEMPTS", int, 1),
+        ("RETRY_BASE_DELAY", int | float, 0),
+        ("RETRY_MAX_DELAY", int | float, 0),
+        ("MAX_PAYLOAD_BYTES", int, 1),
     ):
         if key not in configured:
             continue
         value = configured[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, kinds)
+            or not math.isfinite(value)
+            or value < minimum
+        ):
+            what = "an integer" if kinds is int else "a finite number"
             errors.append(
                 Error(
-                    f"DOMAIN_EVENTS[{key!r}] is {value!r}; it must be a number >= {minimum}.",
+                    f"DOMAIN_EVENTS[{key!r}] is {value!r}; it must be {what} >= {minimum}.",
                     hint=f"The default is {DEFAULTS[key]!r}.",
                     id=f"{PREFIX}.E002",
                 )

@@ -92,7 +92,16 @@ def run_delivery(owed: OwedDelivery) -> Outcome:
             f"No receiver named {owed.receiver!r} is registered (renamed or removed?). "
             f"Restore it, or replay the event to the receivers that exist now."
         )
-        return _settle_failure(owed, None, owed.attempts, None, reason=reason, dead=True)
+        return _settle_failure(
+            owed,
+            None,
+            owed.attempts,
+            None,
+            reason=reason,
+            dead=True,
+            envelope=owed.envelope,
+            event=owed.event,
+        )
     now = timezone.now()
     attempt = owed.attempts + 1
     event, envelope = owed.event, owed.envelope

@@ -109,7 +109,7 @@ class _InsertStatement:
         quote = connection.ops.quote_name
         self.prefix = (
             f"INSERT INTO {quote(model._meta.db_table)} "
-            f"({', '.join(quote(field.column) for field in self.fields)}) VALUES "
+            f"({', '.join(quote(str(field.column)) for field in self.fields)}) VALUES "
         )
         self.one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
         self.sql_by_size: dict[int, str] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -67,8 +67,8 @@ DELIVERY_COLUMNS = (
     "claimed_by",
 )
 
-# Lists that testing.capture_events() blocks collect published events into.
-_captures: list[list[tuple[DomainEvent | NamedEvent, Envelope]]] = []
+# Callbacks of the active testing.capture_events() blocks, called for each published event.
+_captures: list[Callable[[DomainEvent | NamedEvent, Envelope], None]] = []
 
 
 class _Batch:
@@ -117,7 +117,18 @@ class _Batch:
                 )
 
 
+def _in_test_case(connection: BaseDatabaseWrapper) -> bool:
+    # Django's TestCase never commits; its captureOnCommitCallbacks() runs only the hooks
+    # registered inside the block, so a batch whose hook was registered before the block (in
+    # setUp, say) would take later events with it. Under TestCase every publish gets its own hook.
+    return any(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+
+
 def _batch_for(connection: BaseDatabaseWrapper, alias: str) -> _Batch:
+    if _in_test_case(connection):
+        own = _Batch(alias, ())
+        connection.on_commit(own.hook, robust=True)
+        return own
     batches: dict[tuple[str, ...], _Batch] | None = getattr(connection, _BATCHES_ATTR, None)
     if batches is None:
         batches = {}
@@ -160,7 +171,8 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
             )
         return _Prepared(event, event.event_type, event.version, encode_event(event, max_bytes))
     if isinstance(event, str):
-        event = NamedEvent(event_type=event, payload=dict(payload) if payload is not None else {})
+        # encode_payload() checks the payload is a dict and says so if not.
+        event = NamedEvent(event_type=event, payload=payload if payload is not None else {})  # type: ignore[arg-type]
     elif not isinstance(event, NamedEvent):
         if isinstance(event, type) and issubclass(event, DomainEvent):
             raise TypeError(
@@ -273,7 +285,8 @@ def _write(
         with transaction.atomic(using=alias):
             _insert(connection, alias, events, deliveries, owed, envelopes)
     for capture in _captures:
-        capture.extend(envelopes)
+        for event, envelope in envelopes:
+            capture(event, envelope)
     return ids
 
 

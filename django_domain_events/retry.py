@@ -23,7 +23,9 @@ class RetryPolicy:
         Full jitter (uniform between 0 and the exponential cap) spreads retries of many
         deliveries that failed together, so they do not hit a recovering service at once.
         """
-        ceiling = min(self.max_delay, self.base_delay * 2 ** max(0, attempt - 1))
+        # The exponent is bounded first: 2.0 ** 1100 overflows long before the cap applies.
+        exponent = min(max(0, attempt - 1), 64)
+        ceiling = min(self.max_delay, self.base_delay * 2.0**exponent)
         return random.uniform(0, ceiling)
 
     def exhausted(self, attempt: int) -> bool:

@@ -51,6 +51,29 @@ def _hint_for(expected: type, value: Any) -> str:
     return ""
 
 
+def _check_str(value: Any, path: str) -> None:
+    if type(value) is not str:
+        raise _Mismatch(path, "str", value)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Mismatch(
+                path, "str encodable as UTF-8", value, " — it holds a lone surrogate"
+            ) from None
+
+
+def _check_offset(value: dt.datetime | dt.time, path: str, kind: str) -> None:
+    offset = value.utcoffset()
+    if offset is not None and offset % dt.timedelta(minutes=1):
+        raise _Mismatch(
+            path,
+            f"{kind} with a whole-minute UTC offset",
+            value,
+            " — JSON timestamps carry offsets in minutes; convert it to UTC first",
+        )
+
+
 def _exact(tp: type, name: str | None = None) -> Checker:
     label = name or tp.__name__
 
@@ -90,6 +113,7 @@ def _check_uuid(value: Any, path: str) -> None:
 def _check_datetime(value: Any, path: str) -> None:
     if not isinstance(value, dt.datetime):
         raise _Mismatch(path, "datetime", value)
+    _check_offset(value, path, "datetime")
 
 
 def _check_date(value: Any, path: str) -> None:
@@ -101,23 +125,38 @@ def _check_date(value: Any, path: str) -> None:
 def _check_time(value: Any, path: str) -> None:
     if not isinstance(value, dt.time):
         raise _Mismatch(path, "time", value)
+    _check_offset(value, path, "time")
 
 
-def _check_json(value: Any, path: str) -> None:
-    """Plain JSON values: what a named event's payload (or an ``Any`` field) may hold."""
+def _check_json(value: Any, path: str, *, tuples: bool = True) -> None:
+    """Plain JSON values: what a named event's payload (or an ``Any`` field) may hold.
+
+    With ``tuples=False`` (untyped parts of typed events) a tuple is refused: nothing tells the
+    decoder to turn the JSON array back into a tuple.
+    """
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str:
+        _check_str(value, path)
+    elif kind is int or kind is bool or value is None:
         return
-    if kind is float:
+    elif kind is float:
         _check_float(value, path)
-    elif kind is list or kind is tuple:
+    elif kind is list or (kind is tuple and tuples):
         for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]")
+            _check_json(item, f"{path}[{index}]", tuples=tuples)
     elif kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 raise _Mismatch(f"{path}[{key!r}]", "str key", key)
-            _check_json(item, f"{path}[{key!r}]")
+            _check_json(item, f"{path}[{key!r}]", tuples=tuples)
+    elif kind is tuple:
+        raise _Mismatch(
+            path,
+            "JSON value",
+            value,
+            " — an untyped field reads a tuple back as a list: pass a list, or declare the "
+            "field as tuple[...]",
+        )
     else:
         hint = " — convert it to str, int, float, bool, None, list or dict"
         if isinstance(value, Decimal | uuid.UUID | dt.date | dt.time):
@@ -127,8 +166,12 @@ def _check_json(value: Any, path: str) -> None:
         raise _Mismatch(path, "JSON value", value, hint)
 
 
+def _check_typed_json(value: Any, path: str) -> None:
+    _check_json(value, path, tuples=False)
+
+
 _SCALARS: dict[Any, Checker] = {
-    str: _exact(str),
+    str: _check_str,
     int: _exact(int),
     bool: _exact(bool),
     float: _check_float,
@@ -139,7 +182,7 @@ _SCALARS: dict[Any, Checker] = {
     dt.datetime: _check_datetime,
     dt.date: _check_date,
     dt.time: _check_time,
-    Any: _check_json,
+    Any: _check_typed_json,
 }
 
 
@@ -168,7 +211,7 @@ def _compile(tp: Any, owner: str) -> Checker:
     if tp is list or tp is dict or tp is tuple:
         return _check_json_container(tp)
     if origin is list:
-        return _compile_sequence(list, _compile(args[0], owner) if args else _check_json)
+        return _compile_sequence(list, _compile(args[0], owner) if args else _check_typed_json)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return _compile_sequence(tuple, _compile(args[0], owner))
@@ -178,7 +221,7 @@ def _compile(tp: Any, owner: str) -> Checker:
             raise EventDefinitionError(
                 f"{owner}: dict keys must be str (JSON objects have string keys), got {tp!r}."
             )
-        return _compile_dict(_compile(args[1], owner) if args else _check_json)
+        return _compile_dict(_compile(args[1], owner) if args else _check_typed_json)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return _exact(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -204,10 +247,15 @@ def _compile_union(checkers: list[Checker], label: str) -> Checker:
 
 
 def _check_json_container(tp: type) -> Checker:
+    # A bare list/tuple/dict annotation: the container's type is declared, its contents are not.
     def check_container(value: Any, path: str) -> None:
         if type(value) is not tp:
             raise _Mismatch(path, tp.__name__, value)
-        _check_json(value, path)
+        if tp is dict:
+            _check_typed_json(value, path)
+        else:
+            for index, item in enumerate(typing.cast("Iterable[Any]", value)):
+                _check_typed_json(item, f"{path}[{index}]")
 
     return check_container
 

@@ -106,13 +106,15 @@ def capture_events() -> Iterator[CapturedEvents]:
     from . import publishing
 
     captured = CapturedEvents()
-    sink: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
-    publishing._captures.append(sink)
+
+    def record(event: DomainEvent | NamedEvent, envelope: Envelope) -> None:
+        captured.append(CapturedEvent(event, envelope))
+
+    publishing._captures.append(record)
     try:
         yield captured
     finally:
-        publishing._captures.remove(sink)
-        captured.extend(CapturedEvent(event, envelope) for event, envelope in sink)
+        publishing._captures.remove(record)
 
 
 @dataclass
