@@ -168,7 +168,7 @@ def check_receivers(
                         f"Make {target.__qualname__} subclass django_domain_events.DomainEvent, "
                         f"or listen to a named event with a string."
                     ),
-                    obj=receiver.func,
+                    obj=receiver.origin,
                     id=f"{PREFIX}.E007",
                 )
             )
@@ -189,7 +189,7 @@ def check_receivers(
                         "Give it the signature (event) or (event, envelope); any other "
                         "parameter needs a default."
                     ),
-                    obj=receiver.func,
+                    obj=receiver.origin,
                     id=f"{PREFIX}.E009",
                 )
             )

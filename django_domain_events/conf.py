@@ -10,8 +10,8 @@ from typing import Any
 from django.conf import settings as django_settings
 
 DEFAULTS: dict[str, Any] = {
-    # Dispatcher used by receivers that do not name one: "sync", "celery", "deferred",
-    # or the dotted path of a Dispatcher subclass.
+    # Dispatcher used by receivers that do not name one: "sync", "deferred", or the dotted
+    # path of a Dispatcher subclass.
     "DISPATCHER": "sync",
     # Attempts before a failing delivery becomes a dead letter (per receiver: max_attempts=).
     "MAX_ATTEMPTS": 5,

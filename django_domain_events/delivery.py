@@ -138,7 +138,7 @@ def run_delivery(owed: OwedDelivery) -> Outcome:
             )
             call_receiver(receiver, event, envelope)
     except _Undeliverable as exc:
-        return _settle_failure(owed, receiver, attempt, exc, reason=str(exc), dead=True)
+        return _settle_failure(owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True)
     except Exception as exc:
         return _settle_failure(owed, receiver, attempt, exc, envelope=envelope, event=event)
     signals.send(

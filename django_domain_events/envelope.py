@@ -17,13 +17,21 @@ class Envelope:
     """
 
     event_id: uuid.UUID
+    """Id of the event (its ``OutboxEvent`` row)."""
     event_type: str
+    """The event's type, e.g. ``"shop.OrderPlaced"``."""
     version: int
+    """Schema version the payload was written at."""
     occurred_at: dt.datetime
+    """When the event was published."""
     correlation_id: str
+    """Shared by every event that descends from the same first event."""
     causation_id: uuid.UUID | None = None
+    """Id of the event whose receiver published this one, or None."""
     delivery_id: uuid.UUID | None = None
+    """Id of the delivery being run (None outside a delivery)."""
     receiver: str | None = None
+    """Name of the receiver being run (None outside a delivery)."""
     attempt: int = 0
     """Number of this attempt, 1 for the first."""
 

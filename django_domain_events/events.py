@@ -88,16 +88,31 @@ class NamedEvent:
     version: int = 1
 
 
+def retire_event_class(cls: type[DomainEvent]) -> None:
+    """Take ``cls`` out of event-type lookups and system checks, as if it were abstract.
+
+    For classes defined inside tests, which linger until garbage-collected.
+    """
+    global _generation
+    cls._abstract = True
+    _generation += 1
+
+
+def all_event_subclasses() -> set[type[DomainEvent]]:
+    """Every ``DomainEvent`` subclass still alive, abstract or not."""
+    found: set[type[DomainEvent]] = set()
+    pending: list[type[DomainEvent]] = [DomainEvent]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            if subclass not in found:
+                found.add(subclass)
+                pending.append(subclass)
+    return found
+
+
 def event_classes() -> Iterator[type[DomainEvent]]:
     """Every concrete (non-abstract) ``DomainEvent`` subclass that currently exists."""
-    pending = list(DomainEvent.__subclasses__())
-    seen: set[type[DomainEvent]] = set()
-    while pending:
-        cls = pending.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        pending.extend(cls.__subclasses__())
+    for cls in all_event_subclasses():
         if not cls._abstract:
             yield cls
 

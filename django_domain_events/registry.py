@@ -8,9 +8,11 @@ from contextlib import contextmanager
 from .receivers import Receiver
 
 
-def _same_function(a: Receiver, b: Receiver) -> bool:
+def _same_registration(a: Receiver, b: Receiver) -> bool:
     # A module imported twice (or reloaded) registers a new function object for the same code.
-    return a.func is b.func or a.origin == b.origin
+    # One function stacked under two @receiver lines is two registrations: under one name they
+    # are a duplicate for the checks to report, not a silent replacement.
+    return (a.func is b.func or a.origin == b.origin) and a.event_type == b.event_type
 
 
 class Registry:
@@ -35,9 +37,10 @@ class Registry:
         self._by_type = None
 
     def register(self, receiver: Receiver) -> None:
-        """Add ``receiver``; one with the same name from the same function replaces it."""
+        """Add ``receiver``; the same function registered again for the same event replaces
+        its earlier registration."""
         claims = self._state.get(receiver.name, ())
-        kept = tuple(other for other in claims if not _same_function(other, receiver))
+        kept = tuple(other for other in claims if not _same_registration(other, receiver))
         self._state = {**self._state, receiver.name: (*kept, receiver)}
         self._by_type = None
 

@@ -54,6 +54,13 @@ def _hint_for(expected: type, value: Any) -> str:
 def _check_str(value: Any, path: str) -> None:
     if type(value) is not str:
         raise _Mismatch(path, "str", value)
+    if "\x00" in value:
+        raise _Mismatch(
+            path,
+            "str without NUL characters",
+            value,
+            " — PostgreSQL's JSON type cannot store \\u0000; strip it or encode the bytes",
+        )
     if not value.isascii():
         try:
             value.encode("utf-8")
@@ -61,6 +68,12 @@ def _check_str(value: Any, path: str) -> None:
             raise _Mismatch(
                 path, "str encodable as UTF-8", value, " — it holds a lone surrogate"
             ) from None
+
+
+def _check_key(key: Any, path: str) -> None:
+    if type(key) is not str:
+        raise _Mismatch(path, "str key", key, " — JSON object keys are strings")
+    _check_str(key, path)
 
 
 def _check_offset(value: dt.datetime | dt.time, path: str, kind: str) -> None:
@@ -146,8 +159,7 @@ def _check_json(value: Any, path: str, *, tuples: bool = True) -> None:
             _check_json(item, f"{path}[{index}]", tuples=tuples)
     elif kind is dict:
         for key, item in value.items():
-            if type(key) is not str:
-                raise _Mismatch(f"{path}[{key!r}]", "str key", key)
+            _check_key(key, f"{path}[{key!r}]")
             _check_json(item, f"{path}[{key!r}]", tuples=tuples)
     elif kind is tuple:
         raise _Mismatch(
@@ -187,6 +199,8 @@ _SCALARS: dict[Any, Checker] = {
 
 
 def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "None"
     return getattr(tp, "__name__", None) or repr(tp).replace("typing.", "")
 
 
@@ -235,13 +249,19 @@ def _compile(tp: Any, owner: str) -> Checker:
 
 def _compile_union(checkers: list[Checker], label: str) -> Checker:
     def check_union(value: Any, path: str) -> None:
+        deepest: _Mismatch | None = None
         for checker in checkers:
             try:
                 checker(value, path)
-            except _Mismatch:
+            except _Mismatch as mismatch:
+                if mismatch.path != path and (
+                    deepest is None or len(mismatch.path) > len(deepest.path)
+                ):
+                    deepest = mismatch
                 continue
             return
-        raise _Mismatch(path, label, value)
+        # A member that matched the value's type but not its contents says more than the union.
+        raise deepest or _Mismatch(path, label, value)
 
     return check_union
 
@@ -285,8 +305,7 @@ def _compile_dict(item: Checker) -> Checker:
         if type(value) is not dict:
             raise _Mismatch(path, "dict", value)
         for key, element in value.items():
-            if type(key) is not str:
-                raise _Mismatch(f"{path}[{key!r}]", "str key", key)
+            _check_key(key, f"{path}[{key!r}]")
             item(element, f"{path}[{key!r}]")
 
     return check_dict
@@ -358,6 +377,12 @@ def codec_for(event_class: type[DomainEvent]) -> _EventCodec:
     if codec is None:
         codec = _codecs[event_class] = _EventCodec(event_class)
     return codec
+
+
+def forget_event_class(event_class: type[DomainEvent]) -> None:
+    """Drop the cached codec of ``event_class`` (the caches otherwise keep it alive)."""
+    _codecs.pop(event_class, None)
+    _dataclass_checkers.pop(event_class, None)
 
 
 def check_event_class(event_class: type[DomainEvent]) -> None:

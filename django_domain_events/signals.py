@@ -25,7 +25,9 @@ delivery_failed = Signal()
 
 delivery_dead = Signal()
 """Sent when a delivery becomes a dead letter. Arguments as ``delivery_succeeded`` plus
-``exception`` (None when the delivery could not be decoded) and ``reason``."""
+``exception`` (the receiver's last error; the decoding error when the stored event cannot be
+read; None when no receiver of that name is registered) and ``reason``. ``event`` and
+``envelope`` are None when the stored event could not be read."""
 
 
 def send(signal: Signal, sender: Any, **kwargs: Any) -> None:

@@ -97,11 +97,14 @@ def _with(fields: dict[str, Any]) -> str:
 
 @contextmanager
 def capture_events() -> Iterator[CapturedEvents]:
-    """Collect every event published inside the block::
+    """Collect every event published inside the block.
 
-    with capture_events() as published:
-        place_order(cart)
-    published.assert_published(OrderPlaced, order_id=order.pk)
+    Events are added as ``publish()`` returns, so assertions work inside the block too::
+
+        with capture_events() as published:
+            place_order(cart)
+        published.assert_published(OrderPlaced, order_id=order.pk)
+
     """
     from . import publishing
 
@@ -115,6 +118,26 @@ def capture_events() -> Iterator[CapturedEvents]:
         yield captured
     finally:
         publishing._captures.remove(record)
+
+
+@contextmanager
+def disposable_event_classes() -> Iterator[None]:
+    """Retire the event classes defined inside the block when it ends.
+
+    A class defined in a test stays a ``DomainEvent`` subclass until it is garbage-collected,
+    so its event type would still be looked up and reported by the system checks (as a
+    duplicate, say) in later tests. Retired classes take part in neither.
+    """
+    from .events import all_event_subclasses, retire_event_class
+    from .serialization import forget_event_class
+
+    before = all_event_subclasses()
+    try:
+        yield
+    finally:
+        for cls in all_event_subclasses() - before:
+            retire_event_class(cls)
+            forget_event_class(cls)
 
 
 @dataclass

@@ -653,3 +653,45 @@ def test_a_receiver_can_name_a_custom_dispatcher_by_dotted_path(
     assert (name, owed.receiver) == (RECORDING, "unit.sync.by_path")
     assert only_delivery("unit.sync.sync_too").state == DeliveryState.DELIVERED
     assert only_delivery("unit.sync.by_path").state == DeliveryState.PENDING
+
+
+@pytest.mark.django_db
+def test_a_stored_event_that_cannot_be_decoded_goes_dead_with_the_decode_error() -> None:
+    from django.utils import timezone
+
+    from django_domain_events import EventDecodeError
+    from django_domain_events.signals import delivery_dead
+    from django_domain_events.testing import drain
+
+    now = timezone.now()
+    event = OutboxEvent.objects.create(
+        event_type="testapp.OrderPlaced",
+        payload={"order_id": "not a number"},
+        occurred_at=now,
+        correlation_id="c",
+    )
+    delivery = Delivery.objects.create(
+        event=event,
+        receiver="tests.testapp.handlers.record_order_placed",
+        dispatcher="sync",
+        created_at=now,
+        next_attempt_at=now,
+    )
+    heard: list[dict[str, Any]] = []
+
+    def listener(**kwargs: Any) -> None:
+        heard.append(kwargs)
+
+    delivery_dead.connect(listener)
+    try:
+        result = drain()
+    finally:
+        delivery_dead.disconnect(listener)
+
+    delivery.refresh_from_db()
+    assert result.dead == 1
+    assert delivery.state == DeliveryState.DEAD
+    assert "does not fit OrderPlaced" in delivery.last_error
+    [kwargs] = heard
+    assert isinstance(kwargs["exception"], EventDecodeError)
+    assert kwargs["event"] is None

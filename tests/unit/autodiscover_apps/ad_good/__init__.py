@@ -1,0 +1,1 @@
+"""An app with both receiver modules autodiscovery imports: ``handlers`` and ``receivers``."""

@@ -1,0 +1,75 @@
+"""The DOMAIN_EVENTS settings: defaults, and values read from Django's settings on access."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import override_settings
+
+from django_domain_events.conf import DEFAULTS, Settings, settings
+
+EXPECTED_DEFAULTS = {
+    "DISPATCHER": "sync",
+    "MAX_ATTEMPTS": 5,
+    "RETRY_BASE_DELAY": 2.0,
+    "RETRY_MAX_DELAY": 3600.0,
+    "MAX_PAYLOAD_BYTES": 262144,
+}
+
+
+def values() -> dict[str, object]:
+    return {key: getattr(settings, key) for key in EXPECTED_DEFAULTS}
+
+
+def test_defaults_without_a_domain_events_setting() -> None:
+    with override_settings():
+        del django_settings.DOMAIN_EVENTS
+
+        assert values() == EXPECTED_DEFAULTS
+
+
+@pytest.mark.parametrize("configured", [{}, None])
+def test_defaults_with_an_empty_setting(configured: object) -> None:
+    with override_settings(DOMAIN_EVENTS=configured):
+        assert values() == EXPECTED_DEFAULTS
+
+
+def test_every_documented_key_has_a_typed_attribute() -> None:
+    attributes = {name for name in vars(Settings) if name.isupper()}
+
+    assert attributes == set(DEFAULTS) == set(EXPECTED_DEFAULTS)
+
+
+def test_configured_keys_override_their_defaults_only() -> None:
+    with override_settings(DOMAIN_EVENTS={"MAX_ATTEMPTS": 9, "DISPATCHER": "deferred"}):
+        assert values() == {**EXPECTED_DEFAULTS, "MAX_ATTEMPTS": 9, "DISPATCHER": "deferred"}
+
+
+def test_values_are_read_on_every_access() -> None:
+    # The module-level object existed before the override: nothing was read at import time.
+    assert settings.MAX_PAYLOAD_BYTES == 262144
+
+    with override_settings(DOMAIN_EVENTS={"MAX_PAYLOAD_BYTES": 100}):
+        assert settings.MAX_PAYLOAD_BYTES == 100
+        with override_settings(DOMAIN_EVENTS={"MAX_PAYLOAD_BYTES": 50}):
+            assert settings.MAX_PAYLOAD_BYTES == 50
+        assert settings.MAX_PAYLOAD_BYTES == 100
+
+    assert settings.MAX_PAYLOAD_BYTES == 262144
+
+
+def test_values_have_the_documented_types() -> None:
+    with override_settings(
+        DOMAIN_EVENTS={
+            "MAX_ATTEMPTS": 3,
+            "RETRY_BASE_DELAY": 1,
+            "RETRY_MAX_DELAY": 60,
+            "MAX_PAYLOAD_BYTES": 1024,
+        }
+    ):
+        assert type(settings.RETRY_BASE_DELAY) is float
+        assert type(settings.RETRY_MAX_DELAY) is float
+        assert settings.RETRY_BASE_DELAY == 1.0
+        assert settings.RETRY_MAX_DELAY == 60.0
+        assert type(settings.MAX_ATTEMPTS) is int
+        assert type(settings.MAX_PAYLOAD_BYTES) is int
