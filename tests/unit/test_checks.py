@@ -413,7 +413,7 @@ def test_signatures_that_take_the_event_pass(
 
 
 @override_settings(DOMAIN_EVENTS={"DISPATCHERR": "sync"})
-@pytest.mark.django_db  # Django 6 asks SQLite whether it supports JSON while checking models
+@pytest.mark.django_db(databases="__all__")  # Django 6 asks each database about JSON support
 def test_checks_are_registered_with_django() -> None:
     with pytest.raises(SystemCheckError, match=r"django_domain_events\.E001"):
         call_command("check")
