@@ -29,8 +29,8 @@ from .envelope import Envelope, current_envelope
 from .events import DomainEvent, NamedEvent, event_class_for
 from .exceptions import PayloadError
 from .ids import uuid7
-from .managers import insert_rows
-from .models import Delivery, DeliveryState, OutboxEvent
+from .inserts import writer_for
+from .models import DeliveryState, OutboxEvent
 from .registry import registry
 from .serialization import decode_json, encode_event, encode_payload
 
@@ -38,34 +38,6 @@ logger = logging.getLogger("django_domain_events")
 
 _BATCHES_ATTR = "_domain_events_batches"
 
-# Column order of the value tuples _write() builds for insert_rows().
-EVENT_COLUMNS = (
-    "id",
-    "event_type",
-    "version",
-    "payload",
-    "occurred_at",
-    "correlation_id",
-    "causation_id",
-    "ordering_key",
-    "headers",
-)
-DELIVERY_COLUMNS = (
-    "id",
-    "event",
-    "receiver",
-    "dispatcher",
-    "queue",
-    "state",
-    "attempts",
-    "next_attempt_at",
-    "created_at",
-    "ordering_key",
-    "last_error",
-    "traceback",
-    "task_id",
-    "claimed_by",
-)
 
 # Callbacks of the active testing.capture_events() blocks, called for each published event.
 _captures: list[Callable[[DomainEvent | NamedEvent, Envelope], None]] = []
@@ -299,9 +271,7 @@ def _insert(
     envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]],
 ) -> None:
     try:
-        insert_rows(OutboxEvent, EVENT_COLUMNS, events, alias)
-        if deliveries:
-            insert_rows(Delivery, DELIVERY_COLUMNS, deliveries, alias)
+        writer_for(connection).write(events, deliveries)
     except BaseException:
         # An event must never commit without its deliveries: if the caller catches this error
         # and carries on, Django refuses to commit the transaction instead.
