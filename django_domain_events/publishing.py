@@ -46,11 +46,14 @@ _captures: list[Callable[[DomainEvent | NamedEvent, Envelope], None]] = []
 class _Batch:
     """Deliveries published under one savepoint state of one transaction."""
 
-    __slots__ = ("alias", "envelopes", "hook", "key", "owed")
+    __slots__ = ("alias", "batches", "envelopes", "hook", "key", "owed")
 
-    def __init__(self, alias: str, key: tuple[str, ...]) -> None:
+    def __init__(
+        self, alias: str, key: tuple[str, ...], batches: dict[tuple[str, ...], _Batch] | None
+    ) -> None:
         self.alias = alias
         self.key = key
+        self.batches = batches
         self.owed: list[OwedDelivery] = []
         self.envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
         self.hook = self.run  # one bound method, so identity checks can find it
@@ -61,7 +64,7 @@ class _Batch:
 
     def run(self) -> None:
         """The ``on_commit`` hook: announce the events, then dispatch their deliveries."""
-        batches = getattr(connections[self.alias], _BATCHES_ATTR, None)
+        batches = self.batches
         if batches is not None and batches.get(self.key) is self:
             del batches[self.key]
         owed, self.owed = self.owed, []
@@ -93,12 +96,13 @@ def _in_test_case(connection: BaseDatabaseWrapper) -> bool:
     # Django's TestCase never commits; its captureOnCommitCallbacks() runs only the hooks
     # registered inside the block, so a batch whose hook was registered before the block (in
     # setUp, say) would take later events with it. Under TestCase every publish gets its own hook.
-    return any(getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
+    blocks = connection.atomic_blocks
+    return bool(blocks) and any(getattr(block, "_from_testcase", False) for block in blocks)
 
 
 def _batch_for(connection: BaseDatabaseWrapper, alias: str) -> _Batch:
     if _in_test_case(connection):
-        own = _Batch(alias, ())
+        own = _Batch(alias, (), None)
         connection.on_commit(own.hook, robust=True)
         return own
     batches: dict[tuple[str, ...], _Batch] | None = getattr(connection, _BATCHES_ATTR, None)
@@ -112,7 +116,7 @@ def _batch_for(connection: BaseDatabaseWrapper, alias: str) -> _Batch:
     # Batches whose hooks Django dropped (their transaction or savepoint rolled back) go too.
     for stale_key in [k for k, b in batches.items() if not b.is_registered(connection)]:
         del batches[stale_key]
-    batch = batches[key] = _Batch(alias, key)
+    batch = batches[key] = _Batch(alias, key, batches)
     connection.on_commit(batch.hook, robust=True)
     return batch
 
@@ -173,10 +177,17 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
     return _Prepared(named, named.event_type, named.version, data)
 
 
+def _default_alias() -> str:
+    # Asking the router costs more than the rest of a small publish when no router is set.
+    if not router.routers:
+        return DEFAULT_DB_ALIAS
+    return router.db_for_write(OutboxEvent) or DEFAULT_DB_ALIAS
+
+
 def _write(
     prepared: Sequence[_Prepared], using: str | None, correlation_id: str | None
 ) -> list[uuid.UUID]:
-    alias = using or router.db_for_write(OutboxEvent) or DEFAULT_DB_ALIAS
+    alias = using or _default_alias()
     connection = connections[alias]
     now = timezone.now()
     parent = current_envelope()
