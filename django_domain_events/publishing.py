@@ -2,10 +2,11 @@
 deliveries to their dispatchers once that transaction commits.
 
 Per transaction, the deliveries are gathered in one ``_Batch`` and a single ``on_commit`` hook
-dispatches them all. Django forgets an ``on_commit`` hook registered inside a savepoint that is
-rolled back, so batches are kept per savepoint state: a hook registered in a savepoint that
-rolls back takes only that savepoint's (rolled back) deliveries with it, and a later publish in
-the same transaction starts a new batch with a hook of its own.
+dispatches them all. Django forgets an ``on_commit`` hook registered inside a savepoint when that
+savepoint rolls back, so a batch only takes events published under the same live savepoints as
+its hook: then the hook and the rows it dispatches are rolled back together, never one without
+the other. A savepoint that was released can no longer roll back alone, so after an inner
+``atomic()`` block exits normally, the outer level keeps using the batch opened inside it.
 """
 
 from __future__ import annotations
@@ -44,15 +45,15 @@ _captures: list[Callable[[DomainEvent | NamedEvent, Envelope], None]] = []
 
 
 class _Batch:
-    """Deliveries published under one savepoint state of one transaction."""
+    """Deliveries published under one set of live savepoints of one transaction."""
 
-    __slots__ = ("alias", "batches", "envelopes", "hook", "key", "owed")
+    __slots__ = ("alias", "batches", "envelopes", "hook", "owed", "savepoints")
 
     def __init__(
-        self, alias: str, key: tuple[str, ...], batches: dict[tuple[str, ...], _Batch] | None
+        self, alias: str, savepoints: frozenset[str], batches: list[_Batch] | None
     ) -> None:
         self.alias = alias
-        self.key = key
+        self.savepoints = savepoints
         self.batches = batches
         self.owed: list[OwedDelivery] = []
         self.envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
@@ -64,9 +65,8 @@ class _Batch:
 
     def run(self) -> None:
         """The ``on_commit`` hook: announce the events, then dispatch their deliveries."""
-        batches = self.batches
-        if batches is not None and batches.get(self.key) is self:
-            del batches[self.key]
+        if self.batches is not None and self in self.batches:
+            self.batches.remove(self)
         owed, self.owed = self.owed, []
         envelopes, self.envelopes = self.envelopes, []
         for event, envelope in envelopes:
@@ -101,22 +101,24 @@ def _in_test_case(connection: BaseDatabaseWrapper) -> bool:
 
 
 def _batch_for(connection: BaseDatabaseWrapper, alias: str) -> _Batch:
+    live = frozenset(connection.savepoint_ids)
     if _in_test_case(connection):
-        own = _Batch(alias, (), None)
+        own = _Batch(alias, live, None)
         connection.on_commit(own.hook, robust=True)
         return own
-    batches: dict[tuple[str, ...], _Batch] | None = getattr(connection, _BATCHES_ATTR, None)
+    batches: list[_Batch] | None = getattr(connection, _BATCHES_ATTR, None)
     if batches is None:
-        batches = {}
+        batches = []
         setattr(connection, _BATCHES_ATTR, batches)
-    key = tuple(connection.savepoint_ids)
-    batch = batches.get(key)
-    if batch is not None and batch.is_registered(connection):
-        return batch
+    for batch in batches:
+        # The batch's hook dies exactly when one of its savepoints that is still live rolls
+        # back; it suits this publish when those are exactly the savepoints live now.
+        if batch.savepoints & live == live and batch.is_registered(connection):
+            return batch
     # Batches whose hooks Django dropped (their transaction or savepoint rolled back) go too.
-    for stale_key in [k for k, b in batches.items() if not b.is_registered(connection)]:
-        del batches[stale_key]
-    batch = batches[key] = _Batch(alias, key, batches)
+    batches[:] = [batch for batch in batches if batch.is_registered(connection)]
+    batch = _Batch(alias, live, batches)
+    batches.append(batch)
     connection.on_commit(batch.hook, robust=True)
     return batch
 

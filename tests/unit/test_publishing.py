@@ -562,3 +562,39 @@ class PublishInTestCaseTests(TestCase):
 
         assert item_ids(self.added) == [2]
         assert OutboxEvent.objects.count() == 1
+
+
+@transactional
+def test_after_an_inner_block_is_released_the_outer_level_keeps_its_batch(
+    added: list[ItemAdded],
+) -> None:
+    with transaction.atomic():
+        with transaction.atomic():
+            publish(ItemAdded(item_id=1))
+        publish(ItemAdded(item_id=2))
+        with transaction.atomic():
+            publish(ItemAdded(item_id=3))
+        # The released savepoint can no longer roll back alone, so one hook serves all three;
+        # a publish inside a live savepoint of its own needs a hook that dies with it.
+        assert len(connection.run_on_commit) == 2
+
+    assert item_ids(added) == [1, 2, 3]
+
+
+@transactional
+def test_a_rolled_back_inner_block_after_a_released_one_loses_only_its_own_event(
+    added: list[ItemAdded],
+) -> None:
+    with transaction.atomic():
+        with transaction.atomic():
+            publish(ItemAdded(item_id=1))
+        try:
+            with transaction.atomic():
+                publish(ItemAdded(item_id=2))
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        publish(ItemAdded(item_id=3))
+
+    assert item_ids(added) == [1, 3]
+    assert OutboxEvent.objects.count() == 2
