@@ -6,11 +6,14 @@ Declare events as dataclasses subclassing ``DomainEvent``, decorate receivers wi
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
+from .aggregates import EventRecordingMixin
 from .dispatchers.base import Dispatcher, OwedDelivery
+from .dispatchers.override import use_dispatcher
 from .envelope import Envelope, current_envelope
-from .events import DomainEvent, NamedEvent
+from .events import DomainEvent, IntegrationEvent, NamedEvent
 from .exceptions import (
     DispatcherError,
     DomainEventsError,
@@ -21,9 +24,11 @@ from .exceptions import (
     RetryAfter,
     UnknownEventTypeError,
 )
-from .receivers import Receiver, receiver
+from .listeners import Listener, on, once
+from .receivers import Receiver, handles, receiver, receiver_class
 
 if TYPE_CHECKING:
+    from .collecting import collect_events
     from .publishing import apublish, publish, publish_many
 
 __version__ = "0.1.0"
@@ -36,7 +41,10 @@ __all__ = [
     "Envelope",
     "EventDecodeError",
     "EventDefinitionError",
+    "EventRecordingMixin",
     "GiveUp",
+    "IntegrationEvent",
+    "Listener",
     "NamedEvent",
     "OwedDelivery",
     "PayloadError",
@@ -44,20 +52,30 @@ __all__ = [
     "RetryAfter",
     "UnknownEventTypeError",
     "apublish",
+    "collect_events",
     "current_envelope",
+    "handles",
+    "on",
+    "once",
     "publish",
     "publish_many",
     "receiver",
+    "receiver_class",
+    "use_dispatcher",
 ]
 
-_PUBLISHING = frozenset({"publish", "publish_many", "apublish"})
+# These modules import the models, which cannot load while Django imports this package as an
+# installed app; so their functions are imported on first use.
+_LAZY = {
+    "publish": "publishing",
+    "publish_many": "publishing",
+    "apublish": "publishing",
+    "collect_events": "collecting",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # publishing imports the models, which cannot load while Django imports this package as an
-    # installed app; so the publishing functions are imported on first use.
-    if name in _PUBLISHING:
-        from . import publishing
-
-        return getattr(publishing, name)
+    module = _LAZY.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(f".{module}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

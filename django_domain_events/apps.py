@@ -11,7 +11,8 @@ RECEIVER_MODULES = ("handlers", "receivers")
 
 
 class DomainEventsConfig(AppConfig):
-    """Imports each installed app's ``handlers`` and ``receivers`` modules when Django starts."""
+    """Imports each installed app's ``handlers`` and ``receivers`` modules when Django starts,
+    then attaches the event backend API's pending subscriptions (``init_domain_events()``)."""
 
     name = "django_domain_events"
     verbose_name = _("Domain events")
@@ -19,8 +20,11 @@ class DomainEventsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
+        from .backend import init_domain_events
         from .registry import registry
 
         # Django's own helper: a module that fails to import raises its real error, and the
         # registry is restored to its state before that import.
         autodiscover_modules(*RECEIVER_MODULES, register_to=registry)
+        # Subscriptions made with the event backend API attach to its backend, if initialised.
+        init_domain_events()

@@ -7,6 +7,7 @@ Every check has a stable id (``django_domain_events.E001`` …) that a project c
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
 import math
 from collections.abc import Sequence
@@ -16,10 +17,13 @@ from django.apps import AppConfig
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
-from .conf import DEFAULTS
+from .backend import pending_handlers
+from .conf import DEFAULTS, settings
 from .dispatchers import BUILTIN_DISPATCHERS, dispatcher_class
-from .events import DomainEvent, event_classes
+from .dispatchers.sync import SyncDispatcher
+from .events import DomainEvent, event_class_for, event_classes
 from .exceptions import DispatcherError, EventDefinitionError
+from .receivers import unclaimed_handlers
 from .registry import registry
 from .serialization import check_event_class
 
@@ -30,7 +34,8 @@ PREFIX = "django_domain_events"
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E001 unknown keys, E002 bad values, E003 unknown default dispatcher."""
+    """E001 unknown keys, E002 bad values, E003 unknown default dispatcher, E010 the Celery
+    dispatcher without Celery."""
     configured = getattr(django_settings, "DOMAIN_EVENTS", None)
     if configured is None:
         return []
@@ -59,6 +64,8 @@ def check_settings(
         ("RETRY_BASE_DELAY", int | float, 0),
         ("RETRY_MAX_DELAY", int | float, 0),
         ("MAX_PAYLOAD_BYTES", int, 1),
+        ("CELERY_PUBLISH_TIMEOUT", int | float, 0),
+        ("CELERY_MAX_RETRY_DELAY", int | float, 0),
     ):
         if key not in configured:
             continue
@@ -77,9 +84,65 @@ def check_settings(
                     id=f"{PREFIX}.E002",
                 )
             )
+    limit = configured.get("MAX_RECEIVERS_PER_EVENT")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        errors.append(
+            Error(
+                f"DOMAIN_EVENTS['MAX_RECEIVERS_PER_EVENT'] is {limit!r}; it must be None or an "
+                f"integer >= 1.",
+                hint="The default is None (no limit).",
+                id=f"{PREFIX}.E002",
+            )
+        )
+    if "DEBUG" in configured and not isinstance(configured["DEBUG"], bool):
+        errors.append(
+            Error(
+                f"DOMAIN_EVENTS['DEBUG'] is {configured['DEBUG']!r}; it must be True or False.",
+                hint="The default is False.",
+                id=f"{PREFIX}.E002",
+            )
+        )
+    errors.extend(_celery_setting_errors(configured))
     if "DISPATCHER" in configured:
         errors.extend(_dispatcher_errors(configured["DISPATCHER"], 'DOMAIN_EVENTS["DISPATCHER"]'))
     return errors
+
+
+def _celery_setting_errors(configured: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for key in ("CELERY_APP", "CELERY_QUEUE"):
+        value = configured.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            errors.append(
+                Error(
+                    f"DOMAIN_EVENTS[{key!r}] is {value!r}; it must be None or a non-empty string.",
+                    hint="The default is None; see the Using Celery page of the docs.",
+                    id=f"{PREFIX}.E002",
+                )
+            )
+    path = configured.get("CELERY_APP")
+    if isinstance(path, str) and path and _celery_installed():
+        from .dispatchers.celery import celery_app
+
+        try:
+            celery_app(path)
+        except DispatcherError as exc:
+            errors.append(
+                Error(
+                    str(exc),
+                    hint=(
+                        "Give the dotted path of your Celery app, such as 'proj.celery.app', or "
+                        "leave CELERY_APP out to use Celery's current app."
+                    ),
+                    id=f"{PREFIX}.E002",
+                )
+            )
+    return errors
+
+
+def _celery_installed() -> bool:
+    # find_spec() looks without importing: checks must not load Celery for projects without it.
+    return importlib.util.find_spec("celery") is not None
 
 
 def _dispatcher_errors(name: Any, where: str) -> list[CheckMessage]:
@@ -89,6 +152,14 @@ def _dispatcher_errors(name: Any, where: str) -> list[CheckMessage]:
                 f"{where} is {name!r}; it must be a string.",
                 hint=f"Use one of {', '.join(sorted(BUILTIN_DISPATCHERS))} or a dotted path.",
                 id=f"{PREFIX}.E003",
+            )
+        ]
+    if name == "celery" and not _celery_installed():
+        return [
+            Error(
+                f"{where} is 'celery', but Celery is not installed.",
+                hint='Install it with the extra: pip install "django-domain-outbox[celery]".',
+                id=f"{PREFIX}.E010",
             )
         ]
     try:
@@ -145,7 +216,7 @@ def check_receivers(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E006 duplicate names, E007 not a DomainEvent, E008 not callable, E009 bad signature,
-    E003 unknown dispatcher."""
+    E003 unknown dispatcher, E010 the Celery dispatcher without Celery."""
     errors: list[CheckMessage] = []
     for name, claims in sorted(registry._registry.items()):
         if len(claims) > 1:
@@ -211,3 +282,123 @@ def _accepts_event(func: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+@register(Tags.compatibility)
+def check_receiver_limit(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E011 an event type with more receivers than ``MAX_RECEIVERS_PER_EVENT``."""
+    limit = _receiver_limit()
+    if limit is None:
+        return []
+    by_type: dict[str, list[str]] = {}
+    for name, claims in registry._registry.items():
+        by_type.setdefault(claims[-1].event_type, []).append(name)
+    return [
+        Error(
+            f"Event type {event_type!r} has {len(names)} receivers, more than "
+            f"DOMAIN_EVENTS['MAX_RECEIVERS_PER_EVENT'] = {limit}: {', '.join(sorted(names))}.",
+            hint=(
+                "Merge receivers that belong together (a @receiver_class groups them), or "
+                "raise the limit."
+            ),
+            id=f"{PREFIX}.E011",
+        )
+        for event_type, names in sorted(by_type.items())
+        if len(names) > limit
+    ]
+
+
+def _receiver_limit() -> int | None:
+    # A malformed limit is E002's to report; this check then has nothing to compare with.
+    configured = getattr(django_settings, "DOMAIN_EVENTS", None)
+    if not isinstance(configured, dict):
+        return None
+    value = configured.get("MAX_RECEIVERS_PER_EVENT")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return None
+
+
+@register(Tags.compatibility)
+def check_integration_events(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E012 a receiver of an integration event that would run on the ``"sync"`` dispatcher."""
+    errors: list[CheckMessage] = []
+    configured = getattr(django_settings, "DOMAIN_EVENTS", None)
+    if configured is not None and not isinstance(configured, dict):
+        return []  # E002
+    default = settings.DISPATCHER
+    for receiver in registry.all():
+        event_class = (
+            receiver.target if isinstance(receiver.target, type) else None
+        ) or event_class_for(receiver.event_type)
+        if not (
+            isinstance(event_class, type)
+            and issubclass(event_class, DomainEvent)
+            and event_class.event_kind == "integration"
+        ):
+            continue
+        name = receiver.dispatcher or default
+        try:
+            in_process = issubclass(dispatcher_class(name), SyncDispatcher)
+        except (DispatcherError, TypeError):
+            continue  # reported as E003
+        if in_process:
+            where = "its own" if receiver.dispatcher else 'DOMAIN_EVENTS["DISPATCHER"]'
+            errors.append(
+                Error(
+                    f"Receiver {receiver.name!r} of the integration event "
+                    f"{event_class.__qualname__} would run in the publishing process: its "
+                    f"dispatcher is {name!r} ({where}).",
+                    hint=(
+                        "Integration events go through a transport: give the receiver "
+                        "@receiver(..., dispatcher='celery') (or another transport), or make "
+                        "the event a DomainEvent if it is this application's own business."
+                    ),
+                    obj=receiver.origin,
+                    id=f"{PREFIX}.E012",
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_backend_subscriptions(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E013 ``@subscribe_to_event`` handlers waiting for a backend; E014 ``@handles`` methods
+    whose class is not a ``@receiver_class``."""
+    errors: list[CheckMessage] = []
+    pending = pending_handlers()
+    if pending:
+        handlers = [
+            f"{getattr(handler, '__module__', '?')}.{getattr(handler, '__qualname__', handler)}"
+            for handlers in pending.values()
+            for handler in handlers
+        ]
+        errors.append(
+            Error(
+                f"{len(handlers)} @subscribe_to_event handler(s) wait for an event backend "
+                f"and receive nothing: {', '.join(handlers)}.",
+                hint=(
+                    "Call django_domain_events.backend.init_event_backend(...) at start-up, "
+                    "in an AppConfig.ready() for instance, in every process."
+                ),
+                id=f"{PREFIX}.E013",
+            )
+        )
+    for method in unclaimed_handlers():
+        where = f"{getattr(method, '__module__', '?')}.{getattr(method, '__qualname__', method)}"
+        errors.append(
+            Error(
+                f"{where} is decorated with @handles(...) but its class is not decorated with "
+                f"@receiver_class, so it receives nothing.",
+                hint="Decorate the class with @receiver_class.",
+                obj=where,
+                id=f"{PREFIX}.E014",
+            )
+        )
+    return errors

@@ -20,6 +20,18 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_MAX_DELAY": 3600.0,
     # Largest encoded payload publish() accepts, in bytes.
     "MAX_PAYLOAD_BYTES": 256 * 1024,
+    # Most receivers one event type may have (None: no limit); checked at start-up.
+    "MAX_RECEIVERS_PER_EVENT": None,
+    # Log every publish, dispatch and delivery, with ids and timings, at DEBUG level.
+    "DEBUG": False,
+    # The Celery dispatcher: the dotted path of the Celery app (None: Celery's current app, the
+    # project's own), the queue of receivers that name none (None: Celery's routing decides),
+    # the seconds a publish may spend retrying an unreachable broker, and the longest retry
+    # wait sent through Celery as a countdown (longer ones are left to the relay).
+    "CELERY_APP": None,
+    "CELERY_QUEUE": None,
+    "CELERY_PUBLISH_TIMEOUT": 1.5,
+    "CELERY_MAX_RETRY_DELAY": 60.0,
 }
 
 
@@ -49,6 +61,33 @@ class Settings:
     @property
     def MAX_PAYLOAD_BYTES(self) -> int:
         return int(self._get("MAX_PAYLOAD_BYTES"))
+
+    @property
+    def MAX_RECEIVERS_PER_EVENT(self) -> int | None:
+        value = self._get("MAX_RECEIVERS_PER_EVENT")
+        return None if value is None else int(value)
+
+    @property
+    def DEBUG(self) -> bool:
+        return bool(self._get("DEBUG"))
+
+    @property
+    def CELERY_APP(self) -> str | None:
+        value = self._get("CELERY_APP")
+        return None if value is None else str(value)
+
+    @property
+    def CELERY_QUEUE(self) -> str | None:
+        value = self._get("CELERY_QUEUE")
+        return None if value is None else str(value)
+
+    @property
+    def CELERY_PUBLISH_TIMEOUT(self) -> float:
+        return float(self._get("CELERY_PUBLISH_TIMEOUT"))
+
+    @property
+    def CELERY_MAX_RETRY_DELAY(self) -> float:
+        return float(self._get("CELERY_MAX_RETRY_DELAY"))
 
 
 settings = Settings()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+import time
 import traceback as tb
 from typing import Any
 
@@ -20,7 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import signals
+from . import debug_logging, signals
 from .dispatchers.base import OwedDelivery
 from .envelope import Envelope, reset_current_envelope, set_current_envelope
 from .events import DomainEvent, NamedEvent
@@ -86,6 +87,15 @@ def run_delivery(owed: OwedDelivery) -> Outcome:
     Database errors while recording the outcome are logged; the delivery then stays owed and
     the relay runs it again.
     """
+    if not debug_logging.enabled():
+        return _run_delivery(owed)
+    started = time.perf_counter()
+    outcome = _run_delivery(owed)
+    debug_logging.delivered(owed, outcome.value, owed.attempts + 1, time.perf_counter() - started)
+    return outcome
+
+
+def _run_delivery(owed: OwedDelivery) -> Outcome:
     receiver = registry.get(owed.receiver)
     if receiver is None:
         reason = (

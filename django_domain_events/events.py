@@ -1,10 +1,11 @@
-"""Event classes: ``DomainEvent`` for typed events, ``NamedEvent`` for plain named ones."""
+"""Event classes: ``DomainEvent`` for typed events, ``NamedEvent`` for plain named ones, and
+``IntegrationEvent`` for typed events that other systems consume through a transport."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from django.apps import apps
 
@@ -24,11 +25,13 @@ class DomainEvent:
 
     ``event_type`` defaults to ``"<app_label>.<ClassName>"`` and ``version`` to 1; set either as a
     class attribute to override. Pass ``abstract=True`` in the class statement for a base class
-    that is never published itself.
+    that is never published itself. ``event_kind`` says who consumes the event: ``"domain"``
+    (this application, the default) or ``"integration"`` (see ``IntegrationEvent``).
     """
 
     event_type: ClassVar[str]
     version: ClassVar[int] = 1
+    event_kind: ClassVar[Literal["domain", "integration"]] = "domain"
     _abstract: ClassVar[bool] = True
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -43,6 +46,11 @@ class DomainEvent:
         if isinstance(cls.version, bool) or not isinstance(cls.version, int) or cls.version < 1:
             raise EventDefinitionError(
                 f"{cls.__qualname__}.version must be an integer >= 1, got {cls.version!r}."
+            )
+        if cls.event_kind not in ("domain", "integration"):
+            raise EventDefinitionError(
+                f"{cls.__qualname__}.event_kind must be 'domain' or 'integration', got "
+                f"{cls.event_kind!r}. Subclass IntegrationEvent for an integration event."
             )
         global _generation
         _generation += 1
@@ -59,6 +67,22 @@ class DomainEvent:
             f"{from_version}, and {cls.__qualname__} defines no upcast(). Add a classmethod "
             f"upcast(payload, from_version) that returns the payload in the current shape."
         )
+
+
+class IntegrationEvent(DomainEvent, abstract=True):
+    """Base class of integration events: typed events that are a contract with other processes
+    or services, rather than this application's own business.
+
+    Subclass it like ``DomainEvent``. Its receivers always get the event decoded from its
+    stored JSON, never the object that was published, and their deliveries must go through a
+    transport dispatcher: a receiver that would run on ``"sync"`` is reported at start-up by
+    system check ``django_domain_events.E012``.
+    """
+
+    # Set here because this base is defined while Django starts, before the app registry that
+    # the default needs; subclasses get their own default as usual.
+    event_type = "django_domain_events.IntegrationEvent"
+    event_kind = "integration"
 
 
 def _default_event_type(cls: type) -> str:

@@ -7,14 +7,21 @@ savepoint rolls back, so a batch only takes events published under the same live
 its hook: then the hook and the rows it dispatches are rolled back together, never one without
 the other. A savepoint that was released can no longer roll back alone, so after an inner
 ``atomic()`` block exits normally, the outer level keeps using the batch opened inside it.
+
+Two blocks change a publish, each found through a context variable read once per call: inside
+``collect_events()`` (``collecting.py``) the rows are built and handed to the block instead of
+written, and inside ``use_dispatcher()`` every delivery gets that dispatcher. After the commit,
+the hook also calls the runtime listeners of ``listeners.py``, if any is subscribed.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from asgiref.sync import sync_to_async
@@ -22,10 +29,11 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from . import signals
+from . import debug_logging, listeners, signals
 from .conf import settings
 from .dispatchers import dispatchers
 from .dispatchers.base import OwedDelivery
+from .dispatchers.override import _override as _dispatcher_override
 from .envelope import Envelope, current_envelope
 from .events import DomainEvent, NamedEvent, event_class_for
 from .exceptions import PayloadError
@@ -44,10 +52,21 @@ _BATCHES_ATTR = "_domain_events_batches"
 _captures: list[Callable[[DomainEvent | NamedEvent, Envelope], None]] = []
 
 
+class _Collector(Protocol):
+    def add(self, rows: _Rows) -> None: ...
+
+
+# The innermost collecting.collect_events() block of this context: publish() hands it the rows
+# it built instead of writing them.
+_collector: contextvars.ContextVar[_Collector | None] = contextvars.ContextVar(
+    "django_domain_events_collector", default=None
+)
+
+
 class _Batch:
     """Deliveries published under one set of live savepoints of one transaction."""
 
-    __slots__ = ("alias", "batches", "envelopes", "hook", "owed", "savepoints")
+    __slots__ = ("alias", "batches", "envelopes", "hook", "owed", "ran", "savepoints")
 
     def __init__(
         self, alias: str, savepoints: frozenset[str], batches: list[_Batch] | None
@@ -57,6 +76,8 @@ class _Batch:
         self.batches = batches
         self.owed: list[OwedDelivery] = []
         self.envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
+        self.ran = False
+        """Set when the hook has run, that is when the transaction committed."""
         self.hook = self.run  # one bound method, so identity checks can find it
 
     def is_registered(self, connection: BaseDatabaseWrapper) -> bool:
@@ -65,10 +86,12 @@ class _Batch:
 
     def run(self) -> None:
         """The ``on_commit`` hook: announce the events, then dispatch their deliveries."""
+        self.ran = True
         if self.batches is not None and self in self.batches:
             self.batches.remove(self)
         owed, self.owed = self.owed, []
         envelopes, self.envelopes = self.envelopes, []
+        notify = listeners.notify if listeners.has_listeners() else None
         for event, envelope in envelopes:
             signals.send(
                 signals.event_published,
@@ -77,10 +100,14 @@ class _Batch:
                 envelope=envelope,
                 using=self.alias,
             )
+            if notify is not None:
+                notify(event, envelope)
         by_dispatcher: dict[str, list[OwedDelivery]] = {}
         for item in owed:
             by_dispatcher.setdefault(item.dispatcher, []).append(item)
+        debug = debug_logging.enabled()
         for name, items in by_dispatcher.items():
+            started = time.perf_counter() if debug else 0.0
             try:
                 dispatchers[name].dispatch(items)
             except Exception:
@@ -90,6 +117,8 @@ class _Batch:
                     name,
                     len(items),
                 )
+            if debug:
+                debug_logging.dispatched(name, items, time.perf_counter() - started)
 
 
 def _in_test_case(connection: BaseDatabaseWrapper) -> bool:
@@ -126,15 +155,21 @@ def _batch_for(connection: BaseDatabaseWrapper, alias: str) -> _Batch:
 class _Prepared:
     """One validated, encoded event ready to be written."""
 
-    __slots__ = ("data", "event", "event_type", "ordering_key", "version")
+    __slots__ = ("data", "event", "event_type", "integration", "ordering_key", "version")
 
     def __init__(
-        self, event: DomainEvent | NamedEvent, event_type: str, version: int, data: bytes
+        self,
+        event: DomainEvent | NamedEvent,
+        event_type: str,
+        version: int,
+        data: bytes,
+        integration: bool = False,
     ) -> None:
         self.event = event
         self.event_type = event_type
         self.version = version
         self.data = data
+        self.integration = integration
         self.ordering_key = ""
 
 
@@ -147,7 +182,13 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
                 f"publish({type(event).__qualname__}(...), payload): a typed event carries its "
                 f"own fields; pass a payload only with an event type string."
             )
-        return _Prepared(event, event.event_type, event.version, encode_event(event, max_bytes))
+        return _Prepared(
+            event,
+            event.event_type,
+            event.version,
+            encode_event(event, max_bytes),
+            event.event_kind == "integration",
+        )
     if isinstance(event, str):
         # encode_payload() checks the payload is a dict and says so if not.
         event = NamedEvent(event_type=event, payload=payload if payload is not None else {})  # type: ignore[arg-type]
@@ -186,17 +227,43 @@ def _default_alias() -> str:
     return router.db_for_write(OutboxEvent) or DEFAULT_DB_ALIAS
 
 
+class _Rows:
+    """The rows of one ``publish()`` or ``publish_many()`` call, handed to a
+    ``collect_events()`` block instead of being written."""
+
+    __slots__ = ("alias", "deliveries", "envelopes", "events", "ids", "owed")
+
+    def __init__(
+        self,
+        alias: str,
+        events: list[tuple[Any, ...]] | None = None,
+        deliveries: list[tuple[Any, ...]] | None = None,
+        owed: list[OwedDelivery] | None = None,
+        envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] | None = None,
+        ids: list[uuid.UUID] | None = None,
+    ) -> None:
+        self.alias = alias
+        self.events = events if events is not None else []
+        self.deliveries = deliveries if deliveries is not None else []
+        self.owed = owed if owed is not None else []
+        self.envelopes = envelopes if envelopes is not None else []
+        self.ids = ids if ids is not None else []
+
+
 def _write(
     prepared: Sequence[_Prepared], using: str | None, correlation_id: str | None
 ) -> list[uuid.UUID]:
+    started = time.perf_counter() if debug_logging.enabled() else None
     alias = using or _default_alias()
-    connection = connections[alias]
     now = timezone.now()
     parent = current_envelope()
     causation_id = parent.event_id if parent is not None else None
     if correlation_id is None and parent is not None:
         correlation_id = parent.correlation_id
-    default_dispatcher = settings.DISPATCHER
+    # A use_dispatcher() block decides for every receiver; otherwise each receiver's own
+    # dispatcher, then the setting.
+    forced = _dispatcher_override.get()
+    default_dispatcher = settings.DISPATCHER if forced is None else forced
 
     events: list[tuple[Any, ...]] = []
     deliveries: list[tuple[Any, ...]] = []
@@ -230,9 +297,13 @@ def _write(
             causation_id=causation_id,
         )
         envelopes.append((item.event, envelope))
+        # An integration event reaches its receivers decoded from the stored row, never as the
+        # object in memory: without the event, the delivery loads it from the outbox.
+        handed_event = None if item.integration else item.event
+        handed_envelope = None if item.integration else envelope
         for receiver in registry.receivers_for(item.event_type):
             delivery_id = uuid7()
-            dispatcher = receiver.dispatcher or default_dispatcher
+            dispatcher = forced or receiver.dispatcher or default_dispatcher
             queue = receiver.queue or ""
             deliveries.append(
                 (
@@ -259,20 +330,43 @@ def _write(
                     dispatcher=dispatcher,
                     queue=queue,
                     using=alias,
-                    event=item.event,
-                    envelope=envelope,
+                    event=handed_event,
+                    envelope=handed_envelope,
                 )
             )
 
+    collector = _collector.get()
+    if collector is None:
+        _commit(alias, events, deliveries, owed, envelopes, started)
+        return ids
+    collector.add(_Rows(alias, events, deliveries, owed, envelopes, ids))
+    if started is not None:
+        debug_logging.published(
+            events, deliveries, alias, time.perf_counter() - started, collected=True
+        )
+    return ids
+
+
+def _commit(
+    alias: str,
+    events: list[tuple[Any, ...]],
+    deliveries: list[tuple[Any, ...]],
+    owed: list[OwedDelivery],
+    envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]],
+    started: float | None = None,
+) -> None:
+    """Write the rows in the transaction open on ``alias`` (or one of their own), and have
+    their deliveries dispatched when it commits. With ``started`` (debug logging on), log
+    them once written, timed from then."""
+    connection = connections[alias]
     if connection.in_atomic_block:
-        _insert(connection, alias, events, deliveries, owed, envelopes)
+        _insert(connection, alias, events, deliveries, owed, envelopes, started)
     else:
         with transaction.atomic(using=alias):
-            _insert(connection, alias, events, deliveries, owed, envelopes)
+            _insert(connection, alias, events, deliveries, owed, envelopes, started)
     for capture in _captures:
         for event, envelope in envelopes:
             capture(event, envelope)
-    return ids
 
 
 def _insert(
@@ -282,6 +376,7 @@ def _insert(
     deliveries: list[tuple[Any, ...]],
     owed: list[OwedDelivery],
     envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]],
+    started: float | None,
 ) -> None:
     try:
         writer_for(connection).write(events, deliveries)
@@ -290,6 +385,8 @@ def _insert(
         # and carries on, Django refuses to commit the transaction instead.
         transaction.set_rollback(True, using=alias)
         raise
+    if started is not None:
+        debug_logging.published(events, deliveries, alias, time.perf_counter() - started)
     batch = _batch_for(connection, alias)
     batch.owed.extend(owed)
     batch.envelopes.extend(envelopes)

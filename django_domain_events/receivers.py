@@ -1,15 +1,19 @@
-"""The ``@receiver`` decorator and the ``Receiver`` value it registers."""
+"""The ``@receiver`` decorator, class-based receivers (``@receiver_class`` with ``@handles``),
+and the ``Receiver`` value they register."""
 
 from __future__ import annotations
 
 import inspect
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from .events import DomainEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +130,187 @@ def receiver(
         return func
 
     return decorate
+
+
+# Class-based receivers ---------------------------------------------------------------------------
+
+_HANDLES_ATTR = "_domain_events_handles"
+
+# Methods marked with @handles whose class no @receiver_class has registered yet; the system
+# checks report the ones still alive at start-up (a forgotten class decorator).
+_unclaimed: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+@dataclass(frozen=True, slots=True)
+class _Handles:
+    """One ``@handles(...)`` on a method: what ``@receiver_class`` registers it for."""
+
+    target: type | str
+    dispatcher: str | None
+    queue: str | None
+    max_attempts: int | None
+    name: str | None
+
+
+def handles(
+    event: type[DomainEvent] | str,
+    *,
+    dispatcher: str | None = None,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    name: str | None = None,
+) -> Callable[[F], F]:
+    """Mark a method of a ``@receiver_class`` class as a receiver of ``event``.
+
+    Takes the same arguments as ``@receiver``. The method's receiver name defaults to
+    ``"module.Class.method"``. The method is returned unchanged.
+    """
+
+    def decorate(func: F) -> F:
+        if not inspect.isfunction(func):
+            raise TypeError(
+                f"@handles() decorates methods (plain or async def functions in a class "
+                f"body), got {func!r}."
+            )
+        # Refuse the same argument mistakes as @receiver, at once.
+        make_receiver(
+            event,
+            func,
+            dispatcher=dispatcher,
+            queue=queue,
+            max_attempts=max_attempts,
+            name=name,
+        )
+        marks: list[_Handles] = func.__dict__.setdefault(_HANDLES_ATTR, [])
+        marks.append(_Handles(event, dispatcher, queue, max_attempts, name))
+        _unclaimed.add(func)
+        return func
+
+    return decorate
+
+
+def unclaimed_handlers() -> list[Callable[..., Any]]:
+    """Methods marked with ``@handles`` whose class is not decorated with ``@receiver_class``."""
+    return list(_unclaimed)
+
+
+InstanceScope = Literal["delivery", "process"]
+
+
+@overload
+def receiver_class(cls: C, /) -> C: ...
+
+
+@overload
+def receiver_class(*, scope: InstanceScope = "delivery") -> Callable[[C], C]: ...
+
+
+def receiver_class(
+    cls: C | None = None, /, *, scope: InstanceScope = "delivery"
+) -> C | Callable[[C], C]:
+    """Register each ``@handles`` method of the decorated class as a receiver.
+
+    The class is instantiated without arguments: by default once per delivery (a fresh
+    instance, nothing shared between deliveries or threads), or with ``scope="process"`` once
+    per process, on its first delivery, shared by every thread after that. Works bare
+    (``@receiver_class``) and with arguments; returns the class unchanged.
+    """
+    if scope not in ("delivery", "process"):
+        raise ValueError(f"@receiver_class(scope={scope!r}): use 'delivery' or 'process'.")
+
+    def decorate(target: C) -> C:
+        _register_class(target, scope)
+        return target
+
+    if cls is None:
+        return decorate
+    return decorate(cls)
+
+
+def _register_class(cls: type, scope: InstanceScope) -> None:
+    from .registry import registry
+
+    if not isinstance(cls, type):
+        raise TypeError(f"@receiver_class decorates a class, got {cls!r}.")
+    try:
+        inspect.signature(cls).bind()
+    except TypeError as exc:
+        raise TypeError(
+            f"@receiver_class: {cls.__qualname__}() must be callable without arguments, since "
+            f"it is instantiated for its deliveries ({exc})."
+        ) from exc
+    except ValueError:
+        pass  # no signature to inspect (a builtin base): let the first delivery tell
+    # The class's own attributes win over its bases', as attribute lookup does.
+    attributes: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        attributes.update(vars(klass))
+    instance = _instance_factory(cls, scope)
+    found = []
+    for attr, value in attributes.items():
+        marks: list[_Handles] = getattr(value, _HANDLES_ATTR, None) or []
+        for mark in marks:
+            found.append(_method_receiver(cls, attr, value, mark, instance))
+        if marks:
+            _unclaimed.discard(value)
+    if not found:
+        raise TypeError(
+            f"@receiver_class: {cls.__qualname__} has no method decorated with @handles(...)."
+        )
+    for method_receiver in found:
+        registry.register(method_receiver)
+
+
+def _instance_factory(cls: type, scope: InstanceScope) -> Callable[[], Any]:
+    if scope == "delivery":
+        return cls
+    lock = threading.Lock()
+    made: list[Any] = []
+
+    def shared() -> Any:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(cls())
+        return made[0]
+
+    return shared
+
+
+def _method_receiver(
+    cls: type, attr: str, method: Callable[..., Any], mark: _Handles, instance: Callable[[], Any]
+) -> Receiver:
+    # The registered function gets an instance and calls the method on it; it shows the
+    # method's signature without ``self``, so envelope detection and the system checks see
+    # what a delivery will call.
+    if inspect.iscoroutinefunction(method):
+
+        async def call_async(event: Any, **kwargs: Any) -> Any:
+            return await getattr(instance(), attr)(event, **kwargs)
+
+        call: Callable[..., Any] = call_async
+    else:
+
+        def call_sync(event: Any, **kwargs: Any) -> Any:
+            return getattr(instance(), attr)(event, **kwargs)
+
+        call = call_sync
+    try:
+        signature = inspect.signature(method)
+        call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=list(signature.parameters.values())[1:]
+        )
+    except (TypeError, ValueError):
+        pass
+    call.__module__ = cls.__module__
+    call.__qualname__ = f"{cls.__qualname__}.{attr}"
+    call.__name__ = attr
+    call.__doc__ = method.__doc__
+    return make_receiver(
+        mark.target,
+        call,
+        dispatcher=mark.dispatcher,
+        queue=mark.queue,
+        max_attempts=mark.max_attempts,
+        name=mark.name or f"{cls.__module__}.{cls.__qualname__}.{attr}",
+    )

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import logging
 
-from django_domain_events import Envelope, NamedEvent, RetryAfter, publish, receiver
+from django_domain_events import (
+    Envelope,
+    NamedEvent,
+    RetryAfter,
+    handles,
+    publish,
+    receiver,
+    receiver_class,
+)
 
 from .events import (
     NEWSLETTER_SIGNUP,
@@ -26,12 +34,35 @@ logger = logging.getLogger(__name__)
 WAREHOUSE = "warehouse@shop.example"
 
 
-@receiver(OrderPlaced)
-def send_order_confirmation(event: OrderPlaced) -> None:
-    """Email the customer that their order arrived."""
-    EmailLog.objects.create(
-        to=event.customer, subject=f"We received your order #{event.order_id} ({event.total} €)"
-    )
+@receiver_class
+class CustomerEmails:
+    """The emails a customer gets, one method per event. A class-based receiver: each method
+    is a receiver of its own (named ``shop.handlers.CustomerEmails.<method>``), run on a fresh
+    instance for every delivery."""
+
+    def send(self, to: str, subject: str) -> None:
+        """Not a receiver (no ``@handles``): a helper the receiving methods share."""
+        EmailLog.objects.create(to=to, subject=subject)
+
+    @handles(OrderPlaced)
+    def send_order_confirmation(self, event: OrderPlaced) -> None:
+        """Email the customer that their order arrived."""
+        self.send(event.customer, f"We received your order #{event.order_id} ({event.total} €)")
+
+    @handles(OrderCancelled)
+    def send_cancellation_notice(self, event: OrderCancelled) -> None:
+        """Tell the customer their order is cancelled, and why."""
+        order = Order.objects.get(pk=event.order_id)
+        self.send(order.customer, f"Your order #{order.pk} was cancelled: {event.reason}")
+
+    @handles(RECEIPT_REQUESTED)
+    def send_receipt(self, event: NamedEvent) -> None:
+        """Email the receipt. Named events arrive as ``NamedEvent`` with a plain JSON payload."""
+        order = Order.objects.get(pk=event.payload["order_id"])
+        self.send(
+            order.customer,
+            f"Receipt for order #{order.pk}: {event.payload['amount']} € received",
+        )
 
 
 @receiver(OrderPlaced)
@@ -59,15 +90,6 @@ async def notify_warehouse(event: OrderPlaced) -> None:
     await EmailLog.objects.acreate(to=WAREHOUSE, subject=f"Pick and pack {order}")
 
 
-@receiver(OrderCancelled)
-def send_cancellation_notice(event: OrderCancelled) -> None:
-    """Tell the customer their order is cancelled, and why."""
-    order = Order.objects.get(pk=event.order_id)
-    EmailLog.objects.create(
-        to=order.customer, subject=f"Your order #{order.pk} was cancelled: {event.reason}"
-    )
-
-
 @receiver(PaymentReceived, max_attempts=3)
 def push_payment_to_legacy_erp(event: PaymentReceived) -> None:
     """Book the payment in the old ERP, which is never reachable: each delivery fails, is
@@ -84,16 +106,6 @@ def request_receipt(event: PaymentReceived) -> None:
     publish(
         RECEIPT_REQUESTED,
         {"order_id": event.order_id, "payment_id": event.payment_id, "amount": str(event.amount)},
-    )
-
-
-@receiver(RECEIPT_REQUESTED)
-def send_receipt(event: NamedEvent) -> None:
-    """Email the receipt. Named events arrive as ``NamedEvent`` with a plain JSON payload."""
-    order = Order.objects.get(pk=event.payload["order_id"])
-    EmailLog.objects.create(
-        to=order.customer,
-        subject=f"Receipt for order #{order.pk}: {event.payload['amount']} € received",
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.db import models
 
+from django_domain_events import EventRecordingMixin
 
-class Order(models.Model):
-    """A customer's order."""
+
+class Order(EventRecordingMixin, models.Model):
+    """A customer's order: an aggregate that records its events, published when it is saved."""
 
     class Status(models.TextChoices):
         PLACED = "placed", "placed"

@@ -1,7 +1,9 @@
 """The shop's use cases: each changes the models and publishes what happened, in one transaction.
 
-If the transaction rolls back, the events were never published; once it commits, their
-receivers run (with the ``sync`` dispatcher, right after the commit in this process).
+``Order`` is an aggregate (``EventRecordingMixin``): a use case records the order's events on it
+and ``order.save()`` publishes them in the save's transaction. If the transaction rolls back,
+the events were never published; once it commits, their receivers run (with the ``sync``
+dispatcher, right after the commit in this process).
 """
 
 from __future__ import annotations
@@ -17,31 +19,35 @@ from .models import Order, Payment
 
 
 def place_order(customer: str, total: Decimal) -> Order:
-    """Create an order for ``customer`` and publish ``OrderPlaced``."""
-    with transaction.atomic():
-        order = Order.objects.create(customer=customer, total=total)
-        publish(OrderPlaced(order_id=order.pk, total=total, customer=customer))
+    """Create an order for ``customer``; saving it publishes ``OrderPlaced``."""
+    order = Order(customer=customer, total=total)
+    # The order id comes from the INSERT, so the event is built by a function of the saved
+    # order. save() writes the row and the event in one transaction of its own.
+    order.record_event(
+        lambda placed: OrderPlaced(order_id=placed.pk, total=placed.total, customer=customer)
+    )
+    order.save()
     return order
 
 
 def record_payment(order: Order, amount: Decimal, provider_reference: str) -> Payment:
-    """Record a payment for ``order``, mark it paid, and publish ``PaymentReceived``."""
+    """Record a payment for ``order`` and mark it paid; the order publishes
+    ``PaymentReceived``."""
     with transaction.atomic():
         payment = Payment.objects.create(
             order=order, amount=amount, provider_reference=provider_reference
         )
         order.status = Order.Status.PAID
+        order.record_event(PaymentReceived(order_id=order.pk, payment_id=payment.pk, amount=amount))
         order.save(update_fields=["status"])
-        publish(PaymentReceived(order_id=order.pk, payment_id=payment.pk, amount=amount))
     return payment
 
 
 def cancel_order(order: Order, reason: str) -> None:
-    """Cancel ``order`` and publish ``OrderCancelled``."""
-    with transaction.atomic():
-        order.status = Order.Status.CANCELLED
-        order.save(update_fields=["status"])
-        publish(OrderCancelled(order_id=order.pk, reason=reason))
+    """Cancel ``order``; the order publishes ``OrderCancelled``."""
+    order.status = Order.Status.CANCELLED
+    order.record_event(OrderCancelled(order_id=order.pk, reason=reason))
+    order.save(update_fields=["status"])
 
 
 def sign_up_for_newsletter(email: str) -> None:

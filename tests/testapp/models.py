@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
+
+from django_domain_events import EventRecordingMixin
 
 
 class Order(models.Model):
@@ -22,3 +26,13 @@ class Effect(models.Model):
 
     def __str__(self) -> str:
         return f"{self.receiver} {self.event_id}"
+
+
+class Account(EventRecordingMixin, models.Model):
+    """An aggregate: the events recorded on an instance are published when it is saved."""
+
+    owner = models.CharField(max_length=100, unique=True)
+    balance = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+
+    def __str__(self) -> str:
+        return f"Account of {self.owner}"

@@ -1,0 +1,1 @@
+"""An app whose ``handlers`` module declares a class-based receiver."""
