@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.admin",
     "django_domain_events",
+    # Optional: with its database result backend, each delivery's task leaves a TaskResult.
+    "django_celery_results",
     "tests.testapp",
 ]
 
@@ -90,7 +92,30 @@ TEMPLATES = [
 # Hashing passwords properly is slow on purpose; tests create users often.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-DOMAIN_EVENTS = {"DISPATCHER": "sync"}
+DOMAIN_EVENTS: dict[str, Any] = {"DISPATCHER": "sync"}
+if os.environ.get("DOMAIN_EVENTS_TEST_CELERY_QUEUE"):
+    # A test's Celery worker sends retries to the queue that test listens to.
+    DOMAIN_EVENTS["CELERY_QUEUE"] = os.environ["DOMAIN_EVENTS_TEST_CELERY_QUEUE"]
+
+# Celery, configured the usual way: tests/celery_app.py reads these CELERY_* settings.
+# DOMAIN_EVENTS_TEST_BROKER_URL picks the broker: Redis unless set, in a database of its own
+# because the short visibility timeout below applies to every queue of a Redis database.
+CELERY_BROKER_URL = os.environ.get("DOMAIN_EVENTS_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_DB_REUSE_MAX = 100
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+# Redis hands a killed worker's unacknowledged tasks to another worker within seconds, not the
+# default hour, so the tests that kill workers are quick.
+REDIS_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3,
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
+    "unacked_mutex_expire": 5,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    REDIS_TRANSPORT_OPTIONS if CELERY_BROKER_URL.startswith("redis") else {}
+)
 
 # Records still reach pytest's caplog through propagation; nothing is printed.
 LOGGING = {

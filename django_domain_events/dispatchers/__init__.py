@@ -14,6 +14,8 @@ from .base import Dispatcher, OwedDelivery
 BUILTIN_DISPATCHERS = {
     "sync": "django_domain_events.dispatchers.sync.SyncDispatcher",
     "deferred": "django_domain_events.dispatchers.deferred.DeferredDispatcher",
+    # Imported only when named: nothing Celery-related loads for the other dispatchers.
+    "celery": "django_domain_events.dispatchers.celery.CeleryDispatcher",
 }
 """Short names accepted wherever a dispatcher is named, and the classes they stand for."""
 

@@ -1,0 +1,288 @@
+"""The Celery dispatcher: after commit, one Celery task per delivery, carrying only its id.
+
+This module imports Celery, so it is imported only when a receiver or
+``DOMAIN_EVENTS["DISPATCHER"]`` names ``"celery"``. The task it sends,
+``django_domain_events.deliver``, lives in ``django_domain_events.tasks``, where the project's
+``app.autodiscover_tasks()`` finds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery, current_app
+from celery.utils.imports import symbol_by_name
+from django.db import connections
+from django.db.models import Case, CharField, Q, Value, When
+from django.utils import timezone
+from kombu.utils.url import maybe_sanitize_url
+
+from ..conf import settings
+from ..exceptions import DispatcherError
+from ..models import Delivery, DeliveryState
+from .base import Dispatcher, OwedDelivery
+
+logger = logging.getLogger("django_domain_events")
+
+TASK_NAME = "django_domain_events.deliver"
+"""Name of the task that runs one delivery (``django_domain_events.tasks.deliver``)."""
+
+# A publish to an unreachable broker is retried at once (a pooled connection the broker closed
+# reconnects on the first retry), then after waits growing by this step up to this ceiling,
+# for as long as DOMAIN_EVENTS["CELERY_PUBLISH_TIMEOUT"] allows.
+_RETRY_STEP = 0.25
+_RETRY_CEILING = 0.5
+
+
+def publish_retry_policy(timeout: float) -> dict[str, float | int]:
+    """kombu's retry policy for a publish whose waits between retries add up to at most
+    ``timeout`` seconds."""
+    retries, waited, wait = 0, 0.0, 0.0
+    while waited + wait <= timeout:
+        waited += wait
+        retries += 1
+        wait = min(wait + _RETRY_STEP, _RETRY_CEILING)
+    return {
+        "max_retries": retries,
+        "interval_start": 0.0,
+        "interval_step": _RETRY_STEP,
+        "interval_max": _RETRY_CEILING,
+    }
+
+
+def celery_app(path: str | None) -> Celery:
+    """The Celery app at ``path`` (``"proj.celery.app"`` or ``"proj.celery:app"``), or Celery's
+    current app when ``path`` is None: the project's own once its module has created it."""
+    if path is None:
+        app: Celery = current_app._get_current_object()
+        return app
+    try:
+        found = symbol_by_name(path)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise DispatcherError(
+            f'DOMAIN_EVENTS["CELERY_APP"] = {path!r} cannot be imported: {exc}'
+        ) from exc
+    if not isinstance(found, Celery):
+        raise DispatcherError(
+            f'DOMAIN_EVENTS["CELERY_APP"] = {path!r} is {found!r}, not a Celery app.'
+        )
+    return found
+
+
+def keeps_results(app: Celery) -> bool:
+    """Whether the delivery tasks store their results: only with django-celery-results'
+    database backend, whose ``TaskResult`` rows the admin can show next to a delivery."""
+    return type(app.backend).__module__.startswith("django_celery_results.backends.database")
+
+
+class CeleryDispatcher(Dispatcher):
+    """Sends one ``django_domain_events.deliver`` task per delivery, JSON serialized, to the
+    receiver's queue (else ``DOMAIN_EVENTS["CELERY_QUEUE"]``, else Celery's routing).
+
+    The task carries the delivery's id and database alias; the event stays in the outbox. A
+    broker that cannot be reached within ``DOMAIN_EVENTS["CELERY_PUBLISH_TIMEOUT"]`` seconds is
+    logged and the deliveries it did not take stay owed: the publishing code never sees it.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._app: Celery | None = None
+        self._results: tuple[Celery, bool] | None = None
+
+    @property
+    def app(self) -> Celery:
+        """The Celery app tasks are sent with (see ``DOMAIN_EVENTS["CELERY_APP"]``)."""
+        path = settings.CELERY_APP
+        if path is None:
+            return celery_app(None)
+        if self._app is None:
+            # Settings changes discard this instance, so the app found here stays right.
+            self._app = celery_app(path)
+        return self._app
+
+    def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
+        """Send the deliveries now; see ``send()``."""
+        self.send(deliveries)
+
+    def send(
+        self, deliveries: Sequence[OwedDelivery], *, countdown: float | None = None
+    ) -> list[OwedDelivery]:
+        """Send one task per delivery, ``countdown`` seconds from now if given, then mark the
+        sent ones dispatched with their task ids; return those sent.
+
+        All the tasks go through one producer (one broker connection). If the broker fails,
+        the error is logged and the deliveries not yet sent stay owed. Never raises for it.
+        """
+        if not deliveries:
+            return []
+        app = self.app
+        if app.conf.task_always_eager:
+            return self._run_eagerly(app, deliveries, countdown)
+        queue = settings.CELERY_QUEUE
+        options: dict[str, Any] = {
+            "serializer": "json",
+            "retry": True,
+            "retry_policy": publish_retry_policy(settings.CELERY_PUBLISH_TIMEOUT),
+            "ignore_result": not self._keeps_results(app),
+        }
+        if countdown:
+            options["countdown"] = countdown
+        sent: list[tuple[OwedDelivery, str]] = []
+        try:
+            with app.producer_or_acquire() as producer:
+                for owed in deliveries:
+                    task_id = str(uuid.uuid4())
+                    app.send_task(
+                        TASK_NAME,
+                        args=[str(owed.delivery_id), owed.using],
+                        task_id=task_id,
+                        producer=producer,
+                        queue=owed.queue or queue,
+                        **options,
+                    )
+                    sent.append((owed, task_id))
+        except Exception:
+            logger.exception(
+                "Could not send %d of %d deliveries to Celery (broker %s); they stay owed "
+                "and the relay will send them",
+                len(deliveries) - len(sent),
+                len(deliveries),
+                maybe_sanitize_url(app.conf.broker_url or ""),
+            )
+        if sent:
+            by_alias: dict[str, list[tuple[OwedDelivery, str]]] = {}
+            for owed, task_id in sent:
+                by_alias.setdefault(owed.using, []).append((owed, task_id))
+            for alias, items in by_alias.items():
+                try:
+                    mark_dispatched(alias, items)
+                except Exception:
+                    logger.exception(
+                        "Sent %d deliveries to Celery but could not mark them dispatched; a "
+                        "relay may send them again, and the copy will find them settled",
+                        len(items),
+                    )
+        return [owed for owed, _ in sent]
+
+    def _run_eagerly(
+        self, app: Celery, deliveries: Sequence[OwedDelivery], countdown: float | None
+    ) -> list[OwedDelivery]:
+        # CELERY_TASK_ALWAYS_EAGER, Celery's test mode: run the tasks here and now, as
+        # Task.apply_async() does (send_task() would ignore the setting, with a warning). A
+        # retry is not run at once: it waits, failed, for testing.drain() or the relay.
+        if countdown is not None:
+            return []
+        from ..tasks import deliver  # noqa: F401 - registers the task with the app
+
+        task = app.tasks[TASK_NAME]
+        for owed in deliveries:
+            task.apply(args=[str(owed.delivery_id), owed.using])
+        return list(deliveries)
+
+    def _keeps_results(self, app: Celery) -> bool:
+        cached = self._results
+        if cached is None or cached[0] is not app:
+            cached = self._results = (app, keeps_results(app))
+        return cached[1]
+
+
+def mark_dispatched(alias: str, sent: Sequence[tuple[OwedDelivery, str]]) -> int:
+    """Mark deliveries handed to Celery as dispatched, with their task ids; return how many.
+
+    Only a delivery still owed with the attempts it had when it was sent is marked: a worker
+    may already have run it (delivered, or failed and scheduled its own retry). A delivery a
+    worker is running right now is skipped rather than waited for: its row lock lasts until
+    the receiver returns, and the request that published would wait that long.
+    """
+    connection = connections[alias]
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        # One statement and one round trip, where the ORM's version costs about 1 ms a publish.
+        # This mark need not survive a crash: lost, it leaves the delivery owed and the relay
+        # sends it again (the copy finds it settled). Not waiting for the WAL flush saves the
+        # fsync of a second commit per publish. Only in a transaction of its own: the setting
+        # lasts until the transaction ends.
+        no_flush = not connection.in_atomic_block
+        table = connection.ops.quote_name(Delivery._meta.db_table)
+        owed_states = [DeliveryState.PENDING, DeliveryState.FAILED]
+        with connection.cursor() as cursor:
+            if len(sent) == 1:
+                # The usual case, one receiver: plain parameters are quicker to send than arrays.
+                [(owed, task_id)] = sent
+                cursor.execute(
+                    _MARK_ONE_POSTGRES.format(
+                        table=table, durability=f"\nFROM {_NO_FLUSH}" if no_flush else ""
+                    ),
+                    [
+                        DeliveryState.DISPATCHED,
+                        now,
+                        task_id,
+                        owed.delivery_id,
+                        owed.attempts,
+                        *owed_states,
+                    ],
+                )
+            else:
+                ids = [owed.delivery_id for owed, _ in sent]
+                cursor.execute(
+                    _MARK_MANY_POSTGRES.format(
+                        table=table, durability=f", {_NO_FLUSH}" if no_flush else ""
+                    ),
+                    [
+                        DeliveryState.DISPATCHED,
+                        now,
+                        ids,
+                        [task_id for _, task_id in sent],
+                        [owed.attempts for owed, _ in sent],
+                        ids,
+                        *owed_states,
+                    ],
+                )
+            return int(cursor.rowcount)
+    by_attempts: dict[int, list[uuid.UUID]] = {}
+    for owed, _ in sent:
+        by_attempts.setdefault(owed.attempts, []).append(owed.delivery_id)
+    match = Q()
+    for attempts, ids in by_attempts.items():
+        match |= Q(pk__in=ids, attempts=attempts)
+    rows = Delivery.objects.using(alias).filter(
+        match, state__in=(DeliveryState.PENDING, DeliveryState.FAILED)
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        rows = Delivery.objects.using(alias).filter(
+            pk__in=rows.select_for_update(skip_locked=True).order_by().values("pk")
+        )
+    task_ids: Value | Case
+    if len(sent) == 1:
+        task_ids = Value(sent[0][1])
+    else:
+        task_ids = Case(
+            *(When(pk=owed.delivery_id, then=Value(tid)) for owed, tid in sent),
+            output_field=CharField(),
+        )
+    return rows.update(state=DeliveryState.DISPATCHED, dispatched_at=now, task_id=task_ids)
+
+
+_MARK_ONE_POSTGRES = """
+UPDATE {table}
+SET state = %s, dispatched_at = %s, task_id = %s{durability}
+WHERE id = (
+  SELECT id FROM {table} WHERE id = %s AND attempts = %s AND state IN (%s, %s)
+  FOR UPDATE SKIP LOCKED
+)
+"""
+_MARK_MANY_POSTGRES = """
+UPDATE {table} AS delivery
+SET state = %s, dispatched_at = %s, task_id = sent.task_id
+FROM unnest(%s::uuid[], %s::text[], %s::integer[]) AS sent (id, task_id, attempts){durability}
+WHERE delivery.id = sent.id
+  AND delivery.attempts = sent.attempts
+  AND delivery.id IN (
+    SELECT id FROM {table} WHERE id = ANY(%s::uuid[]) AND state IN (%s, %s)
+    FOR UPDATE SKIP LOCKED
+  )
+"""
+_NO_FLUSH = "(SELECT set_config('synchronous_commit', 'off', true)) AS durability"

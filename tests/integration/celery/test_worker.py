@@ -1,0 +1,157 @@
+"""The Celery dispatcher with a real ``celery worker`` (prefork) on Redis and on RabbitMQ:
+receivers run in the worker, retries go through Celery, and neither a duplicated task nor a
+worker killed mid-receiver makes an effect happen twice."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from django.db import connection, transaction
+from django_celery_results.models import TaskResult
+
+from django_domain_events import publish
+from django_domain_events.dispatchers.celery import TASK_NAME
+from django_domain_events.models import Delivery, DeliveryState
+from tests.testapp import receivers
+from tests.testapp.models import Effect
+
+from .conftest import Worker, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+def settled(event_id: uuid.UUID, count: int = 1) -> list[Delivery]:
+    """The event's deliveries once ``count`` of them are delivered or dead, else []."""
+    rows = list(Delivery.objects.filter(event_id=event_id).order_by("receiver"))
+    done = [row for row in rows if row.state in (DeliveryState.DELIVERED, DeliveryState.DEAD)]
+    return rows if len(done) >= count else []
+
+
+def effects(event_id: uuid.UUID) -> list[tuple[str, int]]:
+    return sorted(Effect.objects.filter(event_id=event_id).values_list("receiver", "attempt"))
+
+
+def task_results(count: int) -> list[TaskResult]:
+    """The test's task results (the table is emptied after each test) once there are
+    ``count``, else []."""
+    results = list(TaskResult.objects.all())
+    return results if len(results) >= count else []
+
+
+def test_sync_and_async_receivers_run_in_the_worker(worker: Worker) -> None:
+    with transaction.atomic():
+        event_id = publish(receivers.RECORDED, {"order_id": 7})
+        # Nothing is sent before the commit.
+        assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.PENDING}
+
+    rows = wait_for(lambda: settled(event_id, 2), "both deliveries", worker=worker)
+
+    assert [(row.receiver, row.state, row.attempts) for row in rows] == [
+        ("celery_tests.record", DeliveryState.DELIVERED, 1),
+        ("celery_tests.record_async", DeliveryState.DELIVERED, 1),
+    ]
+    assert effects(event_id) == [("celery_tests.record", 1), ("celery_tests.record_async", 1)]
+    # With django-celery-results, each task leaves a TaskResult that says how it went.
+    results = wait_for(lambda: task_results(2), "the task results", worker=worker)
+    assert sorted((result.status, result.result) for result in results) == [
+        ("SUCCESS", '"delivered"'),
+        ("SUCCESS", '"delivered"'),
+    ]
+    # A delivery is marked with its task's id unless the worker took it first.
+    assert {row.task_id for row in rows} <= {result.task_id for result in results} | {""}
+
+
+def test_a_failed_attempt_is_retried_through_celery(worker: Worker) -> None:
+    event_id = publish(receivers.FLAKY, {"succeed_at": 2, "retry_after": 0.2})
+
+    [row] = wait_for(lambda: settled(event_id), "the retried delivery", worker=worker)
+
+    assert (row.state, row.attempts, row.last_error) == (
+        DeliveryState.DELIVERED,
+        2,
+        "RetryAfter: retry requested after 0.2s",
+    )
+    assert effects(event_id) == [("celery_tests.flaky", 2)]
+    # The retry was a task of its own, sent by the first with a countdown.
+    results = {r.task_id: r.result for r in wait_for(lambda: task_results(2), "the results")}
+    assert sorted(results.values()) == ['"delivered"', '"failed"']
+    assert results[row.task_id] == '"delivered"'
+
+
+def test_a_receiver_that_gives_up_makes_its_delivery_dead(worker: Worker) -> None:
+    event_id = publish(receivers.DOOMED, {})
+
+    [row] = wait_for(lambda: settled(event_id), "the dead delivery", worker=worker)
+
+    assert (row.state, row.attempts, row.last_error) == (
+        DeliveryState.DEAD,
+        1,
+        "GiveUp: the order was cancelled",
+    )
+    assert effects(event_id) == []
+
+
+def lock_waiters() -> int:
+    """Backends of the test database waiting for a row lock right now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        (count,) = cursor.fetchone()
+    return int(count)
+
+
+def test_two_copies_of_one_task_run_the_receiver_once(
+    worker: Worker, celery_app: Celery, tmp_path: Path
+) -> None:
+    hold, started = tmp_path / "hold", tmp_path / "started"
+    hold.touch()
+    event_id = publish(receivers.HELD, {"hold": str(hold), "started": str(started)})
+    delivery = Delivery.objects.get(event_id=event_id)
+    copy = str(uuid.uuid4())
+    celery_app.send_task(
+        TASK_NAME,
+        args=[str(delivery.pk), "default"],
+        task_id=copy,
+        queue=worker.queue,
+        ignore_result=False,
+    )
+
+    # One copy runs the receiver, holding the row; the other waits for the row's lock.
+    wait_for(started.exists, "a copy to start the receiver", worker=worker)
+    wait_for(lock_waiters, "the other copy to wait for the row lock", worker=worker)
+    hold.unlink()
+
+    results = wait_for(lambda: task_results(2), "both copies to finish", worker=worker)
+    assert copy in {result.task_id for result in results}
+    # Redis may hand a task held past its visibility timeout out once more: another skip.
+    outcomes = sorted(result.result for result in results)
+    assert outcomes[0] == '"delivered"'
+    assert set(outcomes[1:]) == {'"skipped"'}
+    assert effects(event_id) == [("celery_tests.held", 1)]
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.DELIVERED, 1)
+
+
+def test_a_worker_killed_mid_receiver_leaves_the_effect_exactly_once(
+    worker: Worker, tmp_path: Path
+) -> None:
+    hold, started = tmp_path / "hold", tmp_path / "started"
+    hold.touch()
+    event_id = publish(receivers.HELD, {"hold": str(hold), "started": str(started)})
+    wait_for(started.exists, "the receiver to start", worker=worker)
+
+    worker.kill()  # SIGKILL, pool processes included, while the receiver runs
+    hold.unlink()
+    assert effects(event_id) == []
+    worker.start()
+
+    # The broker hands the unacknowledged task to the new worker (RabbitMQ when the
+    # connection drops, Redis after the visibility timeout), which runs the receiver again.
+    [row] = wait_for(lambda: settled(event_id), "the redelivered task", worker=worker)
+    assert (row.state, row.attempts) == (DeliveryState.DELIVERED, 1)
+    assert effects(event_id) == [("celery_tests.held", 1)]

@@ -1,0 +1,520 @@
+"""The Celery dispatcher and task in this process, on Celery's in-memory broker: what is sent
+where, what the outbox records, how the task treats bad input and schedules retries. Real
+brokers and workers are in tests/integration/celery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import logging
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+from kombu.transport.virtual import Message
+
+import django_domain_events.tasks  # noqa: F401 - registers the task with every Celery app
+from django_domain_events import (
+    Envelope,
+    GiveUp,
+    NamedEvent,
+    RetryAfter,
+    publish,
+    publish_many,
+    receiver,
+)
+from django_domain_events.checks import check_receivers, check_settings
+from django_domain_events.dispatchers import dispatchers
+from django_domain_events.dispatchers.base import OwedDelivery
+from django_domain_events.dispatchers.celery import (
+    TASK_NAME,
+    CeleryDispatcher,
+    keeps_results,
+    mark_dispatched,
+    publish_retry_policy,
+)
+from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.registry import Registry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGGER = "django_domain_events"
+
+# Never Celery's default app (no Django fixup), so it cannot leak into other tests.
+memory_app = Celery("dde-unit", broker="memory://", set_as_current=False, fixups=[])
+memory_app.conf.update(task_default_queue="dde-unit-default")
+not_an_app = object()
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"dde-unit-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def celery_settings(queue: str) -> Iterator[None]:
+    with override_settings(
+        DOMAIN_EVENTS={"CELERY_APP": "tests.unit.test_celery.memory_app", "CELERY_QUEUE": queue}
+    ):
+        yield
+
+
+def take(queue: str) -> list[Message]:
+    """Remove and return the messages waiting in ``queue``."""
+    messages = []
+    with memory_app.connection_for_read() as connection:
+        channel = connection.default_channel
+        while (message := channel.basic_get(queue, no_ack=True)) is not None:
+            messages.append(message)
+    return messages
+
+
+def run_task(*args: Any) -> str:
+    """Run the delivery task here, as a worker would."""
+    result: str = memory_app.tasks[TASK_NAME].apply(args=args).get()
+    return result
+
+
+# The dispatcher -------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("celery_settings")
+def test_one_json_task_per_delivery_carries_only_its_id_to_its_queue(
+    receiver_registry: Registry, queue: str
+) -> None:
+    receiver("unit_celery.placed", dispatcher="celery", name="unit_celery.crm", queue="crm")(print)
+    receiver("unit_celery.placed", dispatcher="celery", name="unit_celery.mail")(print)
+
+    event_id = publish("unit_celery.placed", {"secret": "stays in the outbox"})
+
+    [to_crm], [to_default] = take("crm"), take(queue)
+    for message, name in ((to_crm, "unit_celery.crm"), (to_default, "unit_celery.mail")):
+        delivery = Delivery.objects.get(event_id=event_id, receiver=name)
+        assert message.content_type == "application/json"
+        assert message.headers["task"] == TASK_NAME
+        assert message.decode()[0] == [str(delivery.pk), "default"]
+        assert b"stays in the outbox" not in message.body
+        # The outbox records the task that carries each delivery.
+        assert delivery.state == DeliveryState.DISPATCHED
+        assert delivery.task_id == message.headers["id"]
+        assert delivery.dispatched_at is not None
+        # No result backend of django-celery-results: the task's result is not kept.
+        assert message.headers["ignore_result"] is True
+
+
+def test_without_a_queue_celery_routing_decides(receiver_registry: Registry) -> None:
+    receiver("unit_celery.routed", dispatcher="celery", name="unit_celery.routed")(print)
+    take("dde-unit-default")
+
+    with override_settings(DOMAIN_EVENTS={"CELERY_APP": "tests.unit.test_celery.memory_app"}):
+        publish("unit_celery.routed", {})
+
+    [message] = take("dde-unit-default")  # memory_app's task_default_queue
+    assert message.headers["task"] == TASK_NAME
+
+
+@pytest.mark.usefixtures("celery_settings")
+def test_one_producer_carries_a_transaction_s_tasks(
+    receiver_registry: Registry, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver("unit_celery.many", dispatcher="celery", name="unit_celery.many")(print)
+    pool = memory_app.amqp.producer_pool
+    acquired: list[object] = []
+    acquire = pool.acquire
+    monkeypatch.setattr(pool, "acquire", lambda *a, **kw: acquired.append(1) or acquire(*a, **kw))
+
+    publish_many([NamedEvent("unit_celery.many", {"n": n}) for n in range(3)])
+
+    assert len(take(queue)) == 3
+    assert len(acquired) == 1
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.DISPATCHED}
+
+
+def test_an_app_setting_that_names_no_app_leaves_deliveries_owed(
+    receiver_registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver("unit_celery.lost", dispatcher="celery", name="unit_celery.lost")(print)
+
+    with (
+        override_settings(DOMAIN_EVENTS={"CELERY_APP": "tests.unit.test_celery.not_an_app"}),
+        caplog.at_level(logging.ERROR, LOGGER),
+    ):
+        publish("unit_celery.lost", {})
+
+    assert Delivery.objects.get().state == DeliveryState.PENDING
+    assert "is <object object" in caplog.text
+    assert "not a Celery app" in caplog.text
+
+
+eager_app = Celery("dde-unit-eager", broker="memory://", set_as_current=False, fixups=[])
+eager_app.conf.update(task_always_eager=True)
+
+
+def test_celery_s_eager_mode_runs_the_tasks_at_commit(receiver_registry: Registry) -> None:
+    ran: list[NamedEvent] = []
+    receiver("unit_celery.eager", dispatcher="celery", name="unit_celery.eager")(ran.append)
+
+    @receiver("unit_celery.eager", dispatcher="celery", name="unit_celery.eager_fails")
+    def fails(event: NamedEvent) -> None:
+        raise RetryAfter(1)
+
+    with override_settings(DOMAIN_EVENTS={"CELERY_APP": "tests.unit.test_celery.eager_app"}):
+        publish("unit_celery.eager", {"n": 1})
+
+    assert [event.payload for event in ran] == [{"n": 1}]
+    states = dict(Delivery.objects.values_list("receiver", "state"))
+    # The retry is not run at once: it waits for drain() or the relay.
+    assert states == {
+        "unit_celery.eager": DeliveryState.DELIVERED,
+        "unit_celery.eager_fails": DeliveryState.FAILED,
+    }
+
+
+def test_mark_dispatched_leaves_deliveries_a_worker_has_moved_on(
+    receiver_registry: Registry,
+) -> None:
+    receiver("unit_celery.marked", name="unit_celery.marked", dispatcher="deferred")(print)
+    ids = [publish("unit_celery.marked", {"n": n}) for n in range(4)]
+    rows = [Delivery.objects.get(event_id=event_id) for event_id in ids]
+    pending, delivered, failed_since, failed = rows
+    Delivery.objects.filter(pk=delivered.pk).update(state=DeliveryState.DELIVERED, attempts=1)
+    Delivery.objects.filter(pk__in=[failed_since.pk, failed.pk]).update(
+        state=DeliveryState.FAILED, attempts=1
+    )
+
+    def owed(row: Delivery, attempts: int) -> tuple[OwedDelivery, str]:
+        sent = OwedDelivery(row.pk, row.receiver, "celery", "", "default", attempts=attempts)
+        return sent, f"task-{row.pk}"
+
+    marked = mark_dispatched(
+        "default",
+        [owed(pending, 0), owed(delivered, 0), owed(failed_since, 0), owed(failed, 1)],
+    )
+
+    assert marked == 2
+    states = {row.pk: row for row in Delivery.objects.all()}
+    assert [(states[row.pk].state, states[row.pk].task_id) for row in rows] == [
+        (DeliveryState.DISPATCHED, f"task-{pending.pk}"),
+        (DeliveryState.DELIVERED, ""),
+        (DeliveryState.FAILED, ""),  # failed again since it was sent
+        (DeliveryState.DISPATCHED, f"task-{failed.pk}"),
+    ]
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_mark_dispatched_inside_a_transaction_belongs_to_it(
+    receiver_registry: Registry, count: int
+) -> None:
+    receiver("unit_celery.inside", name="unit_celery.inside", dispatcher="deferred")(print)
+    for n in range(count):
+        publish("unit_celery.inside", {"n": n})
+    sent = [
+        (OwedDelivery(pk, "unit_celery.inside", "celery", "", "default"), f"task-{pk}")
+        for pk in Delivery.objects.values_list("pk", flat=True)
+    ]
+
+    with transaction.atomic():
+        assert mark_dispatched("default", sent) == count
+        transaction.set_rollback(True)
+
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.PENDING}
+    with transaction.atomic():
+        assert mark_dispatched("default", sent) == count
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.DISPATCHED}
+
+
+def test_results_are_kept_only_in_django_celery_results_database() -> None:
+    assert keeps_results(memory_app) is False
+    results_app = Celery("dde-unit-results", backend="django-db", set_as_current=False, fixups=[])
+    assert keeps_results(results_app) is True
+    redis_results = Celery(
+        "dde-unit-redis", backend="redis://127.0.0.1:1/0", set_as_current=False, fixups=[]
+    )
+    assert keeps_results(redis_results) is False
+
+
+@pytest.mark.parametrize(("timeout", "retries"), [(0, 1), (0.2, 1), (0.25, 2), (1.5, 4), (2.0, 5)])
+def test_publish_retries_wait_at_most_the_publish_timeout(timeout: float, retries: int) -> None:
+    policy = publish_retry_policy(timeout)
+
+    assert policy["max_retries"] == retries
+    # kombu waits interval_start, then adds interval_step per retry up to interval_max.
+    waits = [
+        min(policy["interval_start"] + n * policy["interval_step"], policy["interval_max"])
+        for n in range(retries)
+    ]
+    assert sum(waits) <= timeout
+
+
+# The task -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ran() -> list[Envelope]:
+    """The envelopes ``deferred_delivery``'s receiver was run with."""
+    return []
+
+
+@pytest.fixture
+def deferred_delivery(receiver_registry: Registry, ran: list[Envelope]) -> Delivery:
+    """A pending delivery, never dispatched, to an async receiver that records its runs."""
+
+    @receiver("unit_celery.ran", dispatcher="deferred", name="unit_celery.ran")
+    async def record(event: NamedEvent, envelope: Envelope) -> None:
+        ran.append(envelope)
+
+    publish("unit_celery.ran", {})
+    return Delivery.objects.get()
+
+
+def test_the_task_runs_the_delivery(deferred_delivery: Delivery, ran: list[Envelope]) -> None:
+    assert run_task(str(deferred_delivery.pk), "default") == "delivered"
+
+    deferred_delivery.refresh_from_db()
+    assert (deferred_delivery.state, deferred_delivery.attempts) == (DeliveryState.DELIVERED, 1)
+    assert [envelope.delivery_id for envelope in ran] == [deferred_delivery.pk]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("not-a-uuid", "default"),
+        (None, "default"),
+        (str(uuid.uuid4()), "no_such_database"),
+        (str(uuid.uuid4()), 7),
+    ],
+)
+def test_bad_task_input_is_logged_and_dropped(
+    args: tuple[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, LOGGER):
+        assert run_task(*args) == "missing"
+
+    [record] = caplog.records
+    assert "not a delivery id and a database alias; dropped" in record.getMessage()
+
+
+def test_an_unknown_delivery_is_logged_and_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    unknown = uuid.uuid4()
+
+    with caplog.at_level(logging.WARNING, LOGGER):
+        assert run_task(str(unknown), "default") == "missing"
+
+    assert f"Delivery {unknown} not found in database 'default'" in caplog.text
+
+
+def test_a_deleted_delivery_is_logged_and_dropped(
+    deferred_delivery: Delivery, ran: list[Envelope], caplog: pytest.LogCaptureFixture
+) -> None:
+    OutboxEvent.objects.all().delete()  # pruned while its task waited in the queue
+
+    with caplog.at_level(logging.WARNING, LOGGER):
+        assert run_task(str(deferred_delivery.pk), "default") == "missing"
+
+    assert "not found" in caplog.text
+    assert ran == []
+
+
+@pytest.mark.parametrize("state", [DeliveryState.DELIVERED, DeliveryState.DEAD])
+def test_a_settled_delivery_is_not_run_again(
+    deferred_delivery: Delivery,
+    ran: list[Envelope],
+    state: DeliveryState,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    Delivery.objects.update(state=state)
+
+    with caplog.at_level(logging.INFO, LOGGER):
+        assert run_task(str(deferred_delivery.pk), "default") == "skipped"
+
+    assert f"is already {state}" in caplog.text
+    assert ran == []
+
+
+@pytest.mark.usefixtures("celery_settings")
+def test_a_retry_due_soon_is_sent_through_celery(receiver_registry: Registry, queue: str) -> None:
+    @receiver("unit_celery.flaky", dispatcher="celery", name="unit_celery.flaky")
+    def flaky(event: NamedEvent) -> None:
+        raise RetryAfter(5)
+
+    publish("unit_celery.flaky", {})
+    [first] = take(queue)
+
+    assert run_task(*first.decode()[0]) == "failed"
+
+    [retry] = take(queue)
+    delivery = Delivery.objects.get()
+    assert retry.decode()[0] == first.decode()[0]
+    assert (delivery.state, delivery.attempts, delivery.task_id) == (
+        DeliveryState.DISPATCHED,
+        1,
+        retry.headers["id"],
+    )
+    assert delivery.next_attempt_at is not None
+    eta = dt.datetime.fromisoformat(retry.headers["eta"])
+    assert abs((eta - delivery.next_attempt_at).total_seconds()) < 1
+
+
+@pytest.mark.usefixtures("celery_settings")
+def test_a_retry_due_later_is_left_to_the_relay(
+    receiver_registry: Registry, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    @receiver("unit_celery.slow", dispatcher="celery", name="unit_celery.slow")
+    def slow(event: NamedEvent) -> None:
+        raise RetryAfter(120)
+
+    publish("unit_celery.slow", {})
+    [first] = take(queue)
+
+    with caplog.at_level(logging.INFO, LOGGER):
+        assert run_task(*first.decode()[0]) == "failed"
+
+    assert take(queue) == []
+    delivery = Delivery.objects.get()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.FAILED, 1)
+    assert delivery.next_attempt_at is not None
+    assert delivery.next_attempt_at > timezone.now() + dt.timedelta(seconds=100)
+    assert "more than CELERY_MAX_RETRY_DELAY away; left to the relay" in caplog.text
+
+
+@pytest.mark.usefixtures("celery_settings")
+def test_a_dead_delivery_is_not_retried(receiver_registry: Registry, queue: str) -> None:
+    @receiver("unit_celery.doomed", dispatcher="celery", name="unit_celery.doomed")
+    def doomed(event: NamedEvent) -> None:
+        raise GiveUp("no such customer")
+
+    publish("unit_celery.doomed", {})
+    [first] = take(queue)
+
+    assert run_task(*first.decode()[0]) == "dead"
+    assert take(queue) == []
+    assert Delivery.objects.get().state == DeliveryState.DEAD
+
+
+# Celery stays out of projects that do not use it ---------------------------------------------
+
+
+def test_publishing_without_the_celery_dispatcher_never_imports_celery() -> None:
+    script = textwrap.dedent(
+        """
+        import sys
+
+        import django
+        from django.conf import settings
+
+        settings.configure(
+            INSTALLED_APPS=["django_domain_events"],
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+            USE_TZ=True,
+        )
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        call_command("check")
+        from django_domain_events import publish, receiver
+
+        seen = []
+
+        @receiver("probe.pinged", name="probe.record")
+        def record(event):
+            seen.append(event)
+
+        publish("probe.pinged", {"n": 1})
+        assert len(seen) == 1, seen
+        roots = {"celery", "kombu", "billiard", "django_celery_results"}
+        print(sorted(name for name in sys.modules if name.split(".")[0] in roots))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_celery_dispatcher_is_a_builtin_name() -> None:
+    with override_settings(DOMAIN_EVENTS={"CELERY_APP": "tests.unit.test_celery.memory_app"}):
+        assert isinstance(dispatchers["celery"], CeleryDispatcher)
+        assert dispatchers["celery"].app is memory_app
+
+
+# System checks --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def without_celery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make Celery look uninstalled to the checks."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "celery" else find_spec(name, *args),
+    )
+
+
+@pytest.mark.usefixtures("without_celery")
+def test_e010_the_celery_dispatcher_without_celery_installed(receiver_registry: Registry) -> None:
+    receiver("unit_celery.e010", dispatcher="celery", name="unit_celery.e010")(print)
+
+    with override_settings(DOMAIN_EVENTS={"DISPATCHER": "celery"}):
+        errors = [*check_settings(), *check_receivers()]
+
+    assert [(error.id, error.msg) for error in errors] == [
+        (
+            "django_domain_events.E010",
+            """DOMAIN_EVENTS["DISPATCHER"] is 'celery', but Celery is not installed.""",
+        ),
+        (
+            "django_domain_events.E010",
+            "Receiver 'unit_celery.e010' dispatcher is 'celery', but Celery is not installed.",
+        ),
+    ]
+    assert all(
+        error.hint == 'Install it with the extra: pip install "django-domain-outbox[celery]".'
+        for error in errors
+    )
+
+
+def test_the_celery_dispatcher_with_celery_installed_passes() -> None:
+    with override_settings(
+        DOMAIN_EVENTS={"DISPATCHER": "celery", "CELERY_APP": "tests.unit.test_celery.memory_app"}
+    ):
+        assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("CELERY_APP", "", "it must be None or a non-empty string"),
+        ("CELERY_APP", 3, "it must be None or a non-empty string"),
+        ("CELERY_APP", "tests.unit.test_celery.no_such_app", "cannot be imported"),
+        ("CELERY_APP", "tests.unit.test_celery.not_an_app", "not a Celery app"),
+        ("CELERY_QUEUE", "", "it must be None or a non-empty string"),
+        ("CELERY_PUBLISH_TIMEOUT", -1, "it must be a finite number >= 0"),
+        ("CELERY_MAX_RETRY_DELAY", "60", "it must be a finite number >= 0"),
+    ],
+)
+def test_e002_bad_celery_settings(key: str, value: object, problem: str) -> None:
+    with override_settings(DOMAIN_EVENTS={key: value}):
+        [error] = check_settings()
+
+    assert error.id == "django_domain_events.E002"
+    assert problem in error.msg
+    assert error.hint
