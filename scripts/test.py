@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run every check the project has, on every supported Python and Django.
 
-    python3 scripts/test.py                          # lint, docs, mypy and tests, whole matrix
+    python3 scripts/test.py                          # lint, docs, benchmarks, mypy, tests: all
     python3 scripts/test.py --fast                   # tests only
     python3 scripts/test.py --env py312-dj6 --db postgres -- -k publish -x
 
@@ -25,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -286,7 +287,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         help="run only this matrix entry (repeatable)",
     )
     parser.add_argument("--db", choices=DATABASES, help="run the tests on this database only")
-    parser.add_argument("--fast", action="store_true", help="skip ruff, docs and mypy")
+    parser.add_argument(
+        "--fast", action="store_true", help="skip ruff, docs, the quick benchmarks and mypy"
+    )
     return parser.parse_args(own), pytest_args
 
 
@@ -365,6 +368,28 @@ def lint(run: Run, env: Env) -> None:
         # the warnings of pages it skips.
         sphinx = [python, "-m", "sphinx", "-W", "--keep-going", "-E", "-b", "html"]
         run_step(run, "sphinx-build", env, [*sphinx, "docs", "docs/_build/html"])
+    if (ROOT / "benchmarks" / "run.py").exists():
+        benchmarks_quick(run, env)
+
+
+def benchmarks_quick(run: Run, env: Env) -> None:
+    """Run the benchmark suite with QUICK=1 and check it wrote its table. Never a timing: how
+    fast this machine is today is no test result."""
+    step = "benchmarks (quick)"
+    banner(step)
+    started = time.monotonic()
+    db = "all" if postgres_reachable() else "sqlite"
+    with tempfile.TemporaryDirectory(prefix="dde-bench-") as out:
+        cmd = [venvs.python_of(env.venv), "benchmarks/run.py", "--db", db, "--out", out]
+        code, _ = stream(cmd, command_env(env, {"QUICK": "1"}))
+        tables = [path for path in Path(out).glob("*.md") if "| case |" in path.read_text()]
+    if code != 0:
+        status, note = "failed", f"exit status {code}"
+    elif not tables:
+        status, note = "failed", "the run wrote no results table"
+    else:
+        status, note = "ok", ""
+    run.add(Result(step, status, time.monotonic() - started, note))
 
 
 def databases(run: Run, wanted: str | None) -> list[str]:

@@ -1,0 +1,1 @@
+"""Benchmarks of django_domain_events against raw ORM floors; run ``python benchmarks/run.py``."""

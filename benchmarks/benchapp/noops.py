@@ -1,0 +1,44 @@
+"""No-op receivers, registered only for the cases that want them.
+
+This module is not named ``receivers`` or ``handlers`` on purpose: start-up autodiscovery would
+import it, and every case chooses its own receivers inside an isolated registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.test import override_settings
+
+from django_domain_events import receiver
+from django_domain_events.registry import registry
+
+from .events import OrderPlaced
+
+
+def noop_1(event: OrderPlaced) -> None:
+    """Does nothing: the cost measured is the outbox's, not the receiver's."""
+
+
+def noop_2(event: OrderPlaced) -> None:
+    """Does nothing."""
+
+
+def noop_3(event: OrderPlaced) -> None:
+    """Does nothing."""
+
+
+NOOPS = (noop_1, noop_2, noop_3)
+
+
+@contextmanager
+def noop_receivers(count: int, *, dispatcher: str = "deferred") -> Iterator[None]:
+    """Run a block with exactly ``count`` no-op receivers of ``OrderPlaced``, all dispatched by
+    ``dispatcher`` (the project default, ``DOMAIN_EVENTS["DISPATCHER"]``, for the block)."""
+    if not 0 <= count <= len(NOOPS):
+        raise ValueError(f"noop_receivers({count}): between 0 and {len(NOOPS)} receivers exist.")
+    with registry.isolated(), override_settings(DOMAIN_EVENTS={"DISPATCHER": dispatcher}):
+        for func in NOOPS[:count]:
+            receiver(OrderPlaced)(func)
+        yield

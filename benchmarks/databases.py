@@ -1,0 +1,107 @@
+"""The databases a run measures: reaching them, creating and migrating them, emptying tables."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
+
+ALIASES = ("sqlite", "postgres")
+"""The database aliases of ``benchmarks.settings``, in the order a run measures them."""
+
+PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+def unavailable(alias: str) -> str | None:
+    """Why ``alias`` cannot be measured now, or None when it can."""
+    params = settings.DATABASES[alias]
+    if params["ENGINE"] != "django.db.backends.postgresql":
+        return None
+    host, port = params["HOST"], int(params["PORT"])
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return None
+    except OSError:
+        return f"PostgreSQL not reachable at {host}:{port} — start it with: {PG_START}"
+
+
+def _create_postgres_database(params: dict[str, Any]) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        host=params["HOST"],
+        port=params["PORT"],
+        user=params["USER"],
+        password=params.get("PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+        connect_timeout=5,
+    ) as conn:
+        name = params["NAME"]
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def prepare(alias: str) -> None:
+    """Create the database if it is missing and bring its schema up to date."""
+    if connections[alias].vendor == "postgresql":
+        _create_postgres_database(settings.DATABASES[alias])
+    call_command("migrate", database=alias, verbosity=0, interactive=False)
+
+
+def _tables() -> list[str]:
+    from django_domain_events.models import Delivery, OutboxEvent
+
+    from .benchapp.models import RawEvent
+
+    # Deliveries before their events: SQLite checks the foreign key statement by statement here.
+    return [model._meta.db_table for model in (Delivery, OutboxEvent, RawEvent)]
+
+
+def reset(alias: str) -> None:
+    """Empty every table a case writes, so each run starts from the same state.
+
+    Also writes out what the previous run left dirty (PostgreSQL ``CHECKPOINT``, the SQLite
+    WAL), so that work is not charged to the next timed run.
+    """
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    tables = _tables()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {', '.join(quote(name) for name in tables)}")
+            cursor.execute("CHECKPOINT")
+        else:
+            for name in tables:
+                cursor.execute(f"DELETE FROM {quote(name)}")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def describe(alias: str) -> dict[str, Any]:
+    """The server and the settings that decide its speed, for the results file."""
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            names = ("server_version", "fsync", "synchronous_commit", "shared_buffers")
+            found = {}
+            for name in names:
+                cursor.execute(f"SHOW {name}")
+                found[name] = cursor.fetchone()[0]
+            return {"vendor": "postgresql", "transport": "TCP 127.0.0.1", **found}
+        cursor.execute("SELECT sqlite_version()")
+        version = cursor.fetchone()[0]
+        cursor.execute("PRAGMA journal_mode")
+        journal_mode = cursor.fetchone()[0]
+        cursor.execute("PRAGMA synchronous")
+        synchronous = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[cursor.fetchone()[0]]
+    return {
+        "vendor": "sqlite",
+        "server_version": version,
+        "journal_mode": journal_mode,
+        "synchronous": synchronous,
+    }

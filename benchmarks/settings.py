@@ -1,0 +1,59 @@
+"""Django settings of the benchmark project: one database alias per database under test.
+
+``sqlite`` is a file (``DDE_BENCH_SQLITE_PATH``; ``benchmarks/run.py`` points it into a fresh
+temporary directory) in WAL mode with ``synchronous=NORMAL``, the usual production setup.
+``postgres`` is 127.0.0.1:5432, user ``postgres``, database ``dde_bench`` (created by the run if
+missing). ``default`` is left unconfigured, so a case that forgets to name its alias fails
+instead of measuring the wrong database.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+SECRET_KEY = "django-domain-events-benchmarks-not-a-secret"
+# DEBUG keeps every query in memory: the timings and the RSS measurement would both suffer.
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+INSTALLED_APPS = [
+    "django_domain_events",
+    "benchmarks.benchapp",
+]
+
+SQLITE_PATH = os.environ.get("DDE_BENCH_SQLITE_PATH") or str(
+    Path(tempfile.gettempdir()) / "dde_bench.sqlite3"
+)
+POSTGRES_NAME = os.environ.get("DDE_BENCH_POSTGRES_NAME", "dde_bench")
+
+DATABASES = {
+    "default": {},
+    "sqlite": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": SQLITE_PATH,
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    },
+    "postgres": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": "127.0.0.1",
+        "PORT": "5432",
+        "USER": "postgres",
+        "NAME": POSTGRES_NAME,
+    },
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Cases override this per run: each chooses its dispatcher and receivers.
+DOMAIN_EVENTS = {"DISPATCHER": "deferred"}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
