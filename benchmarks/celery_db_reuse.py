@@ -12,7 +12,8 @@ Prints three measurements:
   only, no worker running. Medians of three runs.
 - worker: deliveries per second of N queued deliveries to a no-op receiver, with Celery's
   default (its Django fix-up closes the database connection around every task) and with
-  ``CELERY_DB_REUSE_MAX``.
+  ``CELERY_DB_REUSE_MAX``, against B6: a bare task that loads a row, does nothing and updates
+  it, with ``CELERY_DB_REUSE_MAX``.
 - latency: from COMMIT returning to the worker starting the delivery (``delivered_at``), over
   unloaded publishes made one at a time, p50 and p99, both ways.
 
@@ -187,6 +188,39 @@ def wait_delivered(count: int, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
+def measure_bare_worker(n: int, reuse_max: int) -> float:
+    """B6: rows per second of a bare Celery task that loads a row, does nothing and updates
+    it, N of them queued, the same worker with connection reuse."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from benchmarks.celerybench.handlers import NOTED
+    from benchmarks.celerybench.tasks import touch
+    from django_domain_events.models import OutboxEvent
+
+    truncate()
+    purge(QUEUE)
+    started = timezone.now()
+    with transaction.atomic():
+        rows = OutboxEvent.objects.bulk_create(
+            OutboxEvent(event_type=NOTED, payload={"n": i}, occurred_at=started, correlation_id="c")
+            for i in range(n)
+        )
+    for row in rows:
+        touch.apply_async(args=[str(row.pk)], queue=QUEUE)
+    worker = Worker(reuse_max)
+    try:
+        deadline = time.monotonic() + 300
+        while OutboxEvent.objects.filter(occurred_at__gt=started).count() < n:
+            if time.monotonic() > deadline:
+                raise SystemExit("Gave up waiting for the bare tasks")
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    times = sorted(OutboxEvent.objects.values_list("occurred_at", flat=True))
+    return (n - 1) / (times[-1] - times[0]).total_seconds()
+
+
 def measure_worker(n: int, samples: int, reuse_max: int | None) -> dict[str, float]:
     from django.db import transaction
 
@@ -253,10 +287,13 @@ def main(argv: Sequence[str]) -> int:
         say(f"  {name:<34} {value:8.0f}  ({value / floor:.2f} x B1)")
 
     say(f"worker, prefork -c 2 (N = {args.n}; latency over {args.samples} unloaded publishes):")
+    bare = measure_bare_worker(args.n, REUSE_MAX)
+    say(f"  B6 bare task, CELERY_DB_REUSE_MAX={REUSE_MAX:<4} {bare:6.0f} rows/s")
     for label, reuse_max in (("default", None), (f"CELERY_DB_REUSE_MAX={REUSE_MAX}", REUSE_MAX)):
         found = measure_worker(args.n, args.samples, reuse_max)
         say(
-            f"  {label:<26} {found['delivered/s']:6.0f} delivered/s   commit -> start "
+            f"  {label:<26} {found['delivered/s']:6.0f} delivered/s "
+            f"({found['delivered/s'] / bare:.2f} x B6)   commit -> start "
             f"p50 {found['latency p50 ms']:5.1f} ms, p99 {found['latency p99 ms']:5.1f} ms"
         )
     truncate()

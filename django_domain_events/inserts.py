@@ -41,6 +41,7 @@ DELIVERY_COLUMNS = (
     "attempts",
     "next_attempt_at",
     "created_at",
+    "dispatched_at",
     "ordering_key",
     "last_error",
     "traceback",

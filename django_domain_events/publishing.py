@@ -270,7 +270,7 @@ def _write(
     owed: list[OwedDelivery] = []
     envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
     ids: list[uuid.UUID] = []
-    pending = DeliveryState.PENDING
+    pending, dispatched = DeliveryState.PENDING, DeliveryState.DISPATCHED
     for item in prepared:
         event_id = uuid7()
         ids.append(event_id)
@@ -305,6 +305,7 @@ def _write(
             delivery_id = uuid7()
             dispatcher = forced or receiver.dispatcher or default_dispatcher
             queue = receiver.queue or ""
+            handed_over = _dispatched_at_insert(dispatcher)
             deliveries.append(
                 (
                     delivery_id,
@@ -312,14 +313,15 @@ def _write(
                     receiver.name,
                     dispatcher,
                     queue,
-                    pending,
+                    dispatched if handed_over else pending,
                     0,
                     now,
                     now,
+                    now if handed_over else None,
                     item.ordering_key,
                     "",
                     "",
-                    "",
+                    str(delivery_id) if handed_over else "",
                     "",
                 )
             )
@@ -345,6 +347,16 @@ def _write(
             events, deliveries, alias, time.perf_counter() - started, collected=True
         )
     return ids
+
+
+def _dispatched_at_insert(name: str) -> bool:
+    """Whether deliveries for dispatcher ``name`` are written already dispatched."""
+    try:
+        return dispatchers[name].dispatched_at_insert
+    except Exception:
+        # An unknown name is check E003's to report; the dispatch at commit logs the error
+        # and the deliveries stay pending.
+        return False
 
 
 def _commit(

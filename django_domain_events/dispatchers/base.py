@@ -6,6 +6,7 @@ import abc
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..envelope import Envelope
 from ..events import DomainEvent, NamedEvent
@@ -37,6 +38,16 @@ class Dispatcher(abc.ABC):
     ``dispatch()`` is called after commit with the deliveries of one transaction that use this
     dispatcher. It must not raise for one bad delivery: a delivery it cannot hand over stays
     owed in the outbox and the relay dispatches it again later.
+    """
+
+    dispatched_at_insert: ClassVar[bool] = False
+    """Whether ``publish()`` writes this dispatcher's deliveries already ``dispatched`` (task
+    id: the delivery id), so that handing them over after the commit costs no second write.
+
+    A dispatcher that sets it must put back to ``pending`` what it could not hand over, and
+    whoever else gives it existing rows marks them ``dispatched`` first, as the relay's claim
+    does. A crash between the commit and the hand-over leaves the deliveries ``dispatched``:
+    the relay sends them again once ``dispatched_at`` is older than its lost-task timeout.
     """
 
     def __init__(self, name: str) -> None:

@@ -103,22 +103,47 @@ class CeleryDispatcher(Dispatcher):
             self._app = celery_app(path)
         return self._app
 
+    dispatched_at_insert = True
+
     def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
-        """Send the deliveries now; see ``send()``."""
-        self.send(deliveries)
+        """Send one task per delivery, its id the delivery's id, and write nothing more: the
+        rows are ``dispatched`` already (written so by ``publish()``, or claimed so by the
+        relay). The deliveries the broker does not take go back to ``pending``, owed."""
+        sent = self.send(deliveries, mark=False)
+        if len(sent) < len(deliveries):
+            taken = {owed.delivery_id for owed in sent}
+            unsent = [owed for owed in deliveries if owed.delivery_id not in taken]
+            try:
+                mark_undispatched(unsent)
+            except Exception:
+                logger.exception(
+                    "Could not put %d unsent deliveries back to pending; the relay sends them "
+                    "once DISPATCH_TIMEOUT has passed",
+                    len(unsent),
+                )
 
     def send(
-        self, deliveries: Sequence[OwedDelivery], *, countdown: float | None = None
+        self,
+        deliveries: Sequence[OwedDelivery],
+        *,
+        countdown: float | None = None,
+        mark: bool = True,
     ) -> list[OwedDelivery]:
-        """Send one task per delivery, ``countdown`` seconds from now if given, then mark the
-        sent ones dispatched with their task ids; return those sent.
+        """Send one task per delivery, ``countdown`` seconds from now if given; with ``mark``,
+        mark the sent ones dispatched with fresh task ids (else the task id is the delivery id
+        and nothing is written); return those sent.
 
-        All the tasks go through one producer (one broker connection). If the broker fails,
-        the error is logged and the deliveries not yet sent stay owed. Never raises for it.
+        All the tasks go through one producer (one broker connection). If the broker or the
+        app setting fails, the error is logged and the deliveries not yet sent are not
+        returned. Never raises for it.
         """
         if not deliveries:
             return []
-        app = self.app
+        try:
+            app = self.app
+        except DispatcherError:
+            logger.exception("Could not send %d deliveries to Celery", len(deliveries))
+            return []
         if app.conf.task_always_eager:
             return self._run_eagerly(app, deliveries, countdown)
         queue = settings.CELERY_QUEUE
@@ -134,7 +159,7 @@ class CeleryDispatcher(Dispatcher):
         try:
             with app.producer_or_acquire() as producer:
                 for owed in deliveries:
-                    task_id = str(uuid.uuid4())
+                    task_id = str(uuid.uuid4()) if mark else str(owed.delivery_id)
                     app.send_task(
                         TASK_NAME,
                         args=[str(owed.delivery_id), owed.using],
@@ -152,7 +177,7 @@ class CeleryDispatcher(Dispatcher):
                 len(deliveries),
                 maybe_sanitize_url(app.conf.broker_url or ""),
             )
-        if sent:
+        if sent and mark:
             by_alias: dict[str, list[tuple[OwedDelivery, str]]] = {}
             for owed, task_id in sent:
                 by_alias.setdefault(owed.using, []).append((owed, task_id))
@@ -264,6 +289,20 @@ def mark_dispatched(alias: str, sent: Sequence[tuple[OwedDelivery, str]]) -> int
             output_field=CharField(),
         )
     return rows.update(state=DeliveryState.DISPATCHED, dispatched_at=now, task_id=task_ids)
+
+
+def mark_undispatched(deliveries: Sequence[OwedDelivery]) -> int:
+    """Put deliveries written ``dispatched`` but not handed to the broker back to ``pending``
+    (owed, found by the relay after its grace period); return how many."""
+    by_alias: dict[str, list[uuid.UUID]] = {}
+    for owed in deliveries:
+        by_alias.setdefault(owed.using, []).append(owed.delivery_id)
+    return sum(
+        Delivery.objects.using(alias)
+        .filter(pk__in=ids, state=DeliveryState.DISPATCHED)
+        .update(state=DeliveryState.PENDING, dispatched_at=None, task_id="")
+        for alias, ids in by_alias.items()
+    )
 
 
 _MARK_ONE_POSTGRES = """

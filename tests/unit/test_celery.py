@@ -19,6 +19,7 @@ import pytest
 from celery import Celery
 from django.db import transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from kombu.transport.virtual import Message
 
@@ -110,6 +111,42 @@ def test_one_json_task_per_delivery_carries_only_its_id_to_its_queue(
         assert delivery.dispatched_at is not None
         # No result backend of django-celery-results: the task's result is not kept.
         assert message.headers["ignore_result"] is True
+
+
+@pytest.mark.usefixtures("celery_settings")
+def test_sending_after_the_commit_writes_nothing(receiver_registry: Registry, queue: str) -> None:
+    receiver("unit_celery.quiet", dispatcher="celery", name="unit_celery.quiet")(print)
+    connection = transaction.get_connection()
+
+    with CaptureQueriesContext(connection) as queries:
+        event_id = publish("unit_celery.quiet", {})
+
+    [message] = take(queue)
+    delivery = Delivery.objects.get(event_id=event_id)
+    # The row was written dispatched, named after its task; the send wrote nothing more.
+    assert (delivery.state, delivery.task_id) == (DeliveryState.DISPATCHED, str(delivery.pk))
+    assert message.headers["id"] == str(delivery.pk)
+    assert not [query for query in queries if query["sql"].lstrip().upper().startswith("UPDATE")]
+
+
+@pytest.mark.usefixtures("celery_settings")
+def test_deliveries_the_broker_refuses_go_back_to_pending(
+    receiver_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver("unit_celery.refused", dispatcher="celery", name="unit_celery.refused")(print)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionRefusedError("broker down")
+
+    monkeypatch.setattr(memory_app, "send_task", refuse)
+    event_id = publish("unit_celery.refused", {})
+
+    delivery = Delivery.objects.get(event_id=event_id)
+    assert (delivery.state, delivery.dispatched_at, delivery.task_id) == (
+        DeliveryState.PENDING,
+        None,
+        "",
+    )
 
 
 def test_without_a_queue_celery_routing_decides(receiver_registry: Registry) -> None:
