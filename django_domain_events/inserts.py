@@ -56,6 +56,9 @@ Adapter = Callable[[Any], Any]
 # Parameters per statement that no supported backend refuses (SQLite's historical limit).
 _SAFE_PARAMETERS = 999
 
+# From this many events a publish on PostgreSQL sends arrays rather than rows of parameters.
+_UNNEST_FROM_ROWS = 16
+
 
 class _DatetimeMemo:
     """One publish stamps the same datetime object into several columns: adapt it once."""
@@ -125,12 +128,45 @@ class _Statement:
         )
         self.one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
         self.sql_by_size: dict[int, str] = {}
+        self.unnest_by_shape: dict[tuple[bool, ...], str] = {}
 
     def sql(self, rows: int) -> str:
         sql = self.sql_by_size.get(rows)
         if sql is None:
             sql = self.sql_by_size[rows] = self.prefix + ", ".join([self.one_row] * rows)
         return sql
+
+    def unnest(self, rows: Sequence[Row]) -> tuple[str, list[Any]]:
+        """PostgreSQL: the INSERT of any number of rows from one array per column, whose text
+        and parameter count do not grow with the rows. A column with one value in every row
+        (a state, a timestamp, an empty string) is sent once rather than as an array, sparing
+        the database an array and the driver the quoting of each of its items."""
+        columns = list(zip(*rows, strict=True))
+        # The first column is the primary key: it always varies, so there is an array.
+        constant = (False, *(column.count(column[0]) == len(column) for column in columns[1:]))
+        sql = self.unnest_by_shape.get(constant)
+        if sql is None:
+            selected, arrays, names = [], [], []
+            for index, (field, single) in enumerate(zip(self.fields, constant, strict=True)):
+                db_type = field.db_type(self.connection)
+                if single:
+                    selected.append(f"%s::{db_type}")
+                else:
+                    names.append(f"c{index}")
+                    selected.append(f"c{index}")
+                    arrays.append(f"%s::{db_type}[]")
+            sql = self.unnest_by_shape[constant] = (
+                f"{self.prefix.removesuffix(' VALUES ')} SELECT {', '.join(selected)} "
+                f"FROM unnest({', '.join(arrays)}) AS given ({', '.join(names)})"
+            )
+        adapters = self.adapters
+        scalars = [adapters[i](column[0]) for i, column in enumerate(columns) if constant[i]]
+        arrays_params = [
+            [adapters[i](value) for value in column]
+            for i, column in enumerate(columns)
+            if not constant[i]
+        ]
+        return sql, scalars + arrays_params
 
     def params(self, rows: Sequence[Row]) -> list[Any]:
         adapters = self.adapters
@@ -163,6 +199,16 @@ class OutboxWriter:
         event_batches = self.events.batches(events)
         delivery_batches = self.deliveries.batches(deliveries) if deliveries else []
         with self.connection.cursor() as cursor:
+            if self.one_statement and len(events) >= _UNNEST_FROM_ROWS:
+                # Many rows: one array per column, both tables in one statement.
+                events_sql, params = self.events.unnest(events)
+                if deliveries:
+                    deliveries_sql, delivery_params = self.deliveries.unnest(deliveries)
+                    params += delivery_params
+                else:
+                    deliveries_sql = "SELECT 1"
+                cursor.execute(f"WITH new_events AS ({events_sql}) {deliveries_sql}", params)
+                return
             if self.one_statement and len(event_batches) == 1 and len(delivery_batches) == 1:
                 [event_batch], [delivery_batch] = event_batches, delivery_batches
                 cursor.execute(
