@@ -38,17 +38,17 @@ DELIVERY_COLUMNS = (
     "dispatcher",
     "queue",
     "state",
-    "attempts",
     "next_attempt_at",
     "created_at",
     "dispatched_at",
     "ordering_key",
-    "last_error",
-    "traceback",
     "task_id",
-    "claimed_by",
 )
 """Order of the values in a delivery row tuple."""
+
+DELIVERY_LITERALS = {"attempts": "0", "last_error": "''", "traceback": "''", "claimed_by": "''"}
+"""Columns every new delivery starts with the same value in, written into the SQL text: fewer
+parameters to adapt and bind per row."""
 
 Row = Sequence[Any]
 Adapter = Callable[[Any], Any]
@@ -98,12 +98,18 @@ def _adapter(
     if isinstance(field, models.DateTimeField):
 
         def adapt_datetime(value: Any) -> Any:
+            if value is None:
+                return None  # leaves the memo to the datetime around it
             if value is not memo.value:
                 memo.value, memo.adapted = value, generic(value, connection)
             return memo.adapted
 
         return adapt_datetime
     return lambda value: generic(value, connection)
+
+
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    return cast("models.Field[Any, Any]", model._meta.get_field(name))
 
 
 class _Statement:
@@ -115,18 +121,22 @@ class _Statement:
         columns: tuple[str, ...],
         connection: BaseDatabaseWrapper,
         memo: _DatetimeMemo,
+        literals: dict[str, str] | None = None,
     ) -> None:
         self.connection = connection
-        self.fields = [
-            cast("models.Field[Any, Any]", model._meta.get_field(name)) for name in columns
-        ]
+        self.fields = [_field(model, name) for name in columns]
         self.adapters = [_adapter(field, connection, memo) for field in self.fields]
+        self.literals = list((literals or {}).values())
         quote = connection.ops.quote_name
+        names = [
+            str(field.column)
+            for field in self.fields + [_field(model, name) for name in literals or {}]
+        ]
         self.prefix = (
             f"INSERT INTO {quote(model._meta.db_table)} "
-            f"({', '.join(quote(str(field.column)) for field in self.fields)}) VALUES "
+            f"({', '.join(quote(name) for name in names)}) VALUES "
         )
-        self.one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        self.one_row = "(" + ", ".join(["%s"] * len(columns) + self.literals) + ")"
         self.sql_by_size: dict[int, str] = {}
         self.unnest_by_shape: dict[tuple[bool, ...], str] = {}
 
@@ -155,6 +165,7 @@ class _Statement:
                     names.append(f"c{index}")
                     selected.append(f"c{index}")
                     arrays.append(f"%s::{db_type}[]")
+            selected += self.literals
             sql = self.unnest_by_shape[constant] = (
                 f"{self.prefix.removesuffix(' VALUES ')} SELECT {', '.join(selected)} "
                 f"FROM unnest({', '.join(arrays)}) AS given ({', '.join(names)})"
@@ -189,7 +200,9 @@ class OutboxWriter:
         memo = _DatetimeMemo()
         self.connection = connection
         self.events = _Statement(OutboxEvent, EVENT_COLUMNS, connection, memo)
-        self.deliveries = _Statement(Delivery, DELIVERY_COLUMNS, connection, memo)
+        self.deliveries = _Statement(
+            Delivery, DELIVERY_COLUMNS, connection, memo, DELIVERY_LITERALS
+        )
         # Django creates PostgreSQL foreign keys DEFERRABLE INITIALLY DEFERRED, so deliveries
         # may reference events inserted by the same statement.
         self.one_statement = connection.vendor == "postgresql"

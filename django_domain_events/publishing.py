@@ -314,15 +314,11 @@ def _write(
                     dispatcher,
                     queue,
                     dispatched if handed_over else pending,
-                    0,
                     now,
                     now,
                     now if handed_over else None,
                     item.ordering_key,
-                    "",
-                    "",
                     str(delivery_id) if handed_over else "",
-                    "",
                 )
             )
             owed.append(
