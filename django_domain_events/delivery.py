@@ -18,6 +18,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from . import debug_logging, signals
@@ -71,8 +72,10 @@ WHERE id = %s AND state IN ({runnable})
 _CLAIM_ATTR = "_domain_events_claim_sql"
 
 
-def _claim(owed: OwedDelivery, now: dt.datetime) -> bool:
-    """Mark the delivery delivered if it is still runnable; True if this call did.
+def _claim(owed: OwedDelivery, now: dt.datetime) -> int | None:
+    """Mark the delivery delivered if it is still runnable. Return None if this call did not,
+    else the attempt it starts (its count of attempts after the mark) where the database can
+    return it from the UPDATE, or 0 where it cannot.
 
     Plain SQL, its text cached on the connection: the ORM's version of this one-row UPDATE
     spends longer compiling than the database spends running it, once per delivery.
@@ -84,6 +87,8 @@ def _claim(owed: OwedDelivery, now: dt.datetime) -> bool:
             table=connection.ops.quote_name(Delivery._meta.db_table),
             runnable=", ".join(["%s"] * len(RUNNABLE_STATES)),
         )
+        if _returns_from_update(connection):
+            sql += "RETURNING attempts\n"
         setattr(connection, _CLAIM_ATTR, sql)
     stamp = _DELIVERED_AT.get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
@@ -97,7 +102,21 @@ def _claim(owed: OwedDelivery, now: dt.datetime) -> bool:
                 *RUNNABLE_STATES,
             ],
         )
-        return bool(cursor.rowcount)
+        if not sql.endswith("RETURNING attempts\n"):
+            return 0 if cursor.rowcount else None
+        row = cursor.fetchone()
+        return None if row is None else int(row[0])
+
+
+def _returns_from_update(connection: BaseDatabaseWrapper) -> bool:
+    # UPDATE ... RETURNING: PostgreSQL, and SQLite from 3.35; not MySQL or MariaDB.
+    if connection.vendor == "postgresql":
+        return True
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        return sqlite3.sqlite_version_info >= (3, 35)
+    return False
 
 
 _DELIVERED_AT = Delivery._meta.get_field("delivered_at")
@@ -158,9 +177,11 @@ def _run_delivery(owed: OwedDelivery) -> Outcome:
     event, envelope = owed.event, owed.envelope
     try:
         with transaction.atomic(using=owed.using):
-            if not _claim(owed, now):
+            claimed = _claim(owed, now)
+            if claimed is None:
                 logger.debug("Delivery %s: nothing to run (settled or taken)", owed.delivery_id)
                 return Outcome.SKIPPED
+            attempt = claimed or attempt
             if event is None or envelope is None:
                 event, envelope, attempt = _load(owed)
             envelope = Envelope(

@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 from celery import Task, shared_task
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
+from django.db.models.options import Options
 from django.utils import timezone
 
 from .conf import settings
@@ -25,8 +28,10 @@ from .delivery import Outcome, run_delivery
 from .dispatchers import dispatchers
 from .dispatchers.base import OwedDelivery
 from .dispatchers.celery import TASK_NAME, CeleryDispatcher
-from .exceptions import DispatcherError
-from .models import SETTLED_STATES, Delivery, DeliveryState
+from .envelope import Envelope
+from .exceptions import DispatcherError, DomainEventsError
+from .models import SETTLED_STATES, Delivery, DeliveryState, OutboxEvent
+from .serialization import decode_event
 
 logger = logging.getLogger("django_domain_events")
 
@@ -92,25 +97,103 @@ def _owed(delivery_id: Any, using: Any, task_id: str | None) -> OwedDelivery | s
             task_id,
         )
         return MISSING
-    receiver, dispatcher, queue, state, attempts = row
-    if state in SETTLED_STATES:
-        logger.info("Delivery %s is already %s; task %s has nothing to run", pk, state, task_id)
+    if isinstance(row, str):
+        logger.info("Delivery %s is already %s; task %s has nothing to run", pk, row, task_id)
         return Outcome.SKIPPED.value
-    return OwedDelivery(pk, receiver, dispatcher, queue, using, attempts=attempts)
-
-
-def _load(pk: uuid.UUID, using: str) -> tuple[str, str, str, str, int] | None:
-    # Plain SQL: the ORM's version of this one-row query costs three times as much, and every
-    # task makes it.
-    connection = connections[using]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT receiver, dispatcher, queue, state, attempts FROM "
-            f"{connection.ops.quote_name(Delivery._meta.db_table)} WHERE id = %s",
-            [Delivery._meta.pk.get_db_prep_value(pk, connection)],
-        )
-        row: tuple[str, str, str, str, int] | None = cursor.fetchone()
     return row
+
+
+_DELIVERY_COLUMNS = ("receiver", "dispatcher", "queue", "state", "attempts")
+_EVENT_COLUMNS = (
+    "id",
+    "event_type",
+    "version",
+    "payload",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+)
+
+
+def _field(opts: Options[Any], name: str) -> Field[Any, Any]:
+    return cast("Field[Any, Any]", opts.get_field(name))
+
+
+class _Loader:
+    """The one query a task makes before running its delivery: the delivery's row joined with
+    its event's, converted as the ORM would convert them. Plain SQL with its text and
+    converters kept per connection: the ORM's version of this query costs three times as
+    much, and every task makes it."""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        quote = connection.ops.quote_name
+        delivery, event = Delivery._meta, OutboxEvent._meta
+        columns = [(delivery, "d", name) for name in _DELIVERY_COLUMNS] + [
+            (event, "e", name) for name in _EVENT_COLUMNS
+        ]
+        selected = ", ".join(
+            f"{alias}.{quote(str(_field(opts, name).column))}" for opts, alias, name in columns
+        )
+        self.sql = (
+            f"SELECT {selected} "
+            f"FROM {quote(delivery.db_table)} d "
+            f"JOIN {quote(event.db_table)} e ON e.{quote(str(_field(event, 'id').column))} = "
+            f"d.{quote(str(_field(delivery, 'event').column))} "
+            f"WHERE d.{quote(str(_field(delivery, 'id').column))} = %s"
+        )
+        self.converters: list[tuple[int, Any, list[Any]]] = []
+        for index, (opts, _, name) in enumerate(columns):
+            column = _field(opts, name).get_col(opts.db_table)
+            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if found:
+                self.converters.append((index, column, found))
+
+    def load(self, pk: uuid.UUID, connection: BaseDatabaseWrapper) -> list[Any] | None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [Delivery._meta.pk.get_db_prep_value(pk, connection)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        for index, column, converters in self.converters:
+            for convert in converters:
+                values[index] = convert(values[index], column, connection)
+        return values
+
+
+def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
+    """The delivery ``pk`` with its event decoded; its state when settled; None if missing."""
+    connection = connections[using]
+    loader: _Loader | None = getattr(connection, _LOADER_ATTR, None)
+    if loader is None:
+        loader = _Loader(connection)
+        setattr(connection, _LOADER_ATTR, loader)
+    values = loader.load(pk, connection)
+    if values is None:
+        return None
+    receiver, dispatcher, queue, state, attempts, *stored = values
+    if state in SETTLED_STATES:
+        return str(state)
+    event_id, event_type, version, payload, occurred_at, correlation_id, causation_id = stored
+    try:
+        event = decode_event(event_type, version, payload)
+    except DomainEventsError:
+        # run_delivery() loads it again, meets the same error and records the delivery dead.
+        return OwedDelivery(pk, receiver, dispatcher, queue, using, attempts=attempts)
+    envelope = Envelope(
+        event_id=event_id,
+        event_type=event_type,
+        version=version,
+        occurred_at=occurred_at,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
+    return OwedDelivery(
+        pk, receiver, dispatcher, queue, using, attempts=attempts, event=event, envelope=envelope
+    )
+
+
+_LOADER_ATTR = "_domain_events_task_loader"
 
 
 def _schedule_retry(owed: OwedDelivery) -> None:
@@ -145,3 +228,25 @@ def _schedule_retry(owed: OwedDelivery) -> None:
         # The failure was just recorded with this attempt count: only that state is marked
         # dispatched, in case another copy has moved the delivery on since.
         dispatcher.send([replace(owed, attempts=attempts)], countdown=max(delay, 0.0))
+
+
+RELAY_TASK_NAME = "django_domain_events.relay"
+"""Name of the periodic task that runs the relay (``django_domain_events.tasks.relay``)."""
+
+
+@shared_task(name=RELAY_TASK_NAME, ignore_result=True)
+def relay(using: str | None = None, max_seconds: float = 50.0) -> dict[str, int]:
+    """Dispatch what is owed now, as ``manage.py relay_events --once`` does; for Celery beat.
+
+    It returns after at most about ``max_seconds`` (the batch in hand is finished), so keep it
+    below the beat interval. Runs that overlap, from two beats or a slow one, are safe on
+    databases with ``SKIP LOCKED``: each claims its own deliveries. Returns the totals.
+    """
+    import time
+
+    from .relay import Relay
+
+    found = Relay(using=using).run_pass(deadline=time.monotonic() + max_seconds)
+    if found.claimed:
+        logger.info("Relay task: %s", found)
+    return found.as_dict()

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from kombu.transport.virtual import Message
 
 import django_domain_events.tasks  # noqa: F401 - registers the task with every Celery app
 from django_domain_events import (
+    DomainEvent,
     Envelope,
     GiveUp,
     NamedEvent,
@@ -320,6 +322,57 @@ def test_the_task_runs_the_delivery(deferred_delivery: Delivery, ran: list[Envel
     deferred_delivery.refresh_from_db()
     assert (deferred_delivery.state, deferred_delivery.attempts) == (DeliveryState.DELIVERED, 1)
     assert [envelope.delivery_id for envelope in ran] == [deferred_delivery.pk]
+
+
+def test_the_task_hands_the_receiver_the_event_as_stored(receiver_registry: Registry) -> None:
+    got: list[tuple[NamedEvent, Envelope]] = []
+
+    @receiver("unit_celery.stored", dispatcher="deferred", name="unit_celery.stored")
+    def record(event: NamedEvent, envelope: Envelope) -> None:
+        got.append((event, envelope))
+        if len(got) == 1:
+            raise RetryAfter(0)
+
+    payload = {"text": 'say "hi" é', "nested": {"list": [1, None, 2.5]}, "big": 2**60}
+    event_id = publish("unit_celery.stored", payload, correlation_id="order-42")
+    stored = OutboxEvent.objects.get(pk=event_id)
+    delivery = Delivery.objects.get(event_id=event_id)
+
+    assert run_task(str(delivery.pk), "default") == "failed"
+    assert run_task(str(delivery.pk), "default") == "delivered"
+
+    [(first, first_envelope), (event, envelope)] = got
+    assert event.payload == first.payload == payload
+    assert (envelope.event_id, envelope.event_type, envelope.version) == (
+        stored.pk,
+        "unit_celery.stored",
+        1,
+    )
+    assert envelope.occurred_at == stored.occurred_at
+    assert (envelope.correlation_id, envelope.causation_id) == ("order-42", stored.causation_id)
+    assert (first_envelope.attempt, envelope.attempt) == (1, 2)
+    assert envelope.delivery_id == delivery.pk
+
+
+def test_the_task_makes_an_undecodable_event_dead(receiver_registry: Registry) -> None:
+    @dataclass(frozen=True)
+    class Shipped(DomainEvent):
+        event_type = "unit_celery.Shipped"
+        order_id: int
+
+    ran: list[Shipped] = []
+    receiver(Shipped, dispatcher="deferred", name="unit_celery.shipped")(ran.append)
+    event_id = publish(Shipped(order_id=1))
+    # The stored payload no longer fits the class (edited by hand, or the class changed).
+    OutboxEvent.objects.filter(pk=event_id).update(payload={"order_id": "one"})
+    delivery = Delivery.objects.get(event_id=event_id)
+
+    assert run_task(str(delivery.pk), "default") == "dead"
+
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.DEAD
+    assert "order_id" in delivery.last_error
+    assert ran == []
 
 
 @pytest.mark.parametrize(
