@@ -50,6 +50,8 @@ class Config:
     memory_events: int
     """Events published after warm-up by memory cases."""
     quick: bool = False
+    latency_samples: int = 200
+    """Samples taken by latency cases."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,10 @@ class Case(abc.ABC):
         """Keys of the cases this one is compared with, which must run beside it."""
         return ()
 
+    def unavailable(self) -> str | None:
+        """Why the case cannot run on this machine now (a service it needs is down), or None."""
+        return None
+
     @abc.abstractmethod
     def measure(self, alias: str, config: Config) -> Sample:
         """Run the case once on ``alias`` and return its sample."""
@@ -155,10 +161,15 @@ class RateCase(Case):
     floor: str | None = None
     target: Target | None = None
     unit: str = "events/s"
+    needs: Callable[[], str | None] | None = None
+    """Says why a service the case needs is unavailable, or None when it is there."""
     repeated: ClassVar[bool] = True
 
     def requires(self) -> tuple[str, ...]:
         return (self.floor,) if self.floor else ()
+
+    def unavailable(self) -> str | None:
+        return self.needs() if self.needs else None
 
     def measure(self, alias: str, config: Config) -> Sample:
         bench = Bench(alias, config.n)
@@ -288,6 +299,57 @@ class MemoryCase(Case):
         )
 
 
+@dataclass(frozen=True)
+class LatencyCase(Case):
+    """Latencies in milliseconds: ``func`` returns one per sample. Runs once per database, after
+    the repetitions, and meets its goal when the p50 and the p99 are within their limits."""
+
+    key: str
+    title: str
+    func: Callable[[Bench], list[float]]
+    p50_ms: float
+    p99_ms: float
+    needs: Callable[[], str | None] | None = None
+    repeated: ClassVar[bool] = False
+
+    def unavailable(self) -> str | None:
+        return self.needs() if self.needs else None
+
+    def measure(self, alias: str, config: Config) -> Sample:
+        bench = Bench(alias, config.latency_samples)
+        found = sorted(self.func(bench))
+        bench.expect(f"{self.key}: samples", len(found), bench.n)
+        return {
+            "samples": len(found),
+            "p50_ms": found[len(found) // 2],
+            "p99_ms": found[min(len(found) - 1, int(len(found) * 0.99))],
+            "max_ms": found[-1],
+        }
+
+    def describe(self, sample: Sample) -> str:
+        return (
+            f"p50 {sample['p50_ms']:.1f} ms, p99 {sample['p99_ms']:.1f} ms over "
+            f"{sample['samples']:,} samples"
+        )
+
+    def summarise(self, samples: Mapping[str, Sequence[Sample]], vendor: str) -> dict[str, Any]:
+        [sample] = samples[self.key]
+        return {
+            "kind": "latency",
+            **sample,
+            "p50_limit_ms": self.p50_ms,
+            "p99_limit_ms": self.p99_ms,
+            "met": sample["p50_ms"] <= self.p50_ms and sample["p99_ms"] <= self.p99_ms,
+        }
+
+    def cells(self, summary: Mapping[str, Any]) -> Cells:
+        return Cells(
+            ours=f"p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms",
+            target=f"p50 ≤ {summary['p50_limit_ms']:g}, p99 ≤ {summary['p99_limit_ms']:g} ms",
+            met="yes" if summary["met"] else "**no**",
+        )
+
+
 CASES: list[Case] = []
 """Every registered case, in registration order (the order of the results table)."""
 
@@ -307,14 +369,50 @@ def rate_case(
     floor: str | None = None,
     target: Target | None = None,
     unit: str = "events/s",
+    needs: Callable[[], str | None] | None = None,
 ) -> Callable[[Callable[[Bench], int | None]], Callable[[Bench], int | None]]:
     """Register the decorated function as a ``RateCase``; the function is returned unchanged."""
 
     def decorate(func: Callable[[Bench], int | None]) -> Callable[[Bench], int | None]:
-        register(RateCase(key, title, func, floor=floor, target=target, unit=unit))
+        register(RateCase(key, title, func, floor=floor, target=target, unit=unit, needs=needs))
         return func
 
     return decorate
+
+
+def latency_case(
+    key: str,
+    title: str,
+    *,
+    p50_ms: float,
+    p99_ms: float,
+    needs: Callable[[], str | None] | None = None,
+) -> Callable[[Callable[[Bench], list[float]]], Callable[[Bench], list[float]]]:
+    """Register the decorated function as a ``LatencyCase``; the function is returned
+    unchanged."""
+
+    def decorate(func: Callable[[Bench], list[float]]) -> Callable[[Bench], list[float]]:
+        register(LatencyCase(key, title, func, p50_ms=p50_ms, p99_ms=p99_ms, needs=needs))
+        return func
+
+    return decorate
+
+
+def available(cases: Sequence[Case]) -> tuple[list[Case], dict[str, str]]:
+    """The cases that can run now, and why each other one cannot (its own reason, or that of
+    a case it is compared with)."""
+    reasons = {case.key: reason for case in cases if (reason := case.unavailable())}
+    changed = True
+    while changed:
+        changed = False
+        for case in cases:
+            if case.key in reasons:
+                continue
+            blocked = [key for key in case.requires() if key in reasons]
+            if blocked:
+                reasons[case.key] = reasons[blocked[0]]
+                changed = True
+    return [case for case in cases if case.key not in reasons], reasons
 
 
 def memory_case(

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-FULL = {"n": 10_000, "reps": 5, "memory_events": 100_000}
-QUICK = {"n": 1_000, "reps": 3, "memory_events": 5_000}
+FULL = {"n": 10_000, "reps": 5, "memory_events": 100_000, "latency_samples": 200}
+QUICK = {"n": 1_000, "reps": 3, "memory_events": 5_000, "latency_samples": 50}
 
 
 def say(message: str) -> None:
@@ -118,11 +118,18 @@ def run(args: argparse.Namespace, quick: bool) -> int:
         reps=args.reps or defaults["reps"],
         memory_events=args.memory_events or defaults["memory_events"],
         quick=quick,
+        latency_samples=defaults["latency_samples"],
     )
     try:
         chosen = harness.select(args.case)
     except harness.BenchmarkError as exc:
         say(f"error: {exc}")
+        return 2
+    chosen, unavailable = harness.available(chosen)
+    for key, reason in unavailable.items():
+        say(f"skipping case {key}: {reason}")
+    if unavailable and os.environ.get("DOMAIN_EVENTS_REQUIRE_SERVICES"):
+        say("error: DOMAIN_EVENTS_REQUIRE_SERVICES is set, so every case must run")
         return 2
 
     aliases = list(databases.ALIASES) if args.db == "all" else [args.db]
@@ -163,7 +170,7 @@ def run(args: argparse.Namespace, quick: bool) -> int:
         config=config,
         info=report.machine(),
         databases=about,
-        skipped=skipped,
+        skipped={**skipped, **unavailable},
         results=results,
         seconds=time.monotonic() - clock,
         load={"start": load_start, "end": os.getloadavg()},

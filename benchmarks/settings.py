@@ -51,6 +51,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Cases override this per run: each chooses its dispatcher and receivers.
 DOMAIN_EVENTS = {"DISPATCHER": "deferred"}
 
+# The Celery cases: Redis database 14 (apart from the test suite's), queues named per run by
+# benchmarks/cases/celery.py, and a worker that keeps its database connections between tasks
+# (the setting the docs recommend; without it Celery reconnects around every task).
+CELERY_BROKER_URL = os.environ.get("DDE_BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_DB_REUSE_MAX = 100
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
