@@ -66,6 +66,13 @@ def check_settings(
         ("MAX_PAYLOAD_BYTES", int, 1),
         ("CELERY_PUBLISH_TIMEOUT", int | float, 0),
         ("CELERY_MAX_RETRY_DELAY", int | float, 0),
+        ("RELAY_BATCH_SIZE", int, 1),
+        ("RELAY_INTERVAL", int | float, 0),
+        ("RELAY_GRACE", int | float, 0),
+        ("RELAY_LEASE", int | float, 1),
+        ("DISPATCH_TIMEOUT", int | float, 0),
+        ("PRUNE_RETENTION_DAYS", int | float, 0),
+        ("STATUS_MAX_OWED_AGE", int | float, 0),
     ):
         if key not in configured:
             continue
@@ -94,14 +101,27 @@ def check_settings(
                 id=f"{PREFIX}.E002",
             )
         )
-    if "DEBUG" in configured and not isinstance(configured["DEBUG"], bool):
+    max_dead = configured.get("STATUS_MAX_DEAD")
+    if max_dead is not None and (
+        isinstance(max_dead, bool) or not isinstance(max_dead, int) or max_dead < 0
+    ):
         errors.append(
             Error(
-                f"DOMAIN_EVENTS['DEBUG'] is {configured['DEBUG']!r}; it must be True or False.",
-                hint="The default is False.",
+                f"DOMAIN_EVENTS['STATUS_MAX_DEAD'] is {max_dead!r}; it must be None or an "
+                f"integer >= 0.",
+                hint="The default is None (dead deliveries do not make events_status fail).",
                 id=f"{PREFIX}.E002",
             )
         )
+    for key in ("DEBUG", "ADMIN_ALLOW_DELETE"):
+        if key in configured and not isinstance(configured[key], bool):
+            errors.append(
+                Error(
+                    f"DOMAIN_EVENTS[{key!r}] is {configured[key]!r}; it must be True or False.",
+                    hint="The default is False.",
+                    id=f"{PREFIX}.E002",
+                )
+            )
     errors.extend(_celery_setting_errors(configured))
     if "DISPATCHER" in configured:
         errors.extend(_dispatcher_errors(configured["DISPATCHER"], 'DOMAIN_EVENTS["DISPATCHER"]'))

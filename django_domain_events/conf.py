@@ -32,6 +32,24 @@ DEFAULTS: dict[str, Any] = {
     "CELERY_QUEUE": None,
     "CELERY_PUBLISH_TIMEOUT": 1.5,
     "CELERY_MAX_RETRY_DELAY": 60.0,
+    # The relay: deliveries claimed per batch, seconds between rounds that found nothing, the
+    # age a pending delivery must reach before the relay takes it (so the dispatch at commit is
+    # not raced), how long a relay's claim lasts, and how long a dispatched delivery may go
+    # unsettled before it counts as lost and is dispatched again.
+    "RELAY_BATCH_SIZE": 500,
+    "RELAY_INTERVAL": 1.0,
+    "RELAY_GRACE": 5.0,
+    "RELAY_LEASE": 60.0,
+    "DISPATCH_TIMEOUT": 300.0,
+    # prune_events: events older than this many days, all of whose deliveries are settled.
+    "PRUNE_RETENTION_DAYS": 30.0,
+    # events_status: unhealthy when a delivery has been owed longer than this many seconds, or
+    # when there are more dead deliveries than this (None: dead letters do not count).
+    "STATUS_MAX_OWED_AGE": 300.0,
+    "STATUS_MAX_DEAD": None,
+    # Let users with the delete permission delete outbox rows in the admin (off: the outbox is
+    # an audit trail, trimmed by prune_events).
+    "ADMIN_ALLOW_DELETE": False,
 }
 
 
@@ -88,6 +106,43 @@ class Settings:
     @property
     def CELERY_MAX_RETRY_DELAY(self) -> float:
         return float(self._get("CELERY_MAX_RETRY_DELAY"))
+
+    @property
+    def RELAY_BATCH_SIZE(self) -> int:
+        return int(self._get("RELAY_BATCH_SIZE"))
+
+    @property
+    def RELAY_INTERVAL(self) -> float:
+        return float(self._get("RELAY_INTERVAL"))
+
+    @property
+    def RELAY_GRACE(self) -> float:
+        return float(self._get("RELAY_GRACE"))
+
+    @property
+    def RELAY_LEASE(self) -> float:
+        return float(self._get("RELAY_LEASE"))
+
+    @property
+    def DISPATCH_TIMEOUT(self) -> float:
+        return float(self._get("DISPATCH_TIMEOUT"))
+
+    @property
+    def PRUNE_RETENTION_DAYS(self) -> float:
+        return float(self._get("PRUNE_RETENTION_DAYS"))
+
+    @property
+    def STATUS_MAX_OWED_AGE(self) -> float:
+        return float(self._get("STATUS_MAX_OWED_AGE"))
+
+    @property
+    def STATUS_MAX_DEAD(self) -> int | None:
+        value = self._get("STATUS_MAX_DEAD")
+        return None if value is None else int(value)
+
+    @property
+    def ADMIN_ALLOW_DELETE(self) -> bool:
+        return bool(self._get("ADMIN_ALLOW_DELETE"))
 
 
 settings = Settings()

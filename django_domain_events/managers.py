@@ -6,6 +6,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
+from django.db.models.functions import Now
 
 if TYPE_CHECKING:
     from .models import Delivery, OutboxEvent  # noqa: F401 - named in the generics below
@@ -43,6 +44,43 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         from .models import DeliveryState
 
         return self.filter(state=DeliveryState.DEAD)
+
+    def pending_past(self, grace: dt.timedelta) -> DeliveryQuerySet:
+        """Pending deliveries written more than ``grace`` ago, by the database clock: the
+        dispatch at commit did not happen (the process died, or the dispatcher failed)."""
+        from .models import DeliveryState
+
+        return self.filter(state=DeliveryState.PENDING, created_at__lte=_db_now() - grace)
+
+    def retry_due(self) -> DeliveryQuerySet:
+        """Failed deliveries whose next attempt is due, by the database clock."""
+        from .models import DeliveryState
+
+        return self.filter(state=DeliveryState.FAILED, next_attempt_at__lte=_db_now())
+
+    def dispatch_lost(self, timeout: dt.timedelta) -> DeliveryQuerySet:
+        """Deliveries dispatched more than ``timeout`` ago and never settled, whose relay lease
+        (if any) has ended: their task or their run was lost."""
+        from .models import DeliveryState
+
+        now = _db_now()
+        return self.filter(
+            models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lte=now),
+            state=DeliveryState.DISPATCHED,
+            dispatched_at__lte=now - timeout,
+        )
+
+    def claimed_by_relay(self, relay_id: str) -> DeliveryQuerySet:
+        """Dispatched deliveries the relay ``relay_id`` still holds a claim on."""
+        from .models import DeliveryState
+
+        return self.filter(state=DeliveryState.DISPATCHED, claimed_by=relay_id)
+
+
+def _db_now() -> Any:
+    # The database's clock, never this host's: relays on several hosts compare times that one
+    # clock wrote. Now() is typed as a datetime expression, so "Now() - timedelta" is too.
+    return Now()
 
 
 OutboxEventManager = models.Manager.from_queryset(OutboxEventQuerySet)

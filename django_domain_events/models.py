@@ -194,6 +194,18 @@ class Delivery(models.Model):
             models.Index(fields=("state", "next_attempt_at"), name="dde_delivery_owed_idx"),
             models.Index(fields=("receiver", "state"), name="dde_delivery_receiver_idx"),
             models.Index(fields=("task_id",), name="dde_delivery_task_idx"),
+            # The relay's look-ups of owed deliveries; partial, so they hold only the few rows
+            # in these states, not the delivered millions.
+            models.Index(
+                fields=("created_at",),
+                condition=models.Q(state="pending"),
+                name="dde_delivery_pending_idx",
+            ),
+            models.Index(
+                fields=("dispatched_at",),
+                condition=models.Q(state="dispatched"),
+                name="dde_delivery_dispatched_idx",
+            ),
         )
         permissions = (("retry_delivery", _("Can retry deliveries")),)
 

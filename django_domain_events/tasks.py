@@ -219,6 +219,17 @@ def _schedule_retry(owed: OwedDelivery) -> None:
             retry_at.isoformat(),
         )
         return
+    from .relay import declared_dispatchers
+
+    if owed.dispatcher not in declared_dispatchers():
+        # A name read from the row is never imported: the relay makes such a delivery dead.
+        logger.error(
+            "Delivery %s names dispatcher %r, which nothing in this project declares; its "
+            "retry is left to the relay",
+            owed.delivery_id,
+            owed.dispatcher,
+        )
+        return
     try:
         dispatcher = dispatchers[owed.dispatcher]
     except DispatcherError:

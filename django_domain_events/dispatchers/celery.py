@@ -300,7 +300,13 @@ def mark_undispatched(deliveries: Sequence[OwedDelivery]) -> int:
     return sum(
         Delivery.objects.using(alias)
         .filter(pk__in=ids, state=DeliveryState.DISPATCHED)
-        .update(state=DeliveryState.PENDING, dispatched_at=None, task_id="")
+        .update(
+            state=DeliveryState.PENDING,
+            dispatched_at=None,
+            task_id="",
+            claimed_by="",
+            claimed_until=None,
+        )
         for alias, ids in by_alias.items()
     )
 

@@ -477,6 +477,31 @@ def test_a_retry_due_later_is_left_to_the_relay(
     assert "more than CELERY_MAX_RETRY_DELAY away; left to the relay" in caplog.text
 
 
+def test_a_retry_never_imports_a_dispatcher_named_only_by_its_row(
+    receiver_registry: Registry, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    @receiver("unit_celery.trapped", dispatcher="celery", name="unit_celery.trapped")
+    def fails(event: NamedEvent) -> None:
+        raise RetryAfter(1)
+
+    with override_settings(
+        DOMAIN_EVENTS={"CELERY_APP": "tests.unit.test_celery.memory_app", "CELERY_QUEUE": queue}
+    ):
+        publish("unit_celery.trapped", {})
+        take(queue)
+        delivery = Delivery.objects.get()
+        # Someone with write access to the table points the row at a module of their choice.
+        Delivery.objects.filter(pk=delivery.pk).update(
+            dispatcher="tests.unit.relay_trap.TrapDispatcher"
+        )
+        with caplog.at_level(logging.ERROR, LOGGER):
+            assert run_task(str(delivery.pk), "default") == "failed"
+
+    assert "tests.unit.relay_trap" not in sys.modules
+    assert "which nothing in this project declares" in caplog.text
+    assert take(queue) == []
+
+
 @pytest.mark.usefixtures("celery_settings")
 def test_a_dead_delivery_is_not_retried(receiver_registry: Registry, queue: str) -> None:
     @receiver("unit_celery.doomed", dispatcher="celery", name="unit_celery.doomed")

@@ -1,0 +1,117 @@
+"""The outbox's health: deliveries by state and receiver, what is owed and for how long.
+
+``outbox_status()`` reads it (a handful of aggregate queries, owed deliveries found through the
+relay's partial indexes); ``events_status`` prints it and exits non-zero when it is unhealthy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, router
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Max
+from django.db.models.functions import Now
+
+from .conf import settings
+from .models import Delivery, DeliveryState
+
+STATES = tuple(state.value for state in DeliveryState)
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """A snapshot of the outbox's deliveries.
+
+    ``owed`` counts deliveries a relay would dispatch now; ``oldest_owed_seconds`` is how long
+    the one waiting longest has waited: since it was written (pending), since its retry fell due
+    (failed), or since it was dispatched (dispatched, never settled). ``problems`` says what is
+    over its threshold; empty means healthy.
+    """
+
+    by_state: dict[str, int]
+    owed: int
+    oldest_owed_seconds: float | None
+    by_receiver: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+
+    @property
+    def dead(self) -> int:
+        """Dead deliveries."""
+        return self.by_state.get(DeliveryState.DEAD, 0)
+
+    @property
+    def healthy(self) -> bool:
+        """Whether no threshold is exceeded."""
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """The status as plain JSON-ready data."""
+        return {
+            "healthy": self.healthy,
+            "problems": list(self.problems),
+            "by_state": self.by_state,
+            "owed": self.owed,
+            "oldest_owed_seconds": self.oldest_owed_seconds,
+            "dead": self.dead,
+            "by_receiver": self.by_receiver,
+        }
+
+
+def outbox_status(
+    *,
+    using: str | None = None,
+    max_owed_age: float | None = None,
+    max_dead: int | None = None,
+) -> OutboxStatus:
+    """Read the outbox's status on ``using``, judged against ``max_owed_age`` seconds and
+    ``max_dead`` dead deliveries (None: ``STATUS_MAX_OWED_AGE`` and ``STATUS_MAX_DEAD``)."""
+    alias = using or router.db_for_write(Delivery) or DEFAULT_DB_ALIAS
+    rows = Delivery.objects.using(alias)
+    by_state = dict.fromkeys(STATES, 0)
+    for state, count in rows.order_by().values_list("state").annotate(n=Count("pk")):
+        by_state[state] = count
+    by_receiver: dict[str, dict[str, int]] = {}
+    # Delivered deliveries are most of the table and say nothing about health.
+    unsettled = rows.exclude(state=DeliveryState.DELIVERED).order_by()
+    for receiver, state, count in unsettled.values_list("receiver", "state").annotate(
+        n=Count("pk")
+    ):
+        by_receiver.setdefault(receiver, dict.fromkeys(STATES, 0))[state] = count
+    grace = dt.timedelta(seconds=settings.RELAY_GRACE)
+    timeout = dt.timedelta(seconds=settings.DISPATCH_TIMEOUT)
+    owed = 0
+    oldest: dt.timedelta | None = None
+    for queryset, since in (
+        (rows.pending_past(grace), "created_at"),
+        (rows.retry_due(), "next_attempt_at"),
+        (rows.dispatch_lost(timeout), "dispatched_at"),
+    ):
+        found = queryset.order_by().aggregate(
+            n=Count("pk"),
+            age=Max(ExpressionWrapper(Now() - F(since), output_field=DurationField())),
+        )
+        owed += found["n"]
+        age = found["age"]
+        if age is not None and (oldest is None or age > oldest):
+            oldest = age
+    oldest_seconds = round(oldest.total_seconds(), 3) if oldest is not None else None
+    limit_age = settings.STATUS_MAX_OWED_AGE if max_owed_age is None else max_owed_age
+    limit_dead = settings.STATUS_MAX_DEAD if max_dead is None else max_dead
+    problems = []
+    if oldest_seconds is not None and oldest_seconds > limit_age:
+        problems.append(
+            f"a delivery has been owed for {oldest_seconds:.0f} s, more than {limit_age:g} s: "
+            f"is a relay running?"
+        )
+    dead = by_state[DeliveryState.DEAD]
+    if limit_dead is not None and dead > limit_dead:
+        problems.append(f"{dead} dead deliveries, more than {limit_dead}")
+    return OutboxStatus(
+        by_state=by_state,
+        owed=owed,
+        oldest_owed_seconds=oldest_seconds,
+        by_receiver=dict(sorted(by_receiver.items())),
+        problems=tuple(problems),
+    )

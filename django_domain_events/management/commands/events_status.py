@@ -1,0 +1,67 @@
+"""``manage.py events_status``: the outbox's health, for people and for monitors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ...health import STATES, outbox_status
+from .relay_events import database_alias
+
+
+class Command(BaseCommand):
+    help = (
+        "Print deliveries by state and by receiver, how many are owed and how long the oldest "
+        "has waited. Exits with status 1 when a delivery has been owed longer than "
+        "--max-owed-age (STATUS_MAX_OWED_AGE) or there are more dead deliveries than "
+        "--max-dead (STATUS_MAX_DEAD), 0 otherwise."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true", help="Print JSON.")
+        parser.add_argument(
+            "--max-owed-age",
+            type=float,
+            default=None,
+            help="Seconds the oldest owed delivery may wait (default: STATUS_MAX_OWED_AGE).",
+        )
+        parser.add_argument(
+            "--max-dead",
+            type=int,
+            default=None,
+            help="Dead deliveries allowed (default: STATUS_MAX_DEAD, else no limit).",
+        )
+        parser.add_argument("--database", default=None, help="Database alias of the outbox.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["max_owed_age"] is not None and options["max_owed_age"] < 0:
+            raise CommandError("--max-owed-age must be a number of seconds >= 0.")
+        if options["max_dead"] is not None and options["max_dead"] < 0:
+            raise CommandError("--max-dead must be a number >= 0.")
+        status = outbox_status(
+            using=database_alias(options["database"]),
+            max_owed_age=options["max_owed_age"],
+            max_dead=options["max_dead"],
+        )
+        if options["json"]:
+            self.stdout.write(json.dumps(status.as_dict(), indent=2, sort_keys=True))
+        else:
+            counts = ", ".join(f"{state} {status.by_state[state]}" for state in STATES)
+            self.stdout.write(f"Deliveries: {counts}.")
+            oldest = status.oldest_owed_seconds
+            waited = f", the oldest waiting {oldest:.1f} s" if oldest is not None else ""
+            self.stdout.write(f"Owed now: {status.owed}{waited}.")
+            self.stdout.write(f"Dead: {status.dead}.")
+            if status.by_receiver:
+                self.stdout.write("Unsettled and dead deliveries by receiver:")
+                for receiver, counts_by_state in status.by_receiver.items():
+                    parts = ", ".join(
+                        f"{state} {count}" for state, count in counts_by_state.items() if count
+                    )
+                    self.stdout.write(f"  {receiver}: {parts}")
+            if status.healthy:
+                self.stdout.write(self.style.SUCCESS("Healthy."))
+        if not status.healthy:
+            raise CommandError("Unhealthy: " + "; ".join(status.problems) + ".", returncode=1)

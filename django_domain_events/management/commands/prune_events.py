@@ -1,0 +1,76 @@
+"""``manage.py prune_events``: delete settled events past their retention, in batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ...conf import settings
+from ...operations import SelectionError, parse_duration
+from ...pruning import BATCH_SIZE, PruneResult, prune_events
+from .relay_events import database_alias
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete events older than --older-than (default: PRUNE_RETENTION_DAYS) whose "
+        "deliveries are all delivered, with those deliveries. Events with a dead delivery are "
+        "kept unless --include-dead. Safe while relays and workers run."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--older-than",
+            default=None,
+            help="Age of the events to delete: 30d, 12h, 90m, 2w; a bare number is days.",
+        )
+        parser.add_argument(
+            "--include-dead",
+            action="store_true",
+            help="Also delete events whose dead deliveries are older than that.",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=BATCH_SIZE,
+            help=f"Events deleted per transaction (default {BATCH_SIZE}).",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would be deleted; delete nothing."
+        )
+        parser.add_argument("--database", default=None, help="Database alias of the outbox.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        text = options["older_than"]
+        try:
+            if text is None:
+                text = f"{settings.PRUNE_RETENTION_DAYS:g}d"
+            older_than = parse_duration(text, option="--older-than")
+        except SelectionError as exc:
+            raise CommandError(str(exc)) from exc
+        if options["batch_size"] < 1:
+            raise CommandError(f"--batch-size is {options['batch_size']}; give a number >= 1.")
+        dry_run: bool = options["dry_run"]
+        result = prune_events(
+            older_than,
+            using=database_alias(options["database"]),
+            include_dead=options["include_dead"],
+            batch_size=options["batch_size"],
+            dry_run=dry_run,
+            on_batch=self._progress,
+        )
+        what = "delivered or dead" if options["include_dead"] else "delivered"
+        if dry_run:
+            self.stdout.write(
+                f"Dry run: {result.events} events older than {text} (all {what}) would be "
+                f"deleted, with {result.deliveries} deliveries."
+            )
+            return
+        self.stdout.write(
+            f"Deleted {result.events} events older than {text} (all {what}) and "
+            f"{result.deliveries} deliveries, in {result.batches} batches."
+        )
+
+    def _progress(self, batch: PruneResult) -> None:
+        self.stdout.write(f"Deleted {batch.events} events, {batch.deliveries} deliveries.")

@@ -1,0 +1,122 @@
+"""``manage.py relay_events``: dispatch owed deliveries, in a loop or once (for cron)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
+
+from ...conf import settings
+from ...relay import Relay, RelayTotals
+
+
+class Command(BaseCommand):
+    help = (
+        "Dispatch owed deliveries: pending ones whose dispatch at commit never happened, failed "
+        "ones whose retry is due, and dispatched ones never settled (a lost task). Runs until "
+        "SIGTERM or SIGINT, which let the current batch finish; --once runs until nothing is "
+        "owed, then exits."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--once",
+            action="store_true",
+            help="Dispatch everything owed now, then exit (for cron).",
+        )
+        parser.add_argument(
+            "--interval",
+            type=float,
+            default=None,
+            help="Seconds to wait after a round that found nothing (default: RELAY_INTERVAL).",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="Deliveries claimed per batch (default: RELAY_BATCH_SIZE).",
+        )
+        parser.add_argument(
+            "--database",
+            default=None,
+            help="Database alias of the outbox (default: where the router writes deliveries).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        interval: float | None = options["interval"]
+        batch_size: int | None = options["batch_size"]
+        database: str | None = options["database"]
+        if interval is not None and interval < 0:
+            raise CommandError(f"--interval is {interval}; give a number of seconds >= 0.")
+        if batch_size is not None and batch_size < 1:
+            raise CommandError(f"--batch-size is {batch_size}; give a number >= 1.")
+        relay = Relay(using=database_alias(database), batch_size=batch_size)
+        size = batch_size or settings.RELAY_BATCH_SIZE
+        self.stdout.write(
+            f"Relay {relay.relay_id} on database {relay.alias!r}: batches of {size}, "
+            f"{'once' if options['once'] else 'until stopped'}."
+        )
+        if not relay.skips_locked_rows:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"The database {relay.alias!r} ({connections[relay.alias].vendor}) has no "
+                    f"SELECT ... FOR UPDATE SKIP LOCKED: run one relay at a time on it."
+                )
+            )
+        with stop_on_signals(relay):
+            if options["once"]:
+                totals = relay.run_pass(on_batch=self._progress)
+            else:
+                totals = relay.run_forever(interval=interval, on_batch=self._progress)
+        self.stdout.write(f"Relay {relay.relay_id} done. Totals: {totals}.")
+        if options["once"] and totals.errors:
+            raise CommandError("The relay stopped on a database error; see the log.")
+
+    def _progress(self, batch: RelayTotals) -> None:
+        if batch.errors:
+            self.stderr.write(
+                "A batch failed on a database error (logged); the relay carries on once the "
+                "database answers."
+            )
+        else:
+            self.stdout.write(f"Batch: {batch}.")
+
+
+def database_alias(database: str | None) -> str | None:
+    """The ``--database`` option checked against ``DATABASES``."""
+    if database is not None and database not in connections.settings:
+        raise CommandError(
+            f"--database {database!r} is not in DATABASES; use one of "
+            f"{', '.join(sorted(connections.settings))}."
+        )
+    return database
+
+
+@contextmanager
+def stop_on_signals(relay: Relay) -> Iterator[None]:
+    """Make SIGTERM and SIGINT stop ``relay`` after its current batch; a second signal acts
+    as it would have without this block. Only the main thread can set signal handlers, so
+    elsewhere (a test calling the command in a thread) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        relay.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
