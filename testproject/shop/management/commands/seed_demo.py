@@ -6,6 +6,7 @@ its password reset).
 
 from __future__ import annotations
 
+import datetime as dt
 from argparse import ArgumentParser
 from collections import Counter
 from decimal import Decimal
@@ -13,7 +14,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db.models import Count
+from django.db.models import Count, F
+from django.utils import timezone
 
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.testing import drain
@@ -54,6 +56,7 @@ class Command(BaseCommand):
         parser.add_argument("--password", default="admin", help="its password (default admin)")
 
     def handle(self, *args: Any, username: str, password: str, **options: Any) -> None:
+        started = timezone.now()
         self.ensure_superuser(username, password)
         self.stdout.write(
             "Seeding the shop. The WARNING and ERROR lines that follow come from receivers that "
@@ -75,6 +78,8 @@ class Command(BaseCommand):
             f"  {result.total} attempts: {result.delivered} delivered, {result.failed} failed "
             f"(retried in the next round), {result.dead} dead"
         )
+        spread = self.spread_over_the_day(since=started)
+        self.stdout.write(f"  {spread} event chains moved back over the past 20 hours")
 
         # The relay has not run since, so these orders' failures wait for their retry.
         self.stdout.write(self.style.MIGRATE_HEADING("\nJust now"))
@@ -82,6 +87,32 @@ class Command(BaseCommand):
 
         self.summary()
         self.credentials(username, password)
+
+    def spread_over_the_day(self, *, since: dt.datetime) -> int:
+        """Move the events published since ``since``, with their deliveries, back in time: each
+        correlation (an order's events and those they caused) by a whole number of hours, up to
+        20, so that the admin dashboard's hourly charts show a day rather than one bar.
+
+        Only a demo rewrites outbox times; it keeps each chain's order and spacing.
+        """
+        correlations = list(
+            OutboxEvent.objects.filter(occurred_at__gte=since)
+            .order_by("correlation_id")
+            .values_list("correlation_id", flat=True)
+            .distinct()
+        )
+        for index, correlation_id in enumerate(correlations):
+            shift = dt.timedelta(hours=20 - index % 20, minutes=(index * 17) % 60)
+            events = OutboxEvent.objects.filter(correlation_id=correlation_id)
+            Delivery.objects.filter(event__in=events).update(
+                created_at=F("created_at") - shift,
+                dispatched_at=F("dispatched_at") - shift,
+                last_attempt_at=F("last_attempt_at") - shift,
+                delivered_at=F("delivered_at") - shift,
+                next_attempt_at=F("next_attempt_at") - shift,
+            )
+            events.update(occurred_at=F("occurred_at") - shift)
+        return len(correlations)
 
     def ensure_superuser(self, username: str, password: str) -> None:
         """Create the superuser, or make the existing user one with this password."""

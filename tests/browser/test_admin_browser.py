@@ -1,0 +1,133 @@
+"""The outbox admin in a real browser: sign in, browse and filter, open an event whose payload
+holds a script, retry a dead delivery through its confirmation page, see the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from django_domain_events import GiveUp, publish, receiver
+from django_domain_events.models import Delivery, DeliveryState
+from django_domain_events.registry import registry
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+HOSTILE = "<script>alert('owned')</script>"
+EVENT_TYPE = "browser.order_placed"
+
+
+@pytest.fixture
+def shop() -> Iterator[dict[str, bool]]:
+    """Two receivers in an isolated registry; ``browser.erp`` gives up while ``failing``."""
+    switches = {"failing": True}
+    with registry.isolated():
+
+        @receiver(EVENT_TYPE, name="browser.mailer")
+        def mailer(event: Any) -> None:
+            pass
+
+        @receiver(EVENT_TYPE, name="browser.erp")
+        def erp(event: Any) -> None:
+            if switches["failing"]:
+                raise GiveUp("ERP unreachable")
+
+        yield switches
+
+
+def sign_in(browser: Any, live_admin: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    User.objects.create_superuser("root", "root@example.com", "pw")
+    browser.get(f"{live_admin}/admin/login/?next=/admin/")
+    browser.find_element(By.NAME, "username").send_keys("root")
+    browser.find_element(By.NAME, "password").send_keys("pw")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    assert browser.find_element(By.ID, "site-name")
+
+
+def assert_no_alert(browser: Any) -> None:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    with pytest.raises(NoAlertPresentException):
+        browser.switch_to.alert.text  # noqa: B018 - reading it is what raises
+
+
+def test_browse_filter_and_open_an_event_whose_payload_holds_a_script(
+    browser: Any, live_admin: str, shop: dict[str, bool], screenshots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import url_contains
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    publish(EVENT_TYPE, {"order_id": 1, "note": HOSTILE})
+    publish(EVENT_TYPE, {"order_id": 2, "note": "fine"})
+    Delivery.objects.filter(event__payload__order_id=2, receiver="browser.erp").update(
+        state=DeliveryState.DELIVERED
+    )
+    sign_in(browser, live_admin)
+
+    browser.get(f"{live_admin}/admin/django_domain_events/outboxevent/")
+    browser.find_element(By.LINK_TEXT, "dead").click()
+    WebDriverWait(browser, 10).until(url_contains("delivery_state=dead"))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    assert len(rows) == 1
+    assert "1 dead" in rows[0].text
+    browser.save_screenshot(str(screenshots / "events-changelist.png"))
+
+    rows[0].find_element(By.CSS_SELECTOR, "th a").click()
+    payload = browser.find_element(By.CSS_SELECTOR, "pre.dde-json")
+    assert HOSTILE in payload.text  # shown as text, never run
+    assert_no_alert(browser)
+    browser.save_screenshot(str(screenshots / "event-change-page.png"))
+
+
+def test_retry_a_dead_delivery_through_the_confirmation_page(
+    browser: Any, live_admin: str, shop: dict[str, bool], screenshots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    publish(EVENT_TYPE, {"order_id": 1})
+    dead = Delivery.objects.get(receiver="browser.erp")
+    assert dead.state == DeliveryState.DEAD
+    shop["failing"] = False
+    sign_in(browser, live_admin)
+
+    browser.get(f"{live_admin}/admin/django_domain_events/delivery/?state__exact=dead")
+    browser.find_element(By.CSS_SELECTOR, "#result_list tbody input.action-select").click()
+    Select(browser.find_element(By.NAME, "action")).select_by_value("retry_selected_deliveries")
+    browser.find_element(By.CSS_SELECTOR, "button[name=index]").click()
+    # Found once the confirmation page has loaded (the driver waits for it).
+    browser.find_element(By.CSS_SELECTOR, "input[name=confirmed]")
+    assert "1 failed or dead delivery will be dispatched again" in browser.page_source
+    browser.save_screenshot(str(screenshots / "retry-confirmation.png"))
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+    message = browser.find_element(By.CSS_SELECTOR, "ul.messagelist li.success").text
+    assert "1 delivery retried" in message
+    dead.refresh_from_db()
+    assert dead.state == DeliveryState.DELIVERED
+
+
+def test_the_dashboard_draws_its_charts(
+    browser: Any, live_admin: str, shop: dict[str, bool], screenshots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    for order_id in range(3):
+        publish(EVENT_TYPE, {"order_id": order_id})
+    sign_in(browser, live_admin)
+
+    browser.get(f"{live_admin}/admin/django_domain_events/")
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Outbox dashboard").click()
+    browser.find_element(By.CSS_SELECTOR, "body.dde-dashboard")
+
+    assert len(browser.find_elements(By.CSS_SELECTOR, "figure.dde-chart svg")) == 2
+    assert browser.find_element(By.ID, "dde-published").text == "3"
+    assert browser.find_element(By.ID, "dde-dead").text == "3"
+    assert "browser.erp" in browser.find_element(By.CSS_SELECTOR, ".dde-failing").text
+    browser.save_screenshot(str(screenshots / "dashboard.png"))
