@@ -64,7 +64,7 @@ def redis_unavailable() -> str | None:
         return f"Redis not reachable at {host}:{port}; start it with: {REDIS_START}"
 
 
-def _purge(queue: str) -> None:
+def purge(queue: str) -> None:
     with celery_app.connection_for_write() as connection:
         connection.default_channel.queue_purge(queue)
 
@@ -124,7 +124,7 @@ def _wait(what: str, done: Callable[[], bool]) -> None:
 
 
 @contextmanager
-def _celery_receiver(queue: str) -> Iterator[None]:
+def celery_receiver(queue: str) -> Iterator[None]:
     """The block's only receiver of ``OrderPlaced``: the worker's no-op, through Celery."""
     from ..benchapp.tasks import register_celery_receiver
 
@@ -166,7 +166,7 @@ def _publish_each(bench: Bench) -> None:
 def raw_create_delay_on_commit(bench: Bench) -> None:
     with bench.timed():
         _raw_rows_with_task(bench, IDLE_QUEUE)
-    _purge(IDLE_QUEUE)
+    purge(IDLE_QUEUE)
     bench.expect("B5 rows", RawEvent.objects.using(bench.alias).count(), bench.n)
 
 
@@ -178,9 +178,9 @@ def raw_create_delay_on_commit(bench: Bench) -> None:
     needs=redis_unavailable,
 )
 def celery_publish(bench: Bench) -> None:
-    with _celery_receiver(IDLE_QUEUE), bench.timed():
+    with celery_receiver(IDLE_QUEUE), bench.timed():
         _publish_each(bench)
-    _purge(IDLE_QUEUE)
+    purge(IDLE_QUEUE)
     bench.expect("deliveries", Delivery.objects.using(bench.alias).count(), bench.n)
 
 
@@ -210,7 +210,7 @@ def raw_celery_end_to_end(bench: Bench) -> None:
 def celery_end_to_end(bench: Bench) -> None:
     _Worker.ensure()
     delivered = Delivery.objects.using(bench.alias).filter(state=DeliveryState.DELIVERED)
-    with _celery_receiver(WORK_QUEUE), bench.timed():
+    with celery_receiver(WORK_QUEUE), bench.timed():
         _publish_each(bench)
         _wait("the deliveries", lambda: delivered.count() >= bench.n)
     bench.expect("deliveries delivered", delivered.count(), bench.n)
@@ -227,7 +227,7 @@ def celery_latency(bench: Bench) -> list[float]:
     _Worker.ensure()
     alias = bench.alias
     committed: dict[uuid.UUID, float] = {}
-    with _celery_receiver(WORK_QUEUE):
+    with celery_receiver(WORK_QUEUE):
         # The worker's first tasks on this database open its connections: not measured.
         for i in range(10):
             publish(OrderPlaced(order_id=i, total=TOTAL), using=alias)
