@@ -10,10 +10,10 @@ from django.db import transaction
 
 from django_domain_events import publish
 from django_domain_events.models import Delivery, DeliveryState
+from tests.tcp_proxy import TCPProxy
 from tests.testapp import receivers
 
 from .conftest import Broker, current_celery_app, make_app
-from .tcp_proxy import TCPProxy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +26,7 @@ def test_an_unreachable_broker_leaves_deliveries_owed_and_the_caller_unharmed(
     app = make_app(broker.with_port(proxy.port), broker.transport_options)
     with current_celery_app(app, queue), caplog.at_level(logging.ERROR, "django_domain_events"):
         reached = publish(receivers.DOOMED, {})
-        proxy.stop()  # the broker goes down with a pooled connection open to it
+        proxy.close()  # the broker goes down with a pooled connection open to it
 
         started = time.monotonic()
         with transaction.atomic():

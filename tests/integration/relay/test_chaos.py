@@ -20,11 +20,11 @@ import pytest
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from tests.conftest import require_service
 from tests.integration.celery.conftest import BROKERS, Broker, Worker, delete_queue, make_app
+from tests.tcp_proxy import TCPProxy
 from tests.testapp.models import Effect
 from tests.testapp.receivers import RECORDED
 
 from .conftest import Process, wait_for
-from .proxy import CuttableProxy
 
 pytestmark = [
     pytest.mark.postgres,
@@ -41,7 +41,7 @@ def test_chaos_loses_duplicates_and_strands_nothing(
 ) -> None:
     redis = BROKERS["redis"]
     require_service(redis.name, redis.host, redis.port, redis.how_to_start)
-    proxy = CuttableProxy(redis.host, redis.port)
+    proxy = TCPProxy(redis.host, redis.port)
     through_proxy = Broker("redis", redis.with_port(proxy.port), redis.how_to_start)
     env = {
         "DOMAIN_EVENTS_TEST_BROKER_URL": through_proxy.url,

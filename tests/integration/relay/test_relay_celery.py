@@ -13,7 +13,7 @@ from django_domain_events import publish
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.relay import Relay
 from tests.integration.celery.conftest import Broker, Worker, current_celery_app, make_app, wait_for
-from tests.integration.celery.tcp_proxy import TCPProxy
+from tests.tcp_proxy import TCPProxy
 from tests.testapp import receivers
 from tests.testapp.models import Effect
 
@@ -24,7 +24,7 @@ def publish_while_the_broker_is_down(broker: Broker, queue: str) -> uuid.UUID:
     """Publish to the two Celery receivers of ``RECORDED`` through a broker address nothing
     answers at: the deliveries stay owed."""
     proxy = TCPProxy(broker.host, broker.port)
-    proxy.stop()
+    proxy.close()
     with current_celery_app(make_app(broker.with_port(proxy.port), {}), queue):
         return publish(receivers.RECORDED, {})
 

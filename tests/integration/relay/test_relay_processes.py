@@ -22,10 +22,10 @@ from django_domain_events.events import NamedEvent
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.registry import Registry
 from django_domain_events.relay import Relay
+from tests.tcp_proxy import TCPProxy
 from tests.testapp.models import Effect
 
 from .conftest import Process, wait_for
-from .proxy import CuttableProxy
 from .receivers import HELD, POISON, POISON_ATTEMPTS, RECORD, RECORDED
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -188,7 +188,7 @@ def test_a_relay_recovers_from_the_database_going_away_without_a_restart(
     start: Callable[..., Process], relay_receivers: Registry
 ) -> None:
     event_ids = publish_owed(150)
-    proxy = CuttableProxy("127.0.0.1", 5432)
+    proxy = TCPProxy("127.0.0.1", 5432)
     # Claims and dispatches lost with the connection are owed again after a second.
     settings = {**FAST, "RELAY_LEASE": 1, "DISPATCH_TIMEOUT": 1}
     try:

@@ -1,4 +1,5 @@
-"""A TCP proxy in threads, for tests that take a broker away while clients are connected to it."""
+"""A TCP proxy in threads that a test can cut and restore, to take a database or a broker away
+from the processes connected through it and give it back."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import threading
 
 
 class TCPProxy:
-    """Forwards connections from a free local port to ``target``; ``stop()`` closes the port
-    and every connection it carries, as a broker going down would."""
+    """Forwards connections from a free local port to ``host:port``. ``cut()`` drops every
+    connection it carries and resets new ones until ``restore()``."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
@@ -17,7 +18,8 @@ class TCPProxy:
         self.port: int = self._listener.getsockname()[1]
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._stopped = False
+        self._down = False
+        self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -25,17 +27,19 @@ class TCPProxy:
             try:
                 client, _ = self._listener.accept()
             except OSError:
-                return  # stopped
+                return  # closed
+            with self._lock:
+                down = self._down
+            if down:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)
             with self._lock:
-                if self._stopped:
-                    client.close()
-                    upstream.close()
-                    return
                 self._sockets |= {client, upstream}
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
@@ -51,13 +55,22 @@ class TCPProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def stop(self) -> None:
-        """Refuse new connections and cut the open ones."""
+    def cut(self) -> None:
+        """Drop the open connections and refuse new ones."""
         with self._lock:
-            self._stopped = True
+            self._down = True
             sockets, self._sockets = self._sockets, set()
-        self._listener.close()
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def restore(self) -> None:
+        """Accept connections again."""
+        with self._lock:
+            self._down = False
+
+    def close(self) -> None:
+        """Cut everything and stop listening, as a server going down would."""
+        self.cut()
+        self._listener.close()
