@@ -94,7 +94,12 @@ class OutboxEvent(models.Model):
             models.Index(fields=("occurred_at",), name="dde_event_time_idx"),
             models.Index(fields=("event_type", "occurred_at"), name="dde_event_type_time_idx"),
             models.Index(fields=("correlation_id",), name="dde_event_correlation_idx"),
-            models.Index(fields=("causation_id",), name="dde_event_causation_idx"),
+            # Partial: most events are caused by no other, and publishing them need not touch it.
+            models.Index(
+                fields=("causation_id",),
+                condition=models.Q(causation_id__isnull=False),
+                name="dde_event_caused_idx",
+            ),
         )
         permissions = (("replay_outboxevent", _("Can replay outbox events")),)
 
@@ -193,7 +198,12 @@ class Delivery(models.Model):
         indexes = (
             models.Index(fields=("state", "next_attempt_at"), name="dde_delivery_owed_idx"),
             models.Index(fields=("receiver", "state"), name="dde_delivery_receiver_idx"),
-            models.Index(fields=("task_id",), name="dde_delivery_task_idx"),
+            # Partial: deliveries without a task (sync, deferred) never enter it.
+            models.Index(
+                fields=("task_id",),
+                condition=~models.Q(task_id=""),
+                name="dde_delivery_tasked_idx",
+            ),
             # The relay's look-ups of owed deliveries; partial, so they hold only the few rows
             # in these states, not the delivered millions.
             models.Index(
