@@ -40,12 +40,16 @@ def shop() -> Iterator[dict[str, bool]]:
 
 def sign_in(browser: Any, live_admin: str) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     User.objects.create_superuser("root", "root@example.com", "pw")
     browser.get(f"{live_admin}/admin/login/?next=/admin/")
     browser.find_element(By.NAME, "username").send_keys("root")
     browser.find_element(By.NAME, "password").send_keys("pw")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # The login page has the same header as the index: wait for the redirect away from it, or
+    # the next page may be asked for before the session cookie is set.
+    WebDriverWait(browser, 10).until(lambda driver: "/login/" not in driver.current_url)
     assert browser.find_element(By.ID, "site-name")
 
 
