@@ -73,6 +73,7 @@ def check_settings(
         ("DISPATCH_TIMEOUT", int | float, 0),
         ("PRUNE_RETENTION_DAYS", int | float, 0),
         ("STATUS_MAX_OWED_AGE", int | float, 0),
+        ("METRICS_CACHE_SECONDS", int | float, 0),
     ):
         if key not in configured:
             continue
@@ -113,7 +114,7 @@ def check_settings(
                 id=f"{PREFIX}.E002",
             )
         )
-    for key in ("DEBUG", "ADMIN_ALLOW_DELETE"):
+    for key in ("DEBUG", "ADMIN_ALLOW_DELETE", "METRICS", "TRACING"):
         if key in configured and not isinstance(configured[key], bool):
             errors.append(
                 Error(
@@ -123,6 +124,7 @@ def check_settings(
                 )
             )
     errors.extend(_celery_setting_errors(configured))
+    errors.extend(_observability_errors(configured))
     if "DISPATCHER" in configured:
         errors.extend(_dispatcher_errors(configured["DISPATCHER"], 'DOMAIN_EVENTS["DISPATCHER"]'))
     return errors
@@ -153,6 +155,26 @@ def _celery_setting_errors(configured: dict[str, Any]) -> list[CheckMessage]:
                     hint=(
                         "Give the dotted path of your Celery app, such as 'proj.celery.app', or "
                         "leave CELERY_APP out to use Celery's current app."
+                    ),
+                    id=f"{PREFIX}.E002",
+                )
+            )
+    return errors
+
+
+def _observability_errors(configured: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for key, module, extra in (
+        ("METRICS", "prometheus_client", "prometheus"),
+        ("TRACING", "opentelemetry.trace", "otel"),
+    ):
+        if configured.get(key) is True and importlib.util.find_spec(module) is None:
+            errors.append(
+                Error(
+                    f"DOMAIN_EVENTS[{key!r}] is True, but {module.split('.')[0]} is not installed.",
+                    hint=(
+                        f'Install it with the extra: pip install "django-domain-outbox[{extra}]", '
+                        f"or set DOMAIN_EVENTS[{key!r}] to False."
                     ),
                     id=f"{PREFIX}.E002",
                 )

@@ -24,6 +24,13 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RECEIVERS_PER_EVENT": None,
     # Log every publish, dispatch and delivery, with ids and timings, at DEBUG level.
     "DEBUG": False,
+    # Prometheus metrics (the "prometheus" extra): counters and histograms of publishes and
+    # deliveries, and gauges read from the outbox on scrape, at most once per
+    # METRICS_CACHE_SECONDS. OpenTelemetry spans (the "otel" extra) around publish and every
+    # receiver run.
+    "METRICS": False,
+    "METRICS_CACHE_SECONDS": 5.0,
+    "TRACING": False,
     # The Celery dispatcher: the dotted path of the Celery app (None: Celery's current app, the
     # project's own), the queue of receivers that name none (None: Celery's routing decides),
     # the seconds a publish may spend retrying an unreachable broker, and the longest retry
@@ -88,6 +95,18 @@ class Settings:
     @property
     def DEBUG(self) -> bool:
         return bool(self._get("DEBUG"))
+
+    @property
+    def METRICS(self) -> bool:
+        return bool(self._get("METRICS"))
+
+    @property
+    def METRICS_CACHE_SECONDS(self) -> float:
+        return float(self._get("METRICS_CACHE_SECONDS"))
+
+    @property
+    def TRACING(self) -> bool:
+        return bool(self._get("TRACING"))
 
     @property
     def CELERY_APP(self) -> str | None:

@@ -21,7 +21,7 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from . import debug_logging, signals
+from . import debug_logging, metrics, signals, tracing
 from .dispatchers.base import OwedDelivery
 from .envelope import Envelope, reset_current_envelope, set_current_envelope
 from .events import DomainEvent, NamedEvent
@@ -147,11 +147,16 @@ def run_delivery(owed: OwedDelivery) -> Outcome:
     Database errors while recording the outcome are logged; the delivery then stays owed and
     the relay runs it again.
     """
-    if not debug_logging.enabled():
+    debug, measured = debug_logging.enabled(), metrics.enabled()
+    if not (debug or measured):
         return _run_delivery(owed)
     started = time.perf_counter()
     outcome = _run_delivery(owed)
-    debug_logging.delivered(owed, outcome.value, owed.attempts + 1, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if debug:
+        debug_logging.delivered(owed, outcome.value, owed.attempts + 1, seconds)
+    if measured:
+        metrics.delivered(owed, outcome.value, seconds)
     return outcome
 
 
@@ -195,7 +200,13 @@ def _run_delivery(owed: OwedDelivery) -> Outcome:
                 receiver=receiver.name,
                 attempt=attempt,
             )
-            call_receiver(receiver, event, envelope)
+            if metrics.enabled():
+                metrics.receiver_started(owed, envelope.occurred_at)
+            if tracing.enabled():
+                with tracing.receiver_span(owed, envelope):
+                    call_receiver(receiver, event, envelope)
+            else:
+                call_receiver(receiver, event, envelope)
     except _Undeliverable as exc:
         return _settle_failure(owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True)
     except Exception as exc:

@@ -29,7 +29,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from . import debug_logging, listeners, signals
+from . import debug_logging, listeners, metrics, signals, tracing
 from .conf import settings
 from .dispatchers import dispatchers
 from .dispatchers.base import OwedDelivery
@@ -92,6 +92,8 @@ class _Batch:
         owed, self.owed = self.owed, []
         envelopes, self.envelopes = self.envelopes, []
         notify = listeners.notify if listeners.has_listeners() else None
+        if metrics.enabled():
+            metrics.published(envelopes)
         for event, envelope in envelopes:
             signals.send(
                 signals.event_published,
@@ -251,8 +253,15 @@ class _Rows:
 
 
 def _write(
-    prepared: Sequence[_Prepared], using: str | None, correlation_id: str | None
+    prepared: Sequence[_Prepared],
+    using: str | None,
+    correlation_id: str | None,
+    trace: tracing.PublishTrace | None = None,
 ) -> list[uuid.UUID]:
+    if trace is None and tracing.enabled():
+        with tracing.publish_trace([item.event_type for item in prepared]) as trace:
+            return _write(prepared, using, correlation_id, trace)
+    headers = trace.headers if trace is not None else None
     started = time.perf_counter() if debug_logging.enabled() else None
     alias = using or _default_alias()
     now = timezone.now()
@@ -285,7 +294,7 @@ def _write(
                 correlation,
                 causation_id,
                 item.ordering_key,
-                {},
+                {} if headers is None else headers,
             )
         )
         envelope = Envelope(
@@ -333,6 +342,8 @@ def _write(
                 )
             )
 
+    if trace is not None:
+        trace.record(events)
     collector = _collector.get()
     if collector is None:
         _commit(alias, events, deliveries, owed, envelopes, started)

@@ -20,7 +20,13 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--json", action="store_true", help="Print JSON.")
+        output = parser.add_mutually_exclusive_group()
+        output.add_argument("--json", action="store_true", help="Print JSON.")
+        output.add_argument(
+            "--prometheus",
+            action="store_true",
+            help="Print the outbox gauges in Prometheus' text format (needs prometheus_client).",
+        )
         parser.add_argument(
             "--max-owed-age",
             type=float,
@@ -45,7 +51,9 @@ class Command(BaseCommand):
             max_owed_age=options["max_owed_age"],
             max_dead=options["max_dead"],
         )
-        if options["json"]:
+        if options["prometheus"]:
+            self.stdout.write(_prometheus_text(options["database"]), ending="")
+        elif options["json"]:
             self.stdout.write(json.dumps(status.as_dict(), indent=2, sort_keys=True))
         else:
             counts = ", ".join(f"{state} {status.by_state[state]}" for state in STATES)
@@ -65,3 +73,17 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.SUCCESS("Healthy."))
         if not status.healthy:
             raise CommandError("Unhealthy: " + "; ".join(status.problems) + ".", returncode=1)
+
+
+def _prometheus_text(database: str | None) -> str:
+    from ...metrics import exposition
+
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        raise CommandError(
+            "events_status --prometheus needs prometheus_client: pip install "
+            '"django-domain-outbox[prometheus]".'
+        ) from None
+    body, _content_type = exposition(outbox_only=True, using=database)
+    return body.decode()

@@ -43,6 +43,12 @@ class Command(BaseCommand):
             help="Deliveries claimed per batch (default: RELAY_BATCH_SIZE).",
         )
         parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help="Serve Prometheus metrics on this port (needs DOMAIN_EVENTS['METRICS']).",
+        )
+        parser.add_argument(
             "--database",
             default=None,
             help="Database alias of the outbox (default: where the router writes deliveries).",
@@ -57,6 +63,8 @@ class Command(BaseCommand):
         if batch_size is not None and batch_size < 1:
             raise CommandError(f"--batch-size is {batch_size}; give a number >= 1.")
         relay = Relay(using=database_alias(database), batch_size=batch_size)
+        if options["metrics_port"] is not None:
+            self._serve_metrics(options["metrics_port"])
         size = batch_size or settings.RELAY_BATCH_SIZE
         self.stdout.write(
             f"Relay {relay.relay_id} on database {relay.alias!r}: batches of {size}, "
@@ -77,6 +85,19 @@ class Command(BaseCommand):
         self.stdout.write(f"Relay {relay.relay_id} done. Totals: {totals}.")
         if options["once"] and totals.errors:
             raise CommandError("The relay stopped on a database error; see the log.")
+
+    def _serve_metrics(self, port: int) -> None:
+        if not 0 <= port <= 65535:
+            raise CommandError(f"--metrics-port is {port}; give a port number from 0 to 65535.")
+        from ... import metrics
+
+        if not metrics.enabled():
+            raise CommandError(
+                "--metrics-port needs metrics on: set DOMAIN_EVENTS['METRICS'] = True and "
+                'install prometheus_client (pip install "django-domain-outbox[prometheus]").'
+            )
+        metrics.start_http_server(port)
+        self.stdout.write(f"Serving Prometheus metrics on port {port}.")
 
     def _progress(self, batch: RelayTotals) -> None:
         if batch.errors:

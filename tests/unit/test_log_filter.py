@@ -1,0 +1,83 @@
+"""CorrelationFilter: log records made inside a receiver carry the event's ids."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from django_domain_events import DomainEvent, publish, receiver
+from django_domain_events.log_filter import CorrelationFilter
+from django_domain_events.models import Delivery
+from django_domain_events.registry import Registry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+app_logger = logging.getLogger("tests.unit.log_filter")
+
+
+@dataclass(frozen=True)
+class Logged(DomainEvent):
+    event_type = "unit_log_filter.logged"
+
+    n: int
+
+
+class Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def kept() -> Iterator[list[logging.LogRecord]]:
+    handler = Keep()
+    handler.addFilter(CorrelationFilter())
+    app_logger.addHandler(handler)
+    app_logger.setLevel(logging.INFO)
+    try:
+        yield handler.records
+    finally:
+        app_logger.removeHandler(handler)
+
+
+@pytest.fixture
+def receivers(receiver_registry: Registry) -> None:
+    @receiver(Logged, name="unit_log_filter.first")
+    def first(event: Logged) -> None:
+        app_logger.info("first got %d", event.n)
+        if event.n == 1:
+            publish(Logged(n=2))
+
+
+def test_records_inside_receivers_carry_correlation_and_causation(
+    kept: list[logging.LogRecord], receivers: None
+) -> None:
+    app_logger.info("before")
+    cause = publish(Logged(n=1), correlation_id="checkout-42")
+
+    before, first, second = kept
+    assert (before.correlation_id, before.causation_id, before.event_id) == ("-", "-", "-")
+    assert before.delivery_id == "-"
+    assert first.getMessage() == "first got 1"
+    assert (first.correlation_id, first.causation_id, first.event_id) == (
+        "checkout-42",
+        "-",
+        str(cause),
+    )
+    assert first.delivery_id == str(Delivery.objects.get(event_id=cause).pk)
+    assert second.getMessage() == "first got 2"
+    assert second.correlation_id == "checkout-42"
+    assert second.causation_id == str(cause)
+
+
+def test_the_placeholder_is_configurable() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "msg", None, None)
+
+    assert CorrelationFilter(placeholder="").filter(record)
+    assert record.correlation_id == ""

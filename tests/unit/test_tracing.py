@@ -1,0 +1,242 @@
+"""DOMAIN_EVENTS["TRACING"]: a producer span around publish(), its trace context stored in the
+event's headers, and a consumer span per receiver run whose parent is that context, whether the
+delivery runs at commit or later from the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from django_domain_events import DomainEvent, publish, publish_many, receiver, tracing
+from django_domain_events.models import Delivery, OutboxEvent
+from django_domain_events.registry import Registry
+from django_domain_events.testing import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ON = {"TRACING": True}
+
+_exporter = InMemorySpanExporter()
+_provider = TracerProvider()
+_provider.add_span_processor(SimpleSpanProcessor(_exporter))
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The spans finished during the test, recorded through an SDK set up once per process
+    (OpenTelemetry lets the global provider be set only once)."""
+    if trace.get_tracer_provider() is not _provider:
+        trace.set_tracer_provider(_provider)
+    _exporter.clear()
+    yield _exporter
+    _exporter.clear()
+
+
+@dataclass(frozen=True)
+class Pinged(DomainEvent):
+    event_type = "unit_tracing.pinged"
+
+    n: int
+
+
+@dataclass(frozen=True)
+class Ponged(DomainEvent):
+    event_type = "unit_tracing.ponged"
+
+    n: int
+
+
+@pytest.fixture
+def receivers(receiver_registry: Registry) -> None:
+    @receiver(Pinged, name="unit_tracing.on_ping")
+    def on_ping(event: Pinged) -> None:
+        if event.n < 0:
+            raise ValueError("negative ping")
+        publish(Ponged(n=event.n))
+
+    receiver(Ponged, name="unit_tracing.on_pong")(lambda event: None)
+
+
+def forget_published_headers() -> None:
+    """Forget the headers this process published, as another process would not know them."""
+    tracing._recent.clear()
+
+
+def by_name(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
+    finished = exporter.get_finished_spans()
+    named = {span.name: span for span in finished}
+    assert len(named) == len(finished), [span.name for span in finished]
+    return named
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+def traceparent(span: ReadableSpan) -> str:
+    context = span.get_span_context()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+@pytest.mark.usefixtures("receivers")
+@override_settings(DOMAIN_EVENTS=ON)
+def test_a_trace_goes_from_the_request_through_publish_to_every_receiver(
+    spans: InMemorySpanExporter,
+) -> None:
+    tracer = trace.get_tracer("tests")
+    with tracer.start_as_current_span("request"), transaction.atomic():
+        event_id = publish(Pinged(n=1))
+
+    named = by_name(spans)
+    request = named["request"]
+    ping = named["publish unit_tracing.pinged"]
+    on_ping = named["process unit_tracing.pinged"]
+    pong = named["publish unit_tracing.ponged"]
+    on_pong = named["process unit_tracing.ponged"]
+    assert parent_of(ping) == request.context.span_id
+    assert parent_of(on_ping) == ping.context.span_id
+    assert parent_of(pong) == on_ping.context.span_id
+    assert parent_of(on_pong) == pong.context.span_id
+    assert {span.context.trace_id for span in named.values()} == {request.context.trace_id}
+    assert ping.kind is SpanKind.PRODUCER
+    assert on_ping.kind is SpanKind.CONSUMER
+    assert OutboxEvent.objects.get(pk=event_id).headers == {"traceparent": traceparent(ping)}
+    # The receiver ran in the request's trace, so there is nothing to link.
+    assert on_ping.links == ()
+
+
+@pytest.mark.usefixtures("receivers")
+@override_settings(DOMAIN_EVENTS=ON)
+def test_spans_carry_messaging_and_correlation_attributes(
+    spans: InMemorySpanExporter,
+) -> None:
+    ping_id = publish(Pinged(n=1), correlation_id="order-7")
+
+    named = by_name(spans)
+    pong_id = OutboxEvent.objects.get(event_type="unit_tracing.ponged").pk
+    assert dict(named["publish unit_tracing.pinged"].attributes or {}) == {
+        "messaging.system": "django_domain_events",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": "unit_tracing.pinged",
+        "messaging.message.id": str(ping_id),
+        "messaging.message.conversation_id": "order-7",
+        "domain_events.correlation_id": "order-7",
+        "domain_events.causation_id": "",
+    }
+    on_pong = dict(named["process unit_tracing.ponged"].attributes or {})
+    delivery_id = on_pong.pop("domain_events.delivery_id")
+    assert on_pong == {
+        "messaging.system": "django_domain_events",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": "unit_tracing.ponged",
+        "messaging.consumer.group.name": "unit_tracing.on_pong",
+        "messaging.message.id": str(pong_id),
+        "messaging.message.conversation_id": "order-7",
+        "domain_events.correlation_id": "order-7",
+        "domain_events.causation_id": str(ping_id),
+        "domain_events.receiver": "unit_tracing.on_pong",
+        "domain_events.dispatcher": "sync",
+        "domain_events.attempt": 1,
+    }
+    assert delivery_id == str(Delivery.objects.get(receiver="unit_tracing.on_pong").pk)
+
+
+@pytest.mark.usefixtures("receivers")
+@override_settings(DOMAIN_EVENTS={**ON, "DISPATCHER": "deferred"})
+def test_a_delivery_run_later_continues_the_trace_stored_with_its_event(
+    spans: InMemorySpanExporter,
+) -> None:
+    with trace.get_tracer("tests").start_as_current_span("request"):
+        publish(Pinged(n=2))
+    publish_span = by_name(spans)["publish unit_tracing.pinged"]
+    spans.clear()
+
+    # Run from the outbox in another process, as the relay or a worker would: its own span is
+    # linked, the context stored in the event's row is the parent.
+    forget_published_headers()
+    with trace.get_tracer("tests").start_as_current_span("relay round"):
+        drain()
+
+    named = by_name(spans)
+    on_ping = named["process unit_tracing.pinged"]
+    assert parent_of(on_ping) == publish_span.context.span_id
+    assert on_ping.context.trace_id == publish_span.context.trace_id
+    assert [link.context.span_id for link in on_ping.links] == [
+        named["relay round"].context.span_id
+    ]
+    assert (on_ping.attributes or {})["domain_events.dispatcher"] == "deferred"
+    assert parent_of(named["process unit_tracing.ponged"]) == (
+        named["publish unit_tracing.ponged"].context.span_id
+    )
+
+
+@pytest.mark.usefixtures("receivers")
+@override_settings(DOMAIN_EVENTS=ON)
+def test_a_failing_receiver_marks_its_span_as_an_error(spans: InMemorySpanExporter) -> None:
+    publish(Pinged(n=-1))
+
+    on_ping = by_name(spans)["process unit_tracing.pinged"]
+    assert on_ping.status.status_code is StatusCode.ERROR
+    assert [event.name for event in on_ping.events] == ["exception"]
+    assert (on_ping.events[0].attributes or {})["exception.message"] == "negative ping"
+
+
+@pytest.mark.usefixtures("receivers")
+@override_settings(DOMAIN_EVENTS={**ON, "DISPATCHER": "deferred"})
+def test_publish_many_is_one_span_with_the_batch_size(spans: InMemorySpanExporter) -> None:
+    publish_many([Pinged(n=1), Ponged(n=2)])
+
+    (span,) = spans.get_finished_spans()
+    assert span.name == "publish"
+    assert (span.attributes or {})["messaging.batch.message_count"] == 2
+    assert "messaging.destination.name" not in (span.attributes or {})
+    assert {row.headers["traceparent"] for row in OutboxEvent.objects.all()} == {traceparent(span)}
+
+
+@pytest.mark.usefixtures("receivers")
+def test_nothing_is_traced_or_stored_when_tracing_is_off(spans: InMemorySpanExporter) -> None:
+    event_id = publish(Pinged(n=1))
+
+    assert spans.get_finished_spans() == ()
+    assert OutboxEvent.objects.get(pk=event_id).headers == {}
+
+
+@override_settings(DOMAIN_EVENTS=ON)
+def test_the_celery_task_continues_the_trace_stored_with_its_event(
+    spans: InMemorySpanExporter, receiver_registry: Registry
+) -> None:
+    pytest.importorskip("celery")
+    import django_domain_events.tasks  # noqa: F401 - registers the task with every Celery app
+    from django_domain_events.dispatchers.celery import TASK_NAME
+    from tests.unit.test_celery import memory_app
+
+    receiver("unit_tracing.queued", name="unit_tracing.queued", dispatcher="deferred")(
+        lambda event: None
+    )
+    with trace.get_tracer("tests").start_as_current_span("request"):
+        publish("unit_tracing.queued", {"n": 1})
+    publish_span = by_name(spans)["publish unit_tracing.queued"]
+    spans.clear()
+    delivery = Delivery.objects.get()
+    forget_published_headers()  # as a worker process would not know them
+
+    # The task run as a worker runs it, in a context of its own.
+    assert memory_app.tasks[TASK_NAME].apply(args=(str(delivery.pk), "default")).get() == (
+        "delivered"
+    )
+
+    (on_queued,) = spans.get_finished_spans()
+    assert on_queued.name == "process unit_tracing.queued"
+    assert parent_of(on_queued) == publish_span.context.span_id
+    assert on_queued.context.trace_id == publish_span.context.trace_id
