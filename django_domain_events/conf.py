@@ -5,9 +5,11 @@ Nothing is read at import time, so ``override_settings(DOMAIN_EVENTS=...)`` work
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.signals import setting_changed
 
 DEFAULTS: dict[str, Any] = {
     # Dispatcher used by receivers that do not name one: "sync", "deferred", or the dotted
@@ -165,3 +167,36 @@ class Settings:
 
 
 settings = Settings()
+
+
+class SettingSwitch:
+    """A yes or no worked out from ``DOMAIN_EVENTS`` on first use, and again only after the
+    setting changes (``override_settings`` sends ``setting_changed``): on hot paths, asking
+    costs one call. Call the instance to get the answer."""
+
+    def __init__(self, compute: Callable[[], bool]) -> None:
+        self._compute = compute
+        self._value: bool | None = None
+        _switches.append(self)
+
+    def __call__(self) -> bool:
+        value = self._value
+        if value is None:
+            value = self._value = self._compute()
+        return value
+
+    def reset(self) -> None:
+        """Work the answer out again on next use."""
+        self._value = None
+
+
+_switches: list[SettingSwitch] = []
+
+
+def _reset_switches(*, setting: str, **kwargs: Any) -> None:
+    if setting == "DOMAIN_EVENTS":
+        for switch in _switches:
+            switch.reset()
+
+
+setting_changed.connect(_reset_switches, dispatch_uid="django_domain_events.switches")

@@ -11,33 +11,20 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.core.signals import setting_changed
-
-from .conf import settings
+from .conf import SettingSwitch, settings
 
 if TYPE_CHECKING:
     from .dispatchers.base import OwedDelivery
 
 logger = logging.getLogger("django_domain_events")
 
-_enabled: bool | None = None
+
+def _debug_on() -> bool:
+    """Whether ``DOMAIN_EVENTS["DEBUG"]`` is on; ask ``enabled()``, which caches it."""
+    return settings.DEBUG
 
 
-def enabled() -> bool:
-    """Whether ``DOMAIN_EVENTS["DEBUG"]`` is on (cached until the setting changes)."""
-    global _enabled
-    if _enabled is None:
-        _enabled = settings.DEBUG
-    return _enabled
-
-
-def _reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
-    global _enabled
-    if setting == "DOMAIN_EVENTS":
-        _enabled = None
-
-
-setting_changed.connect(_reset_on_setting_change, dispatch_uid="django_domain_events.debug")
+enabled = SettingSwitch(_debug_on)
 
 
 def _ms(seconds: float) -> str:

@@ -17,9 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from django.core.signals import setting_changed
-
-from .conf import settings
+from .conf import SettingSwitch, settings
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -37,19 +35,18 @@ logger = logging.getLogger("django_domain_events")
 PREFIX = "domain_events"
 """Prefix of every metric's name."""
 
-_enabled: bool | None = None
 _instruments: _Instruments | None = None
 _registry: CollectorRegistry | None = None
 _lock = threading.Lock()
 
 
-def enabled() -> bool:
-    """Whether metrics are on: ``DOMAIN_EVENTS["METRICS"]`` and ``prometheus_client`` installed
-    (cached until the setting changes)."""
-    global _enabled
-    if _enabled is None:
-        _enabled = settings.METRICS and _importable()
-    return _enabled
+def _metrics_on() -> bool:
+    """Whether metrics are on: ``DOMAIN_EVENTS["METRICS"]`` and ``prometheus_client``
+    installed; ask ``enabled()``, which caches it."""
+    return settings.METRICS and _importable()
+
+
+enabled = SettingSwitch(_metrics_on)
 
 
 def _importable() -> bool:
@@ -62,15 +59,6 @@ def _importable() -> bool:
         )
         return False
     return True
-
-
-def _reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
-    global _enabled
-    if setting == "DOMAIN_EVENTS":
-        _enabled = None
-
-
-setting_changed.connect(_reset_on_setting_change, dispatch_uid="django_domain_events.metrics")
 
 
 class _Instruments:

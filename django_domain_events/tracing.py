@@ -19,9 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from django.core.signals import setting_changed
-
-from .conf import settings
+from .conf import SettingSwitch, settings
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -34,7 +32,6 @@ logger = logging.getLogger("django_domain_events")
 SYSTEM = "django_domain_events"
 """The ``messaging.system`` attribute of every span."""
 
-_enabled: bool | None = None
 _tracer_instance: Any = None
 
 RECENT_HEADERS = 10_000
@@ -45,13 +42,13 @@ _recent: OrderedDict[uuid.UUID, dict[str, str]] = OrderedDict()
 _recent_lock = threading.Lock()
 
 
-def enabled() -> bool:
+def _tracing_on() -> bool:
     """Whether tracing is on: ``DOMAIN_EVENTS["TRACING"]`` and ``opentelemetry-api``
-    installed (cached until the setting changes)."""
-    global _enabled
-    if _enabled is None:
-        _enabled = settings.TRACING and _importable()
-    return _enabled
+    installed; ask ``enabled()``, which caches it."""
+    return settings.TRACING and _importable()
+
+
+enabled = SettingSwitch(_tracing_on)
 
 
 def _importable() -> bool:
@@ -64,15 +61,6 @@ def _importable() -> bool:
         )
         return False
     return True
-
-
-def _reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
-    global _enabled
-    if setting == "DOMAIN_EVENTS":
-        _enabled = None
-
-
-setting_changed.connect(_reset_on_setting_change, dispatch_uid="django_domain_events.tracing")
 
 
 def _tracer() -> Any:
