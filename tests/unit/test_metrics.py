@@ -4,11 +4,13 @@ relay_events --metrics-port."""
 
 from __future__ import annotations
 
+import gc
 import io
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -191,6 +193,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The scrape runs in prometheus_client's own thread, which reads the gauges on a connection of
+# its own and closes it; but Django never closes an in-memory SQLite database (closing would
+# drop it), so on the SQLite pass that connection is only freed with its thread, which Python
+# 3.13 reports as an unclosed database. The test waits for that thread, so the report lands
+# here, where it is expected; file databases and PostgreSQL close it.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 @pytest.mark.usefixtures("registry", "receivers")
 @override_settings(DOMAIN_EVENTS={**ON, "DISPATCHER": "deferred", "RELAY_GRACE": 0})
 def test_relay_serves_metrics_on_its_port() -> None:
@@ -203,6 +211,10 @@ def test_relay_serves_metrics_on_its_port() -> None:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
         text = response.read().decode()
+    for thread in threading.enumerate():
+        if "process_request_thread" in thread.name:
+            thread.join(timeout=5)
+    gc.collect()
     samples = {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
         for family in text_string_to_metric_families(text)
