@@ -253,14 +253,20 @@ class _Rows:
 
 
 def _write(
+    prepared: Sequence[_Prepared], using: str | None, correlation_id: str | None
+) -> list[uuid.UUID]:
+    if not tracing.enabled():
+        return _write_rows(prepared, using, correlation_id, None)
+    with tracing.publish_trace([item.event_type for item in prepared]) as trace:
+        return _write_rows(prepared, using, correlation_id, trace)
+
+
+def _write_rows(
     prepared: Sequence[_Prepared],
     using: str | None,
     correlation_id: str | None,
-    trace: tracing.PublishTrace | None = None,
+    trace: tracing.PublishTrace | None,
 ) -> list[uuid.UUID]:
-    if trace is None and tracing.enabled():
-        with tracing.publish_trace([item.event_type for item in prepared]) as trace:
-            return _write(prepared, using, correlation_id, trace)
     headers = trace.headers if trace is not None else None
     started = time.perf_counter() if debug_logging.enabled() else None
     alias = using or _default_alias()
