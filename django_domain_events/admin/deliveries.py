@@ -7,6 +7,7 @@ import uuid
 
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
@@ -100,26 +101,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
             },
         ),
     )
-    readonly_fields = (
-        "id",
-        "event_link",
-        "receiver",
-        "dispatcher",
-        "queue",
-        "task_link",
-        "state_badge",
-        "attempts",
-        "created_at",
-        "next_attempt_at",
-        "dispatched_at",
-        "last_attempt_at",
-        "delivered_at",
-        "claimed_by",
-        "claimed_until",
-        "ordering_key",
-        "last_error",
-        "traceback_details",
-    )
+    # Every field shown is read-only: the outbox is never edited by form.
+    readonly_fields = tuple(flatten_fieldsets(fieldsets))
 
     class Media:
         css = MEDIA_CSS

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -130,17 +131,8 @@ class OutboxEventAdmin(ReadOnlyAdmin):
             {"fields": ("correlation_id", "causation_link", "ordering_key", "headers_highlighted")},
         ),
     )
-    readonly_fields = (
-        "id",
-        "event_type",
-        "version",
-        "occurred_at",
-        "payload_highlighted",
-        "correlation_id",
-        "causation_link",
-        "ordering_key",
-        "headers_highlighted",
-    )
+    # Every field shown is read-only: the outbox is never edited by form.
+    readonly_fields = tuple(flatten_fieldsets(fieldsets))
     inlines = (DeliveryInline,)
 
     class Media:
