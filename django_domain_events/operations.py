@@ -61,6 +61,11 @@ def parse_moment(text: str, *, option: str) -> dt.datetime:
     return moment
 
 
+def parse_optional_moment(text: str | None, *, option: str) -> dt.datetime | None:
+    """``parse_moment()`` of an option that may be left out (None or empty)."""
+    return parse_moment(text, option=option) if text else None
+
+
 def parse_ids(values: Sequence[str], *, option: str) -> list[uuid.UUID]:
     """Ids given on the command line."""
     ids = []

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...operations import EventSelection, SelectionError, parse_ids, parse_moment
+from ...operations import EventSelection, SelectionError, parse_ids, parse_optional_moment
 from ...redelivery import RedeliveryResult, replay_selected
 from .relay_events import database_alias
 
@@ -43,12 +43,8 @@ class Command(BaseCommand):
             selection = EventSelection(
                 ids=tuple(parse_ids(options["id"], option="--id")),
                 event_types=tuple(options["type"]),
-                since=parse_moment(options["since"], option="--since")
-                if options["since"]
-                else None,
-                until=parse_moment(options["until"], option="--until")
-                if options["until"]
-                else None,
+                since=parse_optional_moment(options["since"], option="--since"),
+                until=parse_optional_moment(options["until"], option="--until"),
             )
             if selection.is_empty:
                 raise SelectionError(

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...models import DeliveryState
-from ...operations import DeliverySelection, SelectionError, parse_ids, parse_moment
+from ...operations import DeliverySelection, SelectionError, parse_ids, parse_optional_moment
 from ...redelivery import RedeliveryResult, retry_selected
 from .relay_events import database_alias
 
@@ -49,12 +49,8 @@ class Command(BaseCommand):
                 event_ids=tuple(parse_ids(options["event"], option="--event")),
                 event_types=tuple(options["type"]),
                 receivers=tuple(options["receiver"]),
-                since=parse_moment(options["since"], option="--since")
-                if options["since"]
-                else None,
-                until=parse_moment(options["until"], option="--until")
-                if options["until"]
-                else None,
+                since=parse_optional_moment(options["since"], option="--since"),
+                until=parse_optional_moment(options["until"], option="--until"),
             )
             if selection.is_empty and not options["all"]:
                 raise SelectionError(
