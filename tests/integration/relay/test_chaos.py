@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from tests.conftest import require_service
@@ -105,7 +106,19 @@ def test_chaos_loses_duplicates_and_strands_nothing(
             timeout=90,
         )
     finally:
-        stuck = Delivery.objects.exclude(state=DeliveryState.DELIVERED).count()
+        left = Delivery.objects.exclude(state=DeliveryState.DELIVERED)
+        stuck = left.count()
+        if stuck:
+            # What a failure needs to be understood: where each undelivered one stands.
+            print(
+                "\nchaos: not delivered:",
+                list(
+                    left.values_list(
+                        "state", "attempts", "next_attempt_at", "dispatched_at", "claimed_until"
+                    )[:20]
+                ),
+                f"database time {timezone.now().isoformat()}",
+            )
         for relay in relays:
             relay.signal(signal.SIGTERM)
         for worker in workers:
