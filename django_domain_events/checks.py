@@ -6,6 +6,7 @@ Every check has a stable id (``django_domain_events.E001`` …) that a project c
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.util
 import inspect
@@ -102,19 +103,31 @@ def check_settings(
                 id=f"{PREFIX}.E002",
             )
         )
-    max_dead = configured.get("STATUS_MAX_DEAD")
-    if max_dead is not None and (
-        isinstance(max_dead, bool) or not isinstance(max_dead, int) or max_dead < 0
+    for key, default in (
+        ("STATUS_MAX_DEAD", "None (dead deliveries do not make events_status fail)"),
+        ("STATUS_MAX_BLOCKED_KEYS", "0 (any blocked ordering key makes events_status fail)"),
     ):
+        limit = configured.get(key)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
+            errors.append(
+                Error(
+                    f"DOMAIN_EVENTS[{key!r}] is {limit!r}; it must be None or an integer >= 0.",
+                    hint=f"The default is {default}.",
+                    id=f"{PREFIX}.E002",
+                )
+            )
+    on_dead = configured.get("ORDERED_ON_DEAD", "block")
+    if on_dead not in ("block", "skip"):
         errors.append(
             Error(
-                f"DOMAIN_EVENTS['STATUS_MAX_DEAD'] is {max_dead!r}; it must be None or an "
-                f"integer >= 0.",
-                hint="The default is None (dead deliveries do not make events_status fail).",
+                f"DOMAIN_EVENTS['ORDERED_ON_DEAD'] is {on_dead!r}; it must be 'block' or 'skip'.",
+                hint="The default is 'block': a dead delivery holds up its key until retried.",
                 id=f"{PREFIX}.E002",
             )
         )
-    for key in ("DEBUG", "ADMIN_ALLOW_DELETE", "METRICS", "TRACING"):
+    for key in ("DEBUG", "ADMIN_ALLOW_DELETE", "METRICS", "TRACING", "ORDERED_RECEIVERS"):
         if key in configured and not isinstance(configured[key], bool):
             errors.append(
                 Error(
@@ -224,11 +237,13 @@ def _dispatcher_errors(name: Any, where: str) -> list[CheckMessage]:
 def check_event_classes(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E004 two event classes with one event type, E005 an event class the codec cannot store."""
+    """E004 two event classes with one event type, E005 an event class the codec cannot store,
+    E015 an ``ordering_key`` that is neither a field name nor a callable."""
     errors: list[CheckMessage] = []
     by_type: dict[str, list[type[DomainEvent]]] = {}
     for cls in event_classes():
         by_type.setdefault(cls.event_type, []).append(cls)
+        errors.extend(_ordering_key_errors(cls))
         try:
             check_event_class(cls)
         except EventDefinitionError as exc:
@@ -405,6 +420,34 @@ def check_integration_events(
                 )
             )
     return errors
+
+
+def _ordering_key_errors(cls: type[DomainEvent]) -> list[CheckMessage]:
+    declared = cls.ordering_key
+    if declared is None or callable(declared) or isinstance(declared, property):
+        return []
+    try:
+        fields = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    except TypeError:
+        fields = set()  # not a dataclass
+    if isinstance(declared, str) and declared in fields:
+        return []
+    problem = (
+        f"names no field of it (fields: {', '.join(sorted(fields)) or 'none'})"
+        if isinstance(declared, str)
+        else "is neither a field name nor a callable"
+    )
+    return [
+        Error(
+            f"{cls.__qualname__}.ordering_key = {declared!r} {problem}.",
+            hint=(
+                "Set ordering_key to the name of the field that holds the key, e.g. "
+                "ordering_key = 'order_id', or define a method ordering_key(self) that returns it."
+            ),
+            obj=cls,
+            id=f"{PREFIX}.E015",
+        )
+    ]
 
 
 @register(Tags.compatibility)

@@ -24,6 +24,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     # Most receivers one event type may have (None: no limit); checked at start-up.
     "MAX_RECEIVERS_PER_EVENT": None,
+    # Ordering: whether receivers that do not say (@receiver(ordered=...)) get the deliveries
+    # of one ordering key one at a time in publish order, and what a dead delivery does to
+    # those behind it: "block" (they wait until a person acts) or "skip" (they go on).
+    "ORDERED_RECEIVERS": False,
+    "ORDERED_ON_DEAD": "block",
     # Log every publish, dispatch and delivery, with ids and timings, at DEBUG level.
     "DEBUG": False,
     # Prometheus metrics (the "prometheus" extra): counters and histograms of publishes and
@@ -56,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     # when there are more dead deliveries than this (None: dead letters do not count).
     "STATUS_MAX_OWED_AGE": 300.0,
     "STATUS_MAX_DEAD": None,
+    # events_status: unhealthy when more ordering keys than this are blocked by a dead delivery
+    # (None: blocked keys do not count).
+    "STATUS_MAX_BLOCKED_KEYS": 0,
     # Let users with the delete permission delete outbox rows in the admin (off: the outbox is
     # an audit trail, trimmed by prune_events).
     "ADMIN_ALLOW_DELETE": False,
@@ -93,6 +101,14 @@ class Settings:
     def MAX_RECEIVERS_PER_EVENT(self) -> int | None:
         value = self._get("MAX_RECEIVERS_PER_EVENT")
         return None if value is None else int(value)
+
+    @property
+    def ORDERED_RECEIVERS(self) -> bool:
+        return bool(self._get("ORDERED_RECEIVERS"))
+
+    @property
+    def ORDERED_ON_DEAD(self) -> str:
+        return str(self._get("ORDERED_ON_DEAD"))
 
     @property
     def DEBUG(self) -> bool:
@@ -159,6 +175,11 @@ class Settings:
     @property
     def STATUS_MAX_DEAD(self) -> int | None:
         value = self._get("STATUS_MAX_DEAD")
+        return None if value is None else int(value)
+
+    @property
+    def STATUS_MAX_BLOCKED_KEYS(self) -> int | None:
+        value = self._get("STATUS_MAX_BLOCKED_KEYS")
         return None if value is None else int(value)
 
     @property

@@ -21,7 +21,8 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from . import debug_logging, metrics, signals, tracing
+from . import debug_logging, metrics, ordering, signals, tracing
+from .dispatchers import dispatchers
 from .dispatchers.base import OwedDelivery
 from .envelope import Envelope, reset_current_envelope, set_current_envelope
 from .events import DomainEvent, NamedEvent
@@ -141,26 +142,65 @@ def _load(owed: OwedDelivery) -> tuple[DomainEvent | NamedEvent, Envelope, int]:
     return event, envelope, row.attempts
 
 
+_Ran = tuple[Outcome, OwedDelivery | None]
+"""What running a delivery came to, and the delivery its settling released (ordering)."""
+
+
 def run_delivery(owed: OwedDelivery) -> Outcome:
     """Run one delivery to its outcome. Never raises for a receiver's failure.
 
     Database errors while recording the outcome are logged; the delivery then stays owed and
-    the relay runs it again.
+    the relay runs it again. If settling it releases the next delivery of its ordering key,
+    that one is handed to its dispatcher once the settling has committed.
     """
+    outcome, released = _run_measured(owed)
+    hand_over_released(released)
+    return outcome
+
+
+def hand_over_released(released: OwedDelivery | None) -> None:
+    """Dispatch a delivery that settling another released (see ``ordering``), after that
+    settling has committed; run it here if its dispatcher is ``"sync"``, and so on down the
+    line."""
+    while released is not None:
+        released = _hand_over(released)
+
+
+def _run_measured(owed: OwedDelivery) -> _Ran:
     debug, measured = debug_logging.enabled(), metrics.enabled()
     if not (debug or measured):
         return _run_delivery(owed)
     started = time.perf_counter()
-    outcome = _run_delivery(owed)
+    outcome, released = _run_delivery(owed)
     seconds = time.perf_counter() - started
     if debug:
         debug_logging.delivered(owed, outcome.value, owed.attempts + 1, seconds)
     if measured:
         metrics.delivered(owed, outcome.value, seconds)
-    return outcome
+    return outcome, released
 
 
-def _run_delivery(owed: OwedDelivery) -> Outcome:
+def _hand_over(released: OwedDelivery) -> OwedDelivery | None:
+    # A released delivery for the synchronous dispatcher runs here and now, and what it
+    # releases in turn comes back: a loop in run_delivery(), not recursion, however long the
+    # line that was waiting. Any other dispatcher is handed it, as after a publish.
+    from .dispatchers.sync import SyncDispatcher
+
+    try:
+        dispatcher = dispatchers[released.dispatcher]
+        if type(dispatcher) is SyncDispatcher:
+            return _run_measured(released)[1]
+        dispatcher.dispatch([released])
+    except Exception:
+        logger.exception(
+            "Delivery %s, next in line for its ordering key, could not be dispatched; it "
+            "stays owed and the relay dispatches it",
+            released.delivery_id,
+        )
+    return None
+
+
+def _run_delivery(owed: OwedDelivery) -> _Ran:
     receiver = registry.get(owed.receiver)
     if receiver is None:
         reason = (
@@ -180,12 +220,13 @@ def _run_delivery(owed: OwedDelivery) -> Outcome:
     now = timezone.now()
     attempt = owed.attempts + 1
     event, envelope = owed.event, owed.envelope
+    released = None
     try:
         with transaction.atomic(using=owed.using):
             claimed = _claim(owed, now)
             if claimed is None:
                 logger.debug("Delivery %s: nothing to run (settled or taken)", owed.delivery_id)
-                return Outcome.SKIPPED
+                return Outcome.SKIPPED, None
             attempt = claimed or attempt
             if event is None or envelope is None:
                 event, envelope, attempt = _load(owed)
@@ -207,6 +248,8 @@ def _run_delivery(owed: OwedDelivery) -> Outcome:
                     call_receiver(receiver, event, envelope)
             else:
                 call_receiver(receiver, event, envelope)
+            if owed.ordering_key:
+                released = ordering.release_next(owed)
     except _Undeliverable as exc:
         return _settle_failure(owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True)
     except Exception as exc:
@@ -219,7 +262,7 @@ def _run_delivery(owed: OwedDelivery) -> Outcome:
         receiver=receiver,
         using=owed.using,
     )
-    return Outcome.DELIVERED
+    return Outcome.DELIVERED, released
 
 
 def _settle_failure(
@@ -232,7 +275,7 @@ def _settle_failure(
     dead: bool = False,
     envelope: Envelope | None = None,
     event: DomainEvent | NamedEvent | None = None,
-) -> Outcome:
+) -> _Ran:
     now = timezone.now()
     policy = policy_for(receiver)
     dead = dead or isinstance(exc, GiveUp) or policy.exhausted(attempt)
@@ -243,30 +286,34 @@ def _settle_failure(
     if exc is not None and not reason:
         reason = f"{type(exc).__qualname__}: {exc}"
     trace = "".join(tb.format_exception(exc)) if exc is not None else ""
+    released = None
     try:
-        updated = (
-            Delivery.objects.using(owed.using)
-            .filter(pk=owed.delivery_id, state__in=RUNNABLE_STATES)
-            .update(
-                state=DeliveryState.DEAD if dead else DeliveryState.FAILED,
-                attempts=attempt,
-                last_attempt_at=now,
-                next_attempt_at=retry_at,
-                last_error=reason[:10_000],
-                traceback=trace,
-                claimed_by="",
-                claimed_until=None,
+        with transaction.atomic(using=owed.using):
+            updated = (
+                Delivery.objects.using(owed.using)
+                .filter(pk=owed.delivery_id, state__in=RUNNABLE_STATES)
+                .update(
+                    state=DeliveryState.DEAD if dead else DeliveryState.FAILED,
+                    attempts=attempt,
+                    last_attempt_at=now,
+                    next_attempt_at=retry_at,
+                    last_error=reason[:10_000],
+                    traceback=trace,
+                    claimed_by="",
+                    claimed_until=None,
+                )
             )
-        )
+            if updated and dead and owed.ordering_key and ordering.skips_dead(receiver):
+                released = ordering.release_next(owed)
     except Exception:
         logger.exception(
             "Delivery %s to %s failed and its failure could not be recorded; it stays owed",
             owed.delivery_id,
             owed.receiver,
         )
-        return Outcome.FAILED
+        return Outcome.FAILED, None
     if not updated:
-        return Outcome.SKIPPED
+        return Outcome.SKIPPED, None
     sender = type(event) if event is not None else NamedEvent
     if dead:
         logger.error(
@@ -287,7 +334,7 @@ def _settle_failure(
             exception=exc,
             reason=reason,
         )
-        return Outcome.DEAD
+        return Outcome.DEAD, released
     logger.warning(
         "Delivery %s to %s failed (attempt %d), retry at %s: %s",
         owed.delivery_id,
@@ -306,7 +353,7 @@ def _settle_failure(
         exception=exc,
         retry_at=retry_at,
     )
-    return Outcome.FAILED
+    return Outcome.FAILED, None
 
 
 def owed_delivery(delivery: Delivery, using: str) -> OwedDelivery:
@@ -318,4 +365,5 @@ def owed_delivery(delivery: Delivery, using: str) -> OwedDelivery:
         queue=delivery.queue,
         using=using,
         attempts=delivery.attempts,
+        ordering_key=delivery.ordering_key,
     )

@@ -24,14 +24,19 @@ class DomainEvent:
             total: Decimal
 
     ``event_type`` defaults to ``"<app_label>.<ClassName>"`` and ``version`` to 1; set either as a
-    class attribute to override. Pass ``abstract=True`` in the class statement for a base class
-    that is never published itself. ``event_kind`` says who consumes the event: ``"domain"``
-    (this application, the default) or ``"integration"`` (see ``IntegrationEvent``).
+    class attribute to override. ``ordering_key`` names the field (or is a method) giving the
+    key whose events ordered receivers get in publish order. Pass ``abstract=True`` in the
+    class statement for a base class that is never published itself. ``event_kind`` says who
+    consumes the event: ``"domain"`` (this application, the default) or ``"integration"`` (see
+    ``IntegrationEvent``).
     """
 
     event_type: ClassVar[str]
     version: ClassVar[int] = 1
     event_kind: ClassVar[Literal["domain", "integration"]] = "domain"
+    ordering_key: ClassVar[Any] = None
+    """The event's ordering key, for ordered receivers: the name of the field that holds it
+    (``ordering_key = "order_id"``), or a callable, such as a method, returning it."""
     _abstract: ClassVar[bool] = True
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -110,6 +115,8 @@ class NamedEvent:
     event_type: str
     payload: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    ordering_key: str = ""
+    """Events with one key reach ordered receivers in publish order ("" for none)."""
 
 
 def retire_event_class(cls: type[DomainEvent]) -> None:

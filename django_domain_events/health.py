@@ -16,8 +16,23 @@ from django.db.models.functions import Now
 
 from .conf import settings
 from .models import Delivery, DeliveryState
+from .ordering import blocked_lines
 
 STATES = tuple(state.value for state in DeliveryState)
+
+BLOCKED_LISTED = 20
+"""How many blocked ordering keys a status lists (it counts them all)."""
+
+
+@dataclass(frozen=True)
+class BlockedKey:
+    """An ordering key held up, for one ordered receiver, by a dead delivery."""
+
+    receiver: str
+    ordering_key: str
+    dead: int
+    since: dt.datetime | None
+    """When the oldest of its dead deliveries last ran."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,10 @@ class OutboxStatus:
     oldest_owed_seconds: float | None
     by_receiver: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    blocked_keys: int = 0
+    """Lines (receiver, ordering key) held up by a dead delivery until a person acts."""
+    blocked: tuple[BlockedKey, ...] = ()
+    """The first ``BLOCKED_LISTED`` of them, longest blocked first."""
 
     @property
     def dead(self) -> int:
@@ -56,6 +75,16 @@ class OutboxStatus:
             "oldest_owed_seconds": self.oldest_owed_seconds,
             "dead": self.dead,
             "by_receiver": self.by_receiver,
+            "blocked_keys": self.blocked_keys,
+            "blocked": [
+                {
+                    "receiver": line.receiver,
+                    "ordering_key": line.ordering_key,
+                    "dead": line.dead,
+                    "since": line.since.isoformat() if line.since else None,
+                }
+                for line in self.blocked
+            ],
         }
 
 
@@ -64,9 +93,11 @@ def outbox_status(
     using: str | None = None,
     max_owed_age: float | None = None,
     max_dead: int | None = None,
+    max_blocked_keys: int | None = None,
 ) -> OutboxStatus:
-    """Read the outbox's status on ``using``, judged against ``max_owed_age`` seconds and
-    ``max_dead`` dead deliveries (None: ``STATUS_MAX_OWED_AGE`` and ``STATUS_MAX_DEAD``)."""
+    """Read the outbox's status on ``using``, judged against ``max_owed_age`` seconds,
+    ``max_dead`` dead deliveries and ``max_blocked_keys`` blocked ordering keys (None:
+    ``STATUS_MAX_OWED_AGE``, ``STATUS_MAX_DEAD`` and ``STATUS_MAX_BLOCKED_KEYS``)."""
     alias = using or router.db_for_write(Delivery) or DEFAULT_DB_ALIAS
     rows = Delivery.objects.using(alias)
     by_state = dict.fromkeys(STATES, 0)
@@ -108,10 +139,26 @@ def outbox_status(
     dead = by_state[DeliveryState.DEAD]
     if limit_dead is not None and dead > limit_dead:
         problems.append(f"{dead} dead deliveries, more than {limit_dead}")
+    blocked_keys, blocked = 0, tuple[BlockedKey, ...]()
+    if dead:
+        lines = blocked_lines(alias)
+        blocked_keys = lines.count()
+        blocked = tuple(BlockedKey(**line) for line in lines[:BLOCKED_LISTED])
+    limit_blocked = (
+        settings.STATUS_MAX_BLOCKED_KEYS if max_blocked_keys is None else max_blocked_keys
+    )
+    if limit_blocked is not None and blocked_keys > limit_blocked:
+        problems.append(
+            f"{blocked_keys} ordering keys blocked by a dead delivery, more than "
+            f"{limit_blocked}: retry it (retry_deliveries --state dead --receiver ...) once "
+            f"its cause is fixed"
+        )
     return OutboxStatus(
         by_state=by_state,
         owed=owed,
         oldest_owed_seconds=oldest_seconds,
         by_receiver=dict(sorted(by_receiver.items())),
         problems=tuple(problems),
+        blocked_keys=blocked_keys,
+        blocked=blocked,
     )

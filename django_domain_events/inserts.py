@@ -43,6 +43,7 @@ DELIVERY_COLUMNS = (
     "dispatched_at",
     "ordering_key",
     "task_id",
+    "ordering_seq",
 )
 """Order of the values in a delivery row tuple."""
 

@@ -205,13 +205,18 @@ class OutboxCollector:
             "How long the owed delivery waiting longest has waited (0: nothing owed).",
         )
         dead = GaugeMetricFamily(f"{PREFIX}_outbox_dead_deliveries", "Dead deliveries.")
+        blocked = GaugeMetricFamily(
+            f"{PREFIX}_outbox_blocked_ordering_keys",
+            "Ordering keys an ordered receiver cannot go on with: a dead delivery holds them up.",
+        )
         if status is not None:
             for state in STATES:
                 by_state.add_metric([state], status.by_state.get(state, 0))
             owed.add_metric([], status.owed)
             oldest.add_metric([], status.oldest_owed_seconds or 0.0)
             dead.add_metric([], status.dead)
-        return [by_state, owed, oldest, dead]
+            blocked.add_metric([], status.blocked_keys)
+        return [by_state, owed, oldest, dead, blocked]
 
 
 def exposition(*, outbox_only: bool = False, using: str | None = None) -> tuple[bytes, str]:

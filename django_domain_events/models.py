@@ -15,7 +15,9 @@ class DeliveryState(models.TextChoices):
 
     ``pending`` (written, not yet handed over) → ``dispatched`` (handed to a queue) →
     ``delivered``; a failed attempt makes it ``failed`` (retry due at ``next_attempt_at``), and
-    ``dead`` once its attempts are exhausted or the receiver gave up.
+    ``dead`` once its attempts are exhausted or the receiver gave up. A delivery to an ordered
+    receiver is ``waiting`` while an earlier delivery of its ordering key to the same receiver
+    is unsettled; it becomes ``pending`` (or ``dispatched``) when that one settles.
     """
 
     PENDING = "pending", _("pending")
@@ -23,6 +25,7 @@ class DeliveryState(models.TextChoices):
     DELIVERED = "delivered", _("delivered")
     FAILED = "failed", _("failed")
     DEAD = "dead", _("dead")
+    WAITING = "waiting", _("waiting")
 
 
 RUNNABLE_STATES = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.FAILED)
@@ -187,6 +190,12 @@ class Delivery(models.Model):
         default="",
         help_text=_("Copied from the event for ordered receivers."),
     )
+    ordering_seq = models.BigIntegerField(
+        _("ordering sequence"),
+        null=True,
+        blank=True,
+        help_text=_("Place of its event in the ordering key's sequence: its publish order."),
+    )
 
     objects = DeliveryManager()
 
@@ -223,8 +232,37 @@ class Delivery(models.Model):
                 condition=models.Q(last_attempt_at__isnull=False),
                 name="dde_delivery_attempted_idx",
             ),
+            # Deliveries to ordered receivers that are not delivered yet: where publish and
+            # settling look for what is ahead of or behind a delivery in its key's line.
+            models.Index(
+                fields=("receiver", "ordering_key", "ordering_seq"),
+                condition=~models.Q(ordering_key="") & ~models.Q(state="delivered"),
+                name="dde_delivery_ordered_idx",
+            ),
         )
         permissions = (("retry_delivery", _("Can retry deliveries")),)
 
     def __str__(self) -> str:
         return f"{self.receiver} ← {self.event_id} ({self.state})"
+
+
+class OrderingKey(models.Model):
+    """The sequence of one ordering key: the number its last published event took.
+
+    Publishing an event with the key takes the next number and holds this row's lock until
+    its transaction ends, so numbers follow commit order; settling a delivery of the key takes
+    the same lock before it releases the next delivery in line.
+    """
+
+    key = models.CharField(_("ordering key"), max_length=255, primary_key=True)
+    last_seq = models.BigIntegerField(
+        _("last sequence number"), default=0, help_text=_("Taken by the key's last event.")
+    )
+
+    class Meta:
+        db_table = "domain_events_ordering_key"
+        verbose_name = _("ordering key")
+        verbose_name_plural = _("ordering keys")
+
+    def __str__(self) -> str:
+        return self.key

@@ -29,7 +29,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from . import debug_logging, listeners, metrics, signals, tracing
+from . import debug_logging, listeners, metrics, ordering, signals, tracing
 from .conf import settings
 from .dispatchers import dispatchers
 from .dispatchers.base import OwedDelivery
@@ -166,13 +166,14 @@ class _Prepared:
         version: int,
         data: bytes,
         integration: bool = False,
+        ordering_key: str = "",
     ) -> None:
         self.event = event
         self.event_type = event_type
         self.version = version
         self.data = data
         self.integration = integration
-        self.ordering_key = ""
+        self.ordering_key = ordering_key
 
 
 def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -> _Prepared:
@@ -190,6 +191,7 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
             event.version,
             encode_event(event, max_bytes),
             event.event_kind == "integration",
+            ordering.key_of(event) if type(event).ordering_key is not None else "",
         )
     if isinstance(event, str):
         # encode_payload() checks the payload is a dict and says so if not.
@@ -216,10 +218,14 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
         )
     data = encode_payload(event.event_type, event.payload, max_bytes)
     # Receivers get the payload as it will read back from JSON (tuples become lists).
+    key = ordering.key_of(event) if event.ordering_key else ""
     named = NamedEvent(
-        event_type=event.event_type, payload=decode_json(data), version=event.version
+        event_type=event.event_type,
+        payload=decode_json(data),
+        version=event.version,
+        ordering_key=key,
     )
-    return _Prepared(named, named.event_type, named.version, data)
+    return _Prepared(named, named.event_type, named.version, data, ordering_key=key)
 
 
 def _default_alias() -> str:
@@ -321,6 +327,7 @@ def _write_rows(
             dispatcher = forced or receiver.dispatcher or default_dispatcher
             queue = receiver.queue or ""
             handed_over = _dispatched_at_insert(dispatcher)
+            key = item.ordering_key and (item.ordering_key if ordering.is_ordered(receiver) else "")
             deliveries.append(
                 (
                     delivery_id,
@@ -332,8 +339,9 @@ def _write_rows(
                     now,
                     now,
                     now if handed_over else None,
-                    item.ordering_key,
+                    key,
                     str(delivery_id) if handed_over else "",
+                    None,  # ordering_seq: numbered when written, if ``key``
                 )
             )
             owed.append(
@@ -345,6 +353,7 @@ def _write_rows(
                     using=alias,
                     event=handed_event,
                     envelope=handed_envelope,
+                    ordering_key=key,
                 )
             )
 
@@ -404,6 +413,8 @@ def _insert(
     started: float | None,
 ) -> None:
     try:
+        if any(item.ordering_key for item in owed):
+            ordering.sequence(connection, alias, deliveries, owed)
         writer_for(connection).write(events, deliveries)
     except BaseException:
         # An event must never commit without its deliveries: if the caller catches this error
@@ -423,15 +434,20 @@ def publish(
     *,
     using: str | None = None,
     correlation_id: str | None = None,
+    ordering_key: str | None = None,
 ) -> uuid.UUID:
     """Record ``event`` in the outbox, with one delivery per receiver, and return its id.
 
     Call it inside the transaction whose outcome the event reports: the rows commit or roll
     back with it, and the deliveries are dispatched once it commits. Outside a transaction it
     runs in one of its own. ``event`` is a ``DomainEvent`` instance, or an event type string
-    with a JSON ``payload`` dict. Bad payloads raise ``PayloadError`` before anything is written.
+    with a JSON ``payload`` dict. ``ordering_key`` replaces the key the event declares (see
+    the Ordering page). Bad payloads raise ``PayloadError`` before anything is written.
     """
-    return _write([_prepare(event, payload, settings.MAX_PAYLOAD_BYTES)], using, correlation_id)[0]
+    prepared = _prepare(event, payload, settings.MAX_PAYLOAD_BYTES)
+    if ordering_key is not None:
+        prepared.ordering_key = ordering.check_key(ordering_key, prepared.event_type)
+    return _write([prepared], using, correlation_id)[0]
 
 
 def publish_many(
@@ -457,6 +473,9 @@ async def apublish(
     *,
     using: str | None = None,
     correlation_id: str | None = None,
+    ordering_key: str | None = None,
 ) -> uuid.UUID:
     """``publish()`` for async code: runs it in Django's thread for synchronous database work."""
-    return await sync_to_async(publish)(event, payload, using=using, correlation_id=correlation_id)
+    return await sync_to_async(publish)(
+        event, payload, using=using, correlation_id=correlation_id, ordering_key=ordering_key
+    )

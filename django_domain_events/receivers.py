@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar, overload
 from .events import DomainEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
+OnDead = Literal["block", "skip"]
 C = TypeVar("C", bound=type)
 
 
@@ -34,6 +35,12 @@ class Receiver:
     max_attempts: int | None = None
     is_async: bool = False
     takes_envelope: bool = False
+    ordered: bool | None = None
+    """Whether it gets the deliveries of one ordering key in order (None: the project's
+    ``ORDERED_RECEIVERS``)."""
+    on_dead: OnDead | None = None
+    """For an ordered receiver, what a dead delivery does to those behind it (None: the
+    project's ``ORDERED_ON_DEAD``)."""
 
     @property
     def origin(self) -> str:
@@ -72,6 +79,8 @@ def make_receiver(
     queue: str | None = None,
     max_attempts: int | None = None,
     name: str | None = None,
+    ordered: bool | None = None,
+    on_dead: OnDead | None = None,
 ) -> Receiver:
     """Build a ``Receiver``, refusing argument values that can never be right."""
     if not isinstance(target, str | type):
@@ -86,6 +95,13 @@ def make_receiver(
         raise ValueError(f"@receiver(max_attempts={max_attempts!r}): give an integer >= 1.")
     if name is not None and (not isinstance(name, str) or not name):
         raise ValueError(f"@receiver(name={name!r}): give a non-empty string.")
+    if ordered is not None and not isinstance(ordered, bool):
+        raise ValueError(f"@receiver(ordered={ordered!r}): give True or False.")
+    if on_dead is not None and on_dead not in ("block", "skip"):
+        raise ValueError(
+            f"@receiver(on_dead={on_dead!r}): give 'block' (later deliveries of the key wait "
+            f"until a person retries the dead one) or 'skip' (they go on)."
+        )
     return Receiver(
         name=name or default_receiver_name(func),
         event_type=event_type_of(target),
@@ -96,6 +112,8 @@ def make_receiver(
         max_attempts=max_attempts,
         is_async=inspect.iscoroutinefunction(func),
         takes_envelope=_takes_envelope(func),
+        ordered=ordered,
+        on_dead=on_dead,
     )
 
 
@@ -106,13 +124,17 @@ def receiver(
     queue: str | None = None,
     max_attempts: int | None = None,
     name: str | None = None,
+    ordered: bool | None = None,
+    on_dead: OnDead | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function (sync or ``async def``) as a receiver of ``event``.
 
     ``event`` is a ``DomainEvent`` subclass or a named event type. ``dispatcher`` and
     ``max_attempts`` override the project settings for this receiver; ``queue`` is passed to
     dispatchers that have queues; ``name`` overrides the stable default ``"module.qualname"``.
-    The function is returned unchanged.
+    With ``ordered=True`` the deliveries of one ordering key reach it one at a time in publish
+    order; ``on_dead`` says whether a dead one holds up the rest (``"block"``) or not
+    (``"skip"``). The function is returned unchanged.
     """
     from .registry import registry
 
@@ -125,6 +147,8 @@ def receiver(
                 queue=queue,
                 max_attempts=max_attempts,
                 name=name,
+                ordered=ordered,
+                on_dead=on_dead,
             )
         )
         return func
@@ -150,6 +174,8 @@ class _Handles:
     queue: str | None
     max_attempts: int | None
     name: str | None
+    ordered: bool | None
+    on_dead: OnDead | None
 
 
 def handles(
@@ -159,6 +185,8 @@ def handles(
     queue: str | None = None,
     max_attempts: int | None = None,
     name: str | None = None,
+    ordered: bool | None = None,
+    on_dead: OnDead | None = None,
 ) -> Callable[[F], F]:
     """Mark a method of a ``@receiver_class`` class as a receiver of ``event``.
 
@@ -180,9 +208,11 @@ def handles(
             queue=queue,
             max_attempts=max_attempts,
             name=name,
+            ordered=ordered,
+            on_dead=on_dead,
         )
         marks: list[_Handles] = func.__dict__.setdefault(_HANDLES_ATTR, [])
-        marks.append(_Handles(event, dispatcher, queue, max_attempts, name))
+        marks.append(_Handles(event, dispatcher, queue, max_attempts, name, ordered, on_dead))
         _unclaimed.add(func)
         return func
 
@@ -313,4 +343,6 @@ def _method_receiver(
         queue=mark.queue,
         max_attempts=mark.max_attempts,
         name=mark.name or f"{cls.__module__}.{cls.__qualname__}.{attr}",
+        ordered=mark.ordered,
+        on_dead=mark.on_dead,
     )

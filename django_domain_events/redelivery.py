@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.utils import timezone
 
+from . import ordering
 from .conf import settings
 from .dispatchers.override import dispatcher_override
 from .ids import uuid7
 from .models import Delivery, DeliveryState, OutboxEvent
 from .operations import DeliverySelection, EventSelection, SelectionError
+from .ordering import is_ordered
 from .receivers import Receiver
 from .registry import registry
 from .relay import Relay, RelayTotals
@@ -95,6 +97,7 @@ def _replay(
     with transaction.atomic(using=using):
         # A concurrent prune_events deleting one of the events makes this INSERT fail on its
         # foreign key: the replay errors rather than writing deliveries that vanish.
+        ordering.sequence_models(connections[using], using, rows)
         Delivery.objects.using(using).bulk_create(rows)
         claimed = relay.claim([row.pk for row in rows], states=(DeliveryState.PENDING,))
     totals = relay.hand_over(claimed)
@@ -113,7 +116,7 @@ def _new_delivery(event: OutboxEvent, receiver: Receiver) -> Delivery:
         state=DeliveryState.PENDING,
         created_at=now,
         next_attempt_at=now,
-        ordering_key=event.ordering_key,
+        ordering_key=event.ordering_key if is_ordered(receiver) else "",
     )
 
 

@@ -35,7 +35,7 @@ from django.db import (
 )
 from django.db.models.functions import Now
 
-from . import signals
+from . import ordering, signals
 from .conf import settings
 from .delivery import Outcome, run_delivery
 from .dispatchers import BUILTIN_DISPATCHERS, dispatchers
@@ -52,8 +52,8 @@ from .serialization import decode_event
 
 logger = logging.getLogger("django_domain_events")
 
-_COLUMNS = ("pk", "receiver", "dispatcher", "queue", "attempts", "event_id")
-_Row = tuple[uuid.UUID, str, str, str, int, uuid.UUID]
+_COLUMNS = ("pk", "receiver", "dispatcher", "queue", "attempts", "event_id", "ordering_key")
+_Row = tuple[uuid.UUID, str, str, str, int, uuid.UUID, str]
 _EVENT_COLUMNS = (
     "pk",
     "event_type",
@@ -63,6 +63,10 @@ _EVENT_COLUMNS = (
     "correlation_id",
     "causation_id",
 )
+
+
+RELEASE_EVERY = 30.0
+"""Seconds between a relay's looks for waiting deliveries that nothing holds up any more."""
 
 
 @dataclass
@@ -137,6 +141,7 @@ class Relay:
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _claimed_at: float = field(default=0.0, init=False, repr=False)
     _event_ids: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict, init=False, repr=False)
+    _released_at: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.using is None:
@@ -272,8 +277,9 @@ class Relay:
                 queue,
                 self.alias,
                 attempts=attempts if attempts_now is None else int(attempts_now),
+                ordering_key=key,
             )
-            for pk, receiver, dispatcher, queue, attempts, _ in found
+            for pk, receiver, dispatcher, queue, attempts, _, key in found
         ]
 
     def still_claimed(self, deliveries: Sequence[OwedDelivery]) -> list[OwedDelivery]:
@@ -461,6 +467,7 @@ class Relay:
         ``deadline``. ``on_batch`` is called with each batch's totals. A database error ends
         the pass: it is logged, and counted in ``errors``."""
         totals = RelayTotals()
+        self._release_stranded()
         while not self._stopping.is_set():
             try:
                 batch = self.run_batch()
@@ -500,6 +507,25 @@ class Relay:
                 wait = interval if interval is not None else settings.RELAY_INTERVAL
                 self._stopping.wait(wait)
         return totals
+
+    def _release_stranded(self) -> None:
+        # Ordering's safety net, at most every RELEASE_EVERY seconds: see
+        # ordering.release_stranded(). Released deliveries are pending, claimed by this pass.
+        now = time.monotonic()
+        if self._released_at and now - self._released_at < RELEASE_EVERY:
+            return
+        self._released_at = now
+        try:
+            released = ordering.release_stranded(self.alias)
+        except DatabaseError:
+            logger.exception("Relay %s: releasing waiting deliveries failed", self.relay_id)
+            return
+        if released:
+            logger.warning(
+                "Relay %s released %d waiting deliveries with nothing unsettled ahead of them",
+                self.relay_id,
+                released,
+            )
 
     def _recycle_connections(self) -> None:
         # Between batches, as between requests: drop connections past CONN_MAX_AGE or broken.

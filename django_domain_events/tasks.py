@@ -30,7 +30,7 @@ from .dispatchers.base import OwedDelivery
 from .dispatchers.celery import TASK_NAME, CeleryDispatcher
 from .envelope import Envelope
 from .exceptions import DispatcherError, DomainEventsError
-from .models import SETTLED_STATES, Delivery, DeliveryState, OutboxEvent
+from .models import RUNNABLE_STATES, Delivery, DeliveryState, OutboxEvent
 from .serialization import decode_event
 
 logger = logging.getLogger("django_domain_events")
@@ -98,12 +98,12 @@ def _owed(delivery_id: Any, using: Any, task_id: str | None) -> OwedDelivery | s
         )
         return MISSING
     if isinstance(row, str):
-        logger.info("Delivery %s is already %s; task %s has nothing to run", pk, row, task_id)
+        logger.info("Delivery %s is %s; task %s has nothing to run", pk, row, task_id)
         return Outcome.SKIPPED.value
     return row
 
 
-_DELIVERY_COLUMNS = ("receiver", "dispatcher", "queue", "state", "attempts")
+_DELIVERY_COLUMNS = ("receiver", "dispatcher", "queue", "state", "attempts", "ordering_key")
 _EVENT_COLUMNS = (
     "id",
     "event_type",
@@ -171,15 +171,17 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
     values = loader.load(pk, connection)
     if values is None:
         return None
-    receiver, dispatcher, queue, state, attempts, *stored = values
-    if state in SETTLED_STATES:
-        return str(state)
+    receiver, dispatcher, queue, state, attempts, key, *stored = values
+    if state not in RUNNABLE_STATES:
+        return str(state)  # settled, or waiting for an earlier delivery of its ordering key
     event_id, event_type, version, payload, occurred_at, correlation_id, causation_id = stored
     try:
         event = decode_event(event_type, version, payload)
     except DomainEventsError:
         # run_delivery() loads it again, meets the same error and records the delivery dead.
-        return OwedDelivery(pk, receiver, dispatcher, queue, using, attempts=attempts)
+        return OwedDelivery(
+            pk, receiver, dispatcher, queue, using, attempts=attempts, ordering_key=key
+        )
     envelope = Envelope(
         event_id=event_id,
         event_type=event_type,
@@ -189,7 +191,15 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
         causation_id=causation_id,
     )
     return OwedDelivery(
-        pk, receiver, dispatcher, queue, using, attempts=attempts, event=event, envelope=envelope
+        pk,
+        receiver,
+        dispatcher,
+        queue,
+        using,
+        attempts=attempts,
+        event=event,
+        envelope=envelope,
+        ordering_key=key,
     )
 
 

@@ -29,6 +29,8 @@ class OwedDelivery:
     """Attempts already made before this one."""
     event: DomainEvent | NamedEvent | None = None
     envelope: Envelope | None = None
+    ordering_key: str = ""
+    """Its ordering key if its receiver is ordered: settling it releases the next in line."""
 
 
 class Dispatcher(abc.ABC):

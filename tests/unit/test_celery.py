@@ -426,7 +426,7 @@ def test_a_settled_delivery_is_not_run_again(
     with caplog.at_level(logging.INFO, LOGGER):
         assert run_task(str(deferred_delivery.pk), "default") == "skipped"
 
-    assert f"is already {state}" in caplog.text
+    assert f"is {state}; task" in caplog.text
     assert ran == []
 
 

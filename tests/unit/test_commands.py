@@ -306,7 +306,9 @@ def test_status_of_a_healthy_outbox(receivers: Registry) -> None:
 
     output = run("events_status")
 
-    assert "Deliveries: pending 0, dispatched 0, delivered 2, failed 0, dead 1." in output
+    assert (
+        "Deliveries: pending 0, dispatched 0, delivered 2, failed 0, dead 1, waiting 0." in output
+    )
     assert "Owed now: 0." in output
     assert "  commands_unit.ledger: dead 1" in output
     assert output.endswith("Healthy.\n")

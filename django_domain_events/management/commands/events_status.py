@@ -15,8 +15,9 @@ class Command(BaseCommand):
     help = (
         "Print deliveries by state and by receiver, how many are owed and how long the oldest "
         "has waited. Exits with status 1 when a delivery has been owed longer than "
-        "--max-owed-age (STATUS_MAX_OWED_AGE) or there are more dead deliveries than "
-        "--max-dead (STATUS_MAX_DEAD), 0 otherwise."
+        "--max-owed-age (STATUS_MAX_OWED_AGE), there are more dead deliveries than "
+        "--max-dead (STATUS_MAX_DEAD), or more ordering keys blocked by a dead delivery than "
+        "--max-blocked-keys (STATUS_MAX_BLOCKED_KEYS), 0 otherwise."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -39,6 +40,12 @@ class Command(BaseCommand):
             default=None,
             help="Dead deliveries allowed (default: STATUS_MAX_DEAD, else no limit).",
         )
+        parser.add_argument(
+            "--max-blocked-keys",
+            type=int,
+            default=None,
+            help="Ordering keys a dead delivery may block (default: STATUS_MAX_BLOCKED_KEYS).",
+        )
         parser.add_argument("--database", default=None, help="Database alias of the outbox.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,10 +53,13 @@ class Command(BaseCommand):
             raise CommandError("--max-owed-age must be a number of seconds >= 0.")
         if options["max_dead"] is not None and options["max_dead"] < 0:
             raise CommandError("--max-dead must be a number >= 0.")
+        if options["max_blocked_keys"] is not None and options["max_blocked_keys"] < 0:
+            raise CommandError("--max-blocked-keys must be a number >= 0.")
         status = outbox_status(
             using=database_alias(options["database"]),
             max_owed_age=options["max_owed_age"],
             max_dead=options["max_dead"],
+            max_blocked_keys=options["max_blocked_keys"],
         )
         if options["prometheus"]:
             self.stdout.write(_prometheus_text(options["database"]), ending="")
@@ -69,6 +79,13 @@ class Command(BaseCommand):
                         f"{state} {count}" for state, count in counts_by_state.items() if count
                     )
                     self.stdout.write(f"  {receiver}: {parts}")
+            if status.blocked_keys:
+                self.stdout.write(f"Blocked ordering keys: {status.blocked_keys}.")
+                for line in status.blocked:
+                    since = f", since {line.since:%Y-%m-%d %H:%M:%S}" if line.since else ""
+                    self.stdout.write(
+                        f"  {line.receiver} / {line.ordering_key}: dead {line.dead}{since}"
+                    )
             if status.healthy:
                 self.stdout.write(self.style.SUCCESS("Healthy."))
         if not status.healthy:

@@ -1,0 +1,411 @@
+"""Per-key ordering: the deliveries of one ordering key reach an ordered receiver one at a time,
+in publish order, even across retries, workers and relays.
+
+Publish order is the order of a per-key sequence. Publishing an event with an ordering key to
+an event type that has an ordered receiver takes the next number of the key's sequence (its
+``OrderingKey`` row) and holds that row's lock until the transaction ends; a second transaction
+publishing on the same key waits for the first to commit or roll back. For one key, sequence
+order is therefore commit order, and a rolled-back publish gives its number back.
+
+Of the deliveries of one key to one ordered receiver, only the first unsettled one in sequence
+order is runnable; those behind it are written ``waiting``, which no dispatcher, relay or task
+runs. Settling the runnable one (delivered; or dead, when its receiver skips dead deliveries)
+takes the key's lock and, in the same transaction, releases the next in line: ``pending``, or
+``dispatched`` for dispatchers that are handed deliveries already marked so. The lock makes
+publishing and settling take turns, so a delivery is never left waiting behind one that has
+settled. A failed delivery keeps its successors waiting until its retry settles; a dead one
+keeps them waiting until a person retries it, unless its receiver says ``on_dead="skip"``.
+
+The relay also releases, on each pass, any waiting delivery with nothing unsettled ahead of it
+(after a receiver changed to ``on_dead="skip"``, say): a safety net, not the usual path.
+Receivers that are not ordered never touch any of this.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from .conf import settings
+from .dispatchers import dispatchers
+from .dispatchers.base import OwedDelivery
+from .events import DomainEvent, NamedEvent
+from .exceptions import PayloadError
+from .inserts import DELIVERY_COLUMNS
+from .models import Delivery, DeliveryState, OrderingKey
+from .receivers import Receiver
+from .registry import registry
+
+MAX_KEY_LENGTH = 255
+"""Longest ordering key, in characters (the column's length)."""
+
+ON_DEAD_CHOICES = ("block", "skip")
+"""What a dead delivery does to the deliveries behind it: keep them waiting, or let them go."""
+
+_UNSETTLED = (
+    DeliveryState.PENDING,
+    DeliveryState.DISPATCHED,
+    DeliveryState.FAILED,
+    DeliveryState.WAITING,
+)
+"""States of a delivery that keeps the ones behind it waiting, whatever its receiver says."""
+
+_ID = DELIVERY_COLUMNS.index("id")
+_EVENT = DELIVERY_COLUMNS.index("event")
+_RECEIVER = DELIVERY_COLUMNS.index("receiver")
+_DISPATCHER = DELIVERY_COLUMNS.index("dispatcher")
+_STATE = DELIVERY_COLUMNS.index("state")
+_DISPATCHED_AT = DELIVERY_COLUMNS.index("dispatched_at")
+_KEY = DELIVERY_COLUMNS.index("ordering_key")
+_TASK_ID = DELIVERY_COLUMNS.index("task_id")
+_SEQ = DELIVERY_COLUMNS.index("ordering_seq")
+
+
+# Declarations -----------------------------------------------------------------------------------
+
+
+def key_of(event: DomainEvent | NamedEvent) -> str:
+    """The ordering key ``event`` declares ("" for none).
+
+    A ``DomainEvent`` class declares it with a class attribute ``ordering_key``: the name of
+    one of its fields, or a callable (a method, say) taking the event. A ``NamedEvent`` carries
+    it as its ``ordering_key`` field.
+    """
+    if isinstance(event, NamedEvent):
+        return check_key(event.ordering_key, event.event_type)
+    declared = type(event).ordering_key
+    if declared is None:
+        return ""
+    if isinstance(declared, property):
+        value = event.ordering_key
+    elif isinstance(declared, str):
+        try:
+            value = getattr(event, declared)
+        except AttributeError:
+            raise PayloadError(
+                f"{type(event).__qualname__}.ordering_key = {declared!r} names no field of "
+                f"the event. Name one of its fields, or make ordering_key a method that "
+                f"returns the key."
+            ) from None
+    else:
+        value = declared(event)
+    return check_key(value, event.event_type)
+
+
+def check_key(value: Any, event_type: str) -> str:
+    """``value`` as an ordering key: a string (an int is turned into one), "" for None."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, uuid.UUID):
+        value = str(value)
+    if not isinstance(value, str):
+        raise PayloadError(
+            f"The ordering key of a {event_type!r} event is {type(value).__qualname__} "
+            f"{value!r:.60}; it must be a string (or an int or UUID, turned into one)."
+        )
+    if len(value) > MAX_KEY_LENGTH:
+        raise PayloadError(
+            f"The ordering key of a {event_type!r} event is {len(value)} characters long; "
+            f"the longest allowed is {MAX_KEY_LENGTH}. Use a shorter key, such as an id."
+        )
+    return value
+
+
+def is_ordered(receiver: Receiver) -> bool:
+    """Whether ``receiver`` gets the deliveries of one key in order (its own ``ordered=``, else
+    ``DOMAIN_EVENTS["ORDERED_RECEIVERS"]``)."""
+    if receiver.ordered is not None:
+        return receiver.ordered
+    return settings.ORDERED_RECEIVERS
+
+
+def skips_dead(receiver: Receiver | None) -> bool:
+    """Whether a dead delivery to ``receiver`` lets the deliveries behind it go (its own
+    ``on_dead=``, else ``DOMAIN_EVENTS["ORDERED_ON_DEAD"]``). A receiver that is no longer
+    registered blocks."""
+    if receiver is None:
+        return False
+    on_dead = receiver.on_dead or settings.ORDERED_ON_DEAD
+    return on_dead == "skip"
+
+
+def _blocking_states(receiver_name: str) -> tuple[str, ...]:
+    if skips_dead(registry.get(receiver_name)):
+        return _UNSETTLED
+    return (*_UNSETTLED, DeliveryState.DEAD)
+
+
+# Publishing -------------------------------------------------------------------------------------
+
+
+def sequence(
+    connection: BaseDatabaseWrapper,
+    alias: str,
+    deliveries: list[tuple[Any, ...]],
+    owed: list[OwedDelivery],
+) -> None:
+    """Number the ordered ones of ``deliveries`` (value tuples in ``DELIVERY_COLUMNS`` order,
+    in publish order) in their keys' sequences, and make those with an unsettled delivery of
+    the same key and receiver ahead of them ``waiting``, dropping them from ``owed``.
+
+    Called in the publishing transaction, before the rows are written; takes the keys' locks
+    until it ends. Changes both lists in place.
+    """
+    events_by_key: dict[str, list[uuid.UUID]] = {}
+    for row in deliveries:
+        key = row[_KEY]
+        if key:
+            events = events_by_key.setdefault(key, [])
+            if not events or events[-1] != row[_EVENT]:
+                events.append(row[_EVENT])
+    if not events_by_key:
+        return
+    last = _advance(connection, alias, {key: len(ids) for key, ids in events_by_key.items()})
+    seq_of: dict[uuid.UUID, int] = {}
+    for key, ids in events_by_key.items():
+        first = last[key] - len(ids) + 1
+        for offset, event_id in enumerate(ids):
+            seq_of[event_id] = first + offset
+    busy = _busy_lines(alias, deliveries)
+    held: set[uuid.UUID] = set()
+    for index, row in enumerate(deliveries):
+        key = row[_KEY]
+        if not key:
+            continue
+        values = list(row)
+        values[_SEQ] = seq_of[row[_EVENT]]
+        line = (row[_RECEIVER], key)
+        if line in busy:
+            values[_STATE] = DeliveryState.WAITING
+            values[_DISPATCHED_AT] = None
+            values[_TASK_ID] = ""
+            held.add(row[_ID])
+        else:
+            busy.add(line)  # the ones behind it in this publish wait for it
+        deliveries[index] = tuple(values)
+    if held:
+        owed[:] = [item for item in owed if item.delivery_id not in held]
+
+
+def sequence_models(connection: BaseDatabaseWrapper, alias: str, rows: list[Delivery]) -> None:
+    """``sequence()`` for unsaved ``Delivery`` instances (a replay's), changing them in place."""
+    values = [
+        tuple(getattr(row, "event_id" if name == "event" else name) for name in DELIVERY_COLUMNS)
+        for row in rows
+    ]
+    sequence(connection, alias, values, [])
+    for row, numbered in zip(rows, values, strict=True):
+        row.state = numbered[_STATE]
+        row.dispatched_at = numbered[_DISPATCHED_AT]
+        row.task_id = numbered[_TASK_ID]
+        row.ordering_seq = numbered[_SEQ]
+
+
+def _advance(connection: BaseDatabaseWrapper, alias: str, counts: dict[str, int]) -> dict[str, int]:
+    """Add ``counts`` to the keys' sequences, locking their rows; return each key's last
+    number."""
+    keys = sorted(counts)  # one order for every transaction: no deadlock between two publishes
+    if connection.vendor in ("postgresql", "sqlite"):
+        table = connection.ops.quote_name(OrderingKey._meta.db_table)
+        values = ", ".join(["(%s, %s)"] * len(keys))
+        sql = (
+            f"INSERT INTO {table} (key, last_seq) VALUES {values} "
+            f"ON CONFLICT (key) DO UPDATE SET last_seq = {table}.last_seq + excluded.last_seq "
+            f"RETURNING key, last_seq"
+        )
+        params: list[Any] = [item for key in keys for item in (key, counts[key])]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {key: int(last_seq) for key, last_seq in cursor.fetchall()}
+    found: dict[str, int] = {}
+    rows = OrderingKey.objects.using(alias)
+    for key in keys:
+        row, _ = rows.select_for_update().get_or_create(key=key)
+        row.last_seq += counts[key]
+        row.save(update_fields=["last_seq"])
+        found[key] = row.last_seq
+    return found
+
+
+def _busy_lines(alias: str, deliveries: Sequence[tuple[Any, ...]]) -> set[tuple[str, str]]:
+    """The (receiver, key) pairs of ``deliveries`` that already have a delivery that keeps new
+    ones waiting."""
+    receivers = {row[_RECEIVER] for row in deliveries if row[_KEY]}
+    keys = {row[_KEY] for row in deliveries if row[_KEY]}
+    found = (
+        Delivery.objects.using(alias)
+        .filter(receiver__in=receivers, ordering_key__in=keys)
+        .exclude(state=DeliveryState.DELIVERED)
+        .values_list("receiver", "ordering_key", "state")
+        .distinct()
+    )
+    return {
+        (receiver, key) for receiver, key, state in found if state in _blocking_states(receiver)
+    }
+
+
+# Settling ---------------------------------------------------------------------------------------
+
+
+def release_next(owed: OwedDelivery) -> OwedDelivery | None:
+    """Release the next delivery waiting behind ``owed``, which has just settled in the
+    transaction open on ``owed.using``, and return it, to be handed to its dispatcher once
+    that transaction commits. None if nothing waits, or something else unsettled is still
+    ahead of it (a delivery a person ran again out of turn)."""
+    connection = connections[owed.using]
+    _lock_key(connection, owed.using, owed.ordering_key)
+    blocking = _blocking_states(owed.receiver)
+    rows = Delivery.objects.using(owed.using).filter(
+        receiver=owed.receiver, ordering_key=owed.ordering_key
+    )
+    waiting = (
+        rows.filter(state=DeliveryState.WAITING)
+        .order_by("ordering_seq")
+        .values_list("pk", "dispatcher", "queue", "attempts", "ordering_seq")
+        .first()
+    )
+    if waiting is None:
+        return None
+    pk, dispatcher, queue, attempts, seq = waiting
+    ahead = rows.filter(ordering_seq__lt=seq, state__in=blocking).exclude(pk=owed.delivery_id)
+    if ahead.exists():
+        return None
+    return _release(owed.using, pk, owed.receiver, dispatcher, queue, attempts, owed.ordering_key)
+
+
+def _lock_key(connection: BaseDatabaseWrapper, alias: str, key: str) -> None:
+    # SQLite has no row locks: its transaction holds the database's write lock already.
+    if not connection.features.has_select_for_update:
+        return
+    list(OrderingKey.objects.using(alias).select_for_update().filter(pk=key).values_list("pk"))
+
+
+def _release(
+    alias: str,
+    pk: uuid.UUID,
+    receiver: str,
+    dispatcher: str,
+    queue: str,
+    attempts: int,
+    key: str,
+    *,
+    marked: bool | None = None,
+) -> OwedDelivery | None:
+    now = timezone.now()
+    if marked is None:
+        marked = _marks_dispatched(dispatcher)
+    changes: dict[str, Any] = (
+        {"state": DeliveryState.DISPATCHED, "dispatched_at": now, "task_id": str(pk)}
+        if marked
+        else {"state": DeliveryState.PENDING, "next_attempt_at": now}
+    )
+    released = (
+        Delivery.objects.using(alias).filter(pk=pk, state=DeliveryState.WAITING).update(**changes)
+    )
+    if not released:
+        return None
+    return OwedDelivery(pk, receiver, dispatcher, queue, alias, attempts=attempts, ordering_key=key)
+
+
+def _marks_dispatched(name: str) -> bool:
+    try:
+        return dispatchers[name].dispatched_at_insert
+    except Exception:
+        return False  # reported by the system checks; the relay finds it pending
+
+
+# A person's way out: skipping a dead delivery ------------------------------------------------
+
+
+def skip_dead(ids: Sequence[uuid.UUID], using: str) -> list[OwedDelivery]:
+    """Take the dead deliveries ``ids`` out of their ordering keys' lines, so the deliveries
+    waiting behind them go on without them, and return those released (to hand over once this
+    returns: ``delivery.hand_over_released()``). The dead deliveries stay dead, with their
+    error, and can still be retried; retried, they run on their own, out of their old turn.
+    """
+    released: list[OwedDelivery] = []
+    connection = connections[using]
+    rows = Delivery.objects.using(using).filter(pk__in=ids, state=DeliveryState.DEAD)
+    for pk, receiver, dispatcher, queue, key in rows.exclude(ordering_key="").values_list(
+        "pk", "receiver", "dispatcher", "queue", "ordering_key"
+    ):
+        with transaction.atomic(using=using):
+            _lock_key(connection, using, key)
+            taken = rows.filter(pk=pk, ordering_key=key).update(ordering_key="")
+            if not taken:
+                continue
+            owed = OwedDelivery(pk, receiver, dispatcher, queue, using, ordering_key=key)
+            following = release_next(owed)
+        if following is not None:
+            released.append(following)
+    return released
+
+
+# The relay's safety net, and what is blocked -----------------------------------------------------
+
+
+def release_stranded(alias: str, limit: int = 500) -> int:
+    """Make ``pending`` up to ``limit`` waiting deliveries that nothing unsettled is ahead of
+    any more, for the relay to dispatch; return how many.
+
+    Settling a delivery releases the next one itself, so this finds work only when a line's
+    rules changed under it: a receiver switched to ``on_dead="skip"`` while a dead delivery
+    blocked it, or no longer exists. Each is released under its key's lock.
+    """
+    skipping = [receiver.name for receiver in registry.all() if skips_dead(receiver)]
+    ahead = Delivery.objects.using(alias).filter(
+        Q(state__in=_UNSETTLED) | (Q(state=DeliveryState.DEAD) & ~Q(receiver__in=skipping)),
+        receiver=OuterRef("receiver"),
+        ordering_key=OuterRef("ordering_key"),
+        ordering_seq__lt=OuterRef("ordering_seq"),
+    )
+    free = list(
+        Delivery.objects.using(alias)
+        .filter(~Exists(ahead), state=DeliveryState.WAITING)
+        .order_by("ordering_seq")
+        .values_list("pk", "receiver", "dispatcher", "queue", "attempts", "ordering_key")[:limit]
+    )
+    released = 0
+    connection = connections[alias]
+    for pk, receiver, dispatcher, queue, attempts, key in free:
+        with transaction.atomic(using=alias):
+            _lock_key(connection, alias, key)
+            line = Delivery.objects.using(alias).filter(receiver=receiver, ordering_key=key)
+            seq = line.filter(pk=pk).values_list("ordering_seq", flat=True).first()
+            if seq is None:
+                continue
+            if line.filter(ordering_seq__lt=seq, state__in=_blocking_states(receiver)).exists():
+                continue
+            if _release(alias, pk, receiver, dispatcher, queue, attempts, key, marked=False):
+                released += 1
+    return released
+
+
+def blocked_lines(alias: str) -> QuerySet[Delivery, dict[str, Any]]:
+    """The (``receiver``, ``ordering_key``) lines held up by a dead delivery whose receiver
+    blocks on dead deliveries, each with its ``dead`` count and the ``since`` of its oldest
+    dead delivery's last attempt; until a person retries (or skips) it, nothing behind it runs.
+    """
+    skipping = [receiver.name for receiver in registry.all() if skips_dead(receiver)]
+    return (
+        Delivery.objects.using(alias)
+        .filter(state=DeliveryState.DEAD)
+        .exclude(ordering_key="")
+        .exclude(receiver__in=skipping)
+        .values("receiver", "ordering_key")
+        .annotate(dead=Count("pk"), since=Min("last_attempt_at"))
+        .order_by("since")
+    )
+
+
+def count_blocked(alias: str) -> int:
+    """How many lines (receiver, ordering key) a dead delivery holds up."""
+    return blocked_lines(alias).count()
