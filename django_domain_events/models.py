@@ -235,7 +235,7 @@ class Delivery(models.Model):
             # Deliveries to ordered receivers that are not delivered yet: where publish and
             # settling look for what is ahead of or behind a delivery in its key's line.
             models.Index(
-                fields=("receiver", "ordering_key", "ordering_seq"),
+                fields=("ordering_key", "receiver", "ordering_seq"),
                 condition=~models.Q(ordering_key="") & ~models.Q(state="delivered"),
                 name="dde_delivery_ordered_idx",
             ),

@@ -409,3 +409,35 @@ def blocked_lines(alias: str) -> QuerySet[Delivery, dict[str, Any]]:
 def count_blocked(alias: str) -> int:
     """How many lines (receiver, ordering key) a dead delivery holds up."""
     return blocked_lines(alias).count()
+
+
+def forget_idle_keys(alias: str, batch_size: int = 1000) -> int:
+    """Delete the sequences of keys that no delivery waits on or is held up by any more (all
+    of the key's deliveries are delivered, or pruned), ``batch_size`` per transaction; return
+    how many. ``prune_events`` calls it, so the table does not grow with every key ever used.
+
+    A key published on again starts a new sequence: numbers only order the deliveries of a
+    key that are not delivered yet, and there are none. Each key is locked and checked again
+    before it goes, so a publish on it at the same moment is not lost.
+    """
+    busy = (
+        Delivery.objects.using(alias)
+        .filter(ordering_key=OuterRef("key"))
+        .exclude(state=DeliveryState.DELIVERED)
+    )
+    keys = OrderingKey.objects.using(alias)
+    skip_locked = connections[alias].features.has_select_for_update_skip_locked
+    forgotten = 0
+    while True:
+        with transaction.atomic(using=alias):
+            idle = keys.filter(~Exists(busy)).order_by()
+            if skip_locked:
+                idle = idle.select_for_update(skip_locked=True)
+            found = list(idle.values_list("pk", flat=True)[:batch_size])
+            if not found:
+                return forgotten
+            # Checked again under the locks: a publish that held one has committed since.
+            deleted, _ = keys.filter(~Exists(busy), pk__in=found).delete()
+        forgotten += deleted
+        if len(found) < batch_size:
+            return forgotten

@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 
 from .models import Delivery, DeliveryState, OutboxEvent
+from .ordering import forget_idle_keys
 
 BATCH_SIZE = 1000
 """Events deleted per transaction by default."""
@@ -30,6 +31,8 @@ class PruneResult:
     events: int = 0
     deliveries: int = 0
     batches: int = 0
+    keys: int = 0
+    """Sequences of ordering keys forgotten: nothing of theirs is left to order."""
 
 
 def prunable_events(older_than: dt.timedelta, *, using: str, include_dead: bool) -> Q:
@@ -89,4 +92,5 @@ def prune_events(
         total.batches += 1
         if on_batch is not None:
             on_batch(batch)
+    total.keys = forget_idle_keys(alias, batch_size)
     return total

@@ -34,6 +34,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='delivery',
-            index=models.Index(condition=models.Q(models.Q(('ordering_key', ''), _negated=True), models.Q(('state', 'delivered'), _negated=True)), fields=['receiver', 'ordering_key', 'ordering_seq'], name='dde_delivery_ordered_idx'),
+            index=models.Index(condition=models.Q(models.Q(('ordering_key', ''), _negated=True), models.Q(('state', 'delivered'), _negated=True)), fields=['ordering_key', 'receiver', 'ordering_seq'], name='dde_delivery_ordered_idx'),
         ),
     ]

@@ -445,3 +445,20 @@ def test_skipping_a_dead_delivery_lets_its_line_go_on_and_it_can_still_be_retrie
     script.give_up.clear()
     retry_deliveries([dead])
     assert effects() == ["ordered:a:2", "ordered:a:3", "ordered:a:1"]
+
+
+def test_pruning_forgets_keys_with_nothing_left_to_order(lines: Registry, script: Script) -> None:
+    script.fail[("busy", 1)] = 1
+    step("done", 1)
+    step("busy", 1)
+    step("busy", 2)
+    out = io.StringIO()
+
+    call_command("prune_events", "--older-than", "0s", stdout=out)
+
+    assert "Forgot 1 ordering keys with nothing left to order." in out.getvalue()
+    assert list(OrderingKey.objects.values_list("key", "last_seq")) == [("busy", 2)]
+    step("done", 2)
+    assert Delivery.objects.get(receiver="ordered", ordering_key="done").ordering_seq == 1
+    retry_now()
+    assert effects() == ["ordered:done:1", "ordered:done:2", "ordered:busy:1", "ordered:busy:2"]

@@ -71,6 +71,8 @@ class Command(BaseCommand):
             f"Deleted {result.events} events older than {text} (all {what}) and "
             f"{result.deliveries} deliveries, in {result.batches} batches."
         )
+        if result.keys:
+            self.stdout.write(f"Forgot {result.keys} ordering keys with nothing left to order.")
 
     def _progress(self, batch: PruneResult) -> None:
         self.stdout.write(f"Deleted {batch.events} events, {batch.deliveries} deliveries.")
