@@ -1,21 +1,26 @@
-"""The two things a person can do to the outbox from the admin: retry deliveries and replay
-events. Each asks for confirmation first, needs its own permission, and is logged."""
+"""What a person can do to the outbox from the admin: retry deliveries, skip dead deliveries in
+their ordering lines, and replay events. Each asks for confirmation first, needs a permission,
+and is logged."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Delivery, OutboxEvent
+from ..delivery import hand_over_released
+from ..models import Delivery, DeliveryState, OutboxEvent
+from ..ordering import skip_dead
 from ..receivers import Receiver
 from ..redelivery import RETRYABLE_STATES, replay_events, retry_deliveries
 from ..registry import registry
@@ -97,6 +102,7 @@ def retry_selected_deliveries(
             gettext("Retry deliveries"),
             retryable_count=count,
             skipped_count=queryset.count() - count,
+            ordered_count=retryable.exclude(ordering_key="").count() if count else 0,
             sample=list(retryable.order_by("-id")[:SAMPLE_SIZE]),
             sample_size=SAMPLE_SIZE,
         )
@@ -112,6 +118,59 @@ def retry_selected_deliveries(
         )
         % {"count": len(rows)},
         messages.SUCCESS if rows else messages.WARNING,
+    )
+    return None
+
+
+@admin.action(
+    description=_("Skip selected dead deliveries in their ordering lines"), permissions=["retry"]
+)
+def skip_selected_in_lines(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet[Delivery]
+) -> TemplateResponse | None:
+    """Take the selected dead ordered deliveries out of their ordering lines, so the deliveries
+    waiting behind them go on; they stay dead, with their error, and can still be retried."""
+    if _over_limit(modeladmin, request, queryset):
+        return None
+    skippable = queryset.filter(state=DeliveryState.DEAD).exclude(ordering_key="")
+    if request.POST.get("confirmed") != "yes":
+        count = skippable.count()
+        return _confirmation_page(
+            modeladmin,
+            request,
+            "django_domain_events/admin/skip_confirmation.html",
+            gettext("Skip dead deliveries in their ordering lines"),
+            skippable_count=count,
+            skipped_count=queryset.count() - count,
+            sample=list(skippable.order_by("-id")[:SAMPLE_SIZE]),
+            sample_size=SAMPLE_SIZE,
+        )
+    using = queryset.db
+    ids = list(skippable.values_list("pk", flat=True))
+    released = skip_dead(ids, using)
+    for owed in released:
+        # After the commit, as publish() hands deliveries over; at once outside a transaction.
+        transaction.on_commit(partial(hand_over_released, owed), using=using)
+    taken = list(
+        Delivery.objects.using(using).filter(pk__in=ids, ordering_key="").only("id", "receiver")
+    )
+    if taken:
+        _log(request, taken, gettext("Taken out of its ordering line."))
+    modeladmin.message_user(
+        request,
+        ngettext(
+            "%(count)d dead delivery taken out of its ordering line; ",
+            "%(count)d dead deliveries taken out of their ordering lines; ",
+            len(taken),
+        )
+        % {"count": len(taken)}
+        + ngettext(
+            "%(lines)d line released: its next delivery is being dispatched.",
+            "%(lines)d lines released: their next deliveries are being dispatched.",
+            len(released),
+        )
+        % {"lines": len(released)},
+        messages.SUCCESS if taken else messages.WARNING,
     )
     return None
 

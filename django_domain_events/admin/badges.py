@@ -11,6 +11,7 @@ STATE_ORDER = (
     DeliveryState.DELIVERED,
     DeliveryState.DISPATCHED,
     DeliveryState.PENDING,
+    DeliveryState.WAITING,
     DeliveryState.FAILED,
     DeliveryState.DEAD,
 )

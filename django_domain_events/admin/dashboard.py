@@ -1,5 +1,6 @@
-"""The outbox dashboard: the last 24 hours hour by hour, what is owed now, and which receivers
-are failing. A handful of indexed queries, whatever the size of the outbox."""
+"""The outbox dashboard: the last 24 hours hour by hour, what is owed now, which receivers are
+failing, and which ordering lines a dead delivery blocks. A handful of indexed queries, whatever
+the size of the outbox."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from ..conf import settings
 from ..models import Delivery, DeliveryState, OutboxEvent
 from .charts import BarChart, Series, stacked_bar_chart
+from .lines import BlockedLine, blocked
 from .pagination import bounded_count
 
 HOURS = 24
@@ -60,6 +62,13 @@ class OutboxStats:
     owed_is_estimate: bool
     oldest_owed_since: dt.datetime | None
     failing_receivers: tuple[FailingReceiver, ...]
+    waiting: int = 0
+    """Deliveries waiting behind an earlier delivery of their ordering key."""
+    waiting_is_estimate: bool = False
+    blocked_keys: int = 0
+    """Lines (receiver, ordering key) a dead delivery holds up until a person acts."""
+    blocked: tuple[BlockedLine, ...] = ()
+    """The first of them, longest blocked first."""
 
     @property
     def oldest_owed_age(self) -> dt.timedelta | None:
@@ -83,7 +92,8 @@ def outbox_stats(using: str, now: dt.datetime | None = None) -> OutboxStats:
     "Delivered", "failed" and "dead" count deliveries by the hour of their last attempt and the
     state it left them in (the ``last_attempt_at`` index), and the failing receivers are those
     whose deliveries attempted in the window were left failed or dead; "published" counts events
-    by the hour they occurred (the ``occurred_at`` index).
+    by the hour they occurred (the ``occurred_at`` index). Waiting deliveries and the lines a
+    dead delivery blocks are read through the state index.
     """
     now = now or timezone.now()
     current = timezone.localtime(now) if timezone.is_aware(now) else now
@@ -142,6 +152,12 @@ def outbox_stats(using: str, now: dt.datetime | None = None) -> OutboxStats:
             if first is not None and (oldest is None or first < oldest):
                 oldest = first
 
+    # Waiting deliveries are counted through the state index, like the owed ones.
+    waiting, waiting_is_estimate = bounded_count(
+        deliveries.filter(state=DeliveryState.WAITING), OWED_EXACT_LIMIT
+    )
+    blocked_keys, blocked_listed = blocked(using)
+
     top = sorted(failing.items(), key=lambda item: (-sum(item[1].values()), item[0]))
     return OutboxStats(
         now=now,
@@ -161,6 +177,10 @@ def outbox_stats(using: str, now: dt.datetime | None = None) -> OutboxStats:
             )
             for name, counts in top[:FAILING_RECEIVERS]
         ),
+        waiting=waiting,
+        waiting_is_estimate=waiting_is_estimate,
+        blocked_keys=blocked_keys,
+        blocked=blocked_listed,
     )
 
 

@@ -1,9 +1,10 @@
-"""Deliveries in the admin: state, attempts, errors and tracebacks, read-only, with the retry
-action."""
+"""Deliveries in the admin: state, attempts, errors and tracebacks, and for an ordered delivery
+its place in its ordering line; read-only, with the retry and skip actions."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.apps import apps
 from django.contrib import admin
@@ -15,13 +16,17 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Delivery
-from .actions import retry_selected_deliveries
+from ..models import Delivery, DeliveryState
+from ..ordering import skips_dead
+from ..registry import registry
+from .actions import retry_selected_deliveries, skip_selected_in_lines
 from .badges import state_badge
 from .base import MEDIA_CSS, ReadOnlyAdmin, short_uuid
-from .filters import DispatcherFilter, ReceiverFilter
+from .filters import DispatcherFilter, HoldingUpFilter, OrderingKeyFilter, ReceiverFilter
+from .lines import ahead_of, capped_count, count_text, held_up_by, waiting_behind
 from .pagination import EstimatedCountPaginator
 
 
@@ -38,15 +43,23 @@ def task_result_url(task_id: str) -> str | None:
     return f"{changelist}?{urlencode({'q': task_id})}"
 
 
+ORDERING_FIELDSET: Any = (
+    _("Ordering"),
+    {"fields": ("ordering_key", "ordering_seq", "line_place")},
+)
+"""The section of an ordered delivery's page: its key, its number, its place in its line."""
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
-    """Deliveries: read-only, filterable by state, receiver and dispatcher."""
+    """Deliveries: read-only, filterable by state, receiver, dispatcher and ordering line."""
 
     list_display = (
         "short_id",
         "receiver",
         "dispatcher",
         "state_badge",
+        "line_short",
         "attempts",
         "next_attempt_at",
         "dispatched_at",
@@ -56,7 +69,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
         "task_link",
     )
     list_display_links = ("short_id",)
-    list_filter = ("state", ReceiverFilter, DispatcherFilter)
+    list_filter = ("state", HoldingUpFilter, ReceiverFilter, DispatcherFilter, OrderingKeyFilter)
     # Searching is by exact id (see get_search_results); these name what the box searches.
     search_fields = ("=id", "=event__id", "=task_id")
     search_help_text = _("A delivery id, event id or task id, exactly.")
@@ -67,7 +80,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     list_per_page = 50
-    actions = (retry_selected_deliveries,)
+    actions = (retry_selected_deliveries, skip_selected_in_lines)
     fieldsets = (
         (
             None,
@@ -96,16 +109,22 @@ class DeliveryAdmin(ReadOnlyAdmin):
                     "delivered_at",
                     "claimed_by",
                     "claimed_until",
-                    "ordering_key",
                 )
             },
         ),
+        ORDERING_FIELDSET,
     )
     # Every field shown is read-only: the outbox is never edited by form.
     readonly_fields = tuple(flatten_fieldsets(fieldsets))
 
     class Media:
         css = MEDIA_CSS
+
+    def get_fieldsets(self, request: HttpRequest, obj: Delivery | None = None) -> Any:
+        # An unordered delivery has no line: its page leaves the section out.
+        if obj is not None and (obj.ordering_key or obj.ordering_seq is not None):
+            return self.fieldsets
+        return tuple(fieldset for fieldset in self.fieldsets if fieldset is not ORDERING_FIELDSET)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         """Whether the user may retry deliveries (``retry_delivery``)."""
@@ -137,6 +156,119 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.display(description=_("state"), ordering="state")
     def state_badge(self, obj: Delivery) -> SafeString:
         return state_badge(obj.state)
+
+    @admin.display(description=_("ordering key"))
+    def line_short(self, obj: Delivery) -> SafeString | str:
+        if not obj.ordering_key:
+            return ""
+        key = format_html(
+            '<span title="{}">{}</span>', obj.ordering_key, Truncator(obj.ordering_key).chars(24)
+        )
+        if obj.ordering_seq is None:
+            return key
+        return format_html('{} <span class="dde-muted">#{}</span>', key, obj.ordering_seq)
+
+    @admin.display(description=_("place in its line"))
+    def line_place(self, obj: Delivery) -> SafeString | str:
+        if not obj.ordering_key:
+            if obj.ordering_seq is None:
+                return "-"
+            return format_html(
+                gettext(
+                    "Taken out of the line of ordering key {} (skipped): the deliveries behind "
+                    "it went on without it. Retried, it runs on its own."
+                ),
+                obj.event.ordering_key,
+            )
+        if obj.ordering_seq is None:
+            return "-"  # written before deliveries were numbered: no place to show
+        if obj.state == DeliveryState.WAITING:
+            return self._waiting_place(obj)
+        if obj.state == DeliveryState.DELIVERED:
+            return gettext("Delivered: nothing waits on it.")
+        behind = waiting_behind(obj)
+        count = capped_count(behind)
+        if count:
+            url = self._changelist_url(
+                receiver=obj.receiver,
+                ordering_key=obj.ordering_key,
+                state__exact=DeliveryState.WAITING,
+                ordering_seq__gt=obj.ordering_seq,
+            )
+            text = format_html(
+                '<a href="{}">{}</a>',
+                url,
+                count_text(
+                    count,
+                    ngettext(
+                        "%(count)s delivery waits behind it",
+                        "%(count)s deliveries wait behind it",
+                        count,
+                    ),
+                ),
+            )
+        else:
+            text = format_html("{}", gettext("Nothing waits behind it"))
+        if obj.state != DeliveryState.DEAD:
+            note = gettext("they run, in order, once it settles.") if count else ""
+        elif skips_dead(registry.get(obj.receiver)):
+            note = gettext("its receiver skips dead deliveries, so it holds up nothing.")
+        else:
+            note = format_html(
+                gettext(
+                    "it holds up its line until it is retried (the line then goes on in order "
+                    "once it succeeds) or skipped in its line: {select}."
+                ),
+                select=format_html(
+                    '<a href="{}">{}</a>',
+                    self._changelist_url(q=obj.pk),
+                    gettext("select it in the list to do either"),
+                ),
+            )
+        return format_html("{}{}{}", text, "; " if note else ".", note)
+
+    def _waiting_place(self, obj: Delivery) -> SafeString:
+        head = held_up_by(obj)
+        if head is None:
+            return format_html(
+                "{}",
+                gettext(
+                    "Nothing unsettled is ahead of it any more: the relay's next pass releases it."
+                ),
+            )
+        ahead = ahead_of(obj)
+        url = reverse(
+            "admin:django_domain_events_delivery_change",
+            args=(head.pk,),
+            current_app=self.admin_site.name,
+        )
+        held = format_html(
+            gettext("Waiting behind delivery {link} ({state}, #{seq}); {ahead}."),
+            link=format_html('<a href="{}">{}</a>', url, short_uuid(head.pk)),
+            state=state_badge(head.state),
+            seq=head.ordering_seq,
+            ahead=count_text(
+                ahead,
+                ngettext(
+                    "%(count)s unsettled delivery is ahead of it in its line",
+                    "%(count)s unsettled deliveries are ahead of it in its line",
+                    ahead,
+                ),
+            ),
+        )
+        if head.state != DeliveryState.DEAD:
+            return held
+        return format_html(
+            "{} {}",
+            held,
+            gettext("That one is dead: retry it, or skip it in its line, to let the line go on."),
+        )
+
+    def _changelist_url(self, **params: Any) -> str:
+        url = reverse(
+            "admin:django_domain_events_delivery_changelist", current_app=self.admin_site.name
+        )
+        return f"{url}?{urlencode(params)}"
 
     @admin.display(description=_("last error"))
     def last_error_short(self, obj: Delivery) -> str:

@@ -13,6 +13,7 @@ from ..conf import settings
 from ..models import Delivery, DeliveryState, OutboxEvent
 from ..registry import registry
 from .distinct import distinct_values
+from .lines import holding_up
 
 
 class EventTypeFilter(admin.SimpleListFilter):
@@ -82,3 +83,33 @@ class DispatcherFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         return queryset.filter(dispatcher=value) if value else queryset
+
+
+class HoldingUpFilter(admin.SimpleListFilter):
+    """Dead deliveries that hold up their ordering line: the ones to retry or skip. Read
+    through the state index; dead deliveries are few."""
+
+    title = _("ordering line")
+    parameter_name = "line"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("blocking", _("dead, holding up its line"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return holding_up(queryset) if self.value() == "blocking" else queryset
+
+
+class OrderingKeyFilter(admin.SimpleListFilter):
+    """Deliveries of one ordering key, reached from a delivery's page or the dashboard. It
+    offers no choices (a key per order, say, is too many to list) and shows only once set."""
+
+    title = _("ordering key")
+    parameter_name = "ordering_key"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        current = self.value()
+        return [(current, current)] if current else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(ordering_key=value) if value else queryset
