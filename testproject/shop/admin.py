@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import CrmSync, EmailLog, Order, Payment
+from .models import CrmMerge, CrmOrderStatus, CrmSync, EmailLog, Order, Payment
 
 admin.site.site_header = "Demo shop: django_domain_events"
 admin.site.site_title = "Demo shop"
@@ -34,3 +34,15 @@ class EmailLogAdmin(admin.ModelAdmin):
 class CrmSyncAdmin(admin.ModelAdmin):
     list_display = ("id", "order", "attempt", "event_id", "correlation_id", "synced")
     search_fields = ("event_id", "correlation_id")
+
+
+@admin.register(CrmOrderStatus)
+class CrmOrderStatusAdmin(admin.ModelAdmin):
+    list_display = ("order", "status", "event_id", "updated")
+    list_filter = ("status",)
+
+
+@admin.register(CrmMerge)
+class CrmMergeAdmin(admin.ModelAdmin):
+    list_display = ("contact", "finished")
+    list_editable = ("finished",)

@@ -38,6 +38,19 @@ class OrderCancelled(DomainEvent):
     reason: str
 
 
+@dataclass(frozen=True)
+class OrderStatusChanged(DomainEvent):
+    """An order's status changed (placed, paid, cancelled). Its ordering key is the order: an
+    ordered receiver gets one order's changes one at a time, in the order they happened."""
+
+    order_id: int
+    status: str
+
+    def ordering_key(self) -> str:
+        """``order:<id>``, the line this event joins for ordered receivers."""
+        return f"order:{self.order_id}"
+
+
 NEWSLETTER_SIGNUP = "shop.newsletter_signup"
 """Named event: ``{"email": str}``."""
 

@@ -12,6 +12,7 @@ import logging
 
 from django_domain_events import (
     Envelope,
+    GiveUp,
     NamedEvent,
     RetryAfter,
     handles,
@@ -25,9 +26,10 @@ from .events import (
     RECEIPT_REQUESTED,
     OrderCancelled,
     OrderPlaced,
+    OrderStatusChanged,
     PaymentReceived,
 )
-from .models import CrmSync, EmailLog, Order
+from .models import CrmMerge, CrmOrderStatus, CrmSync, EmailLog, Order
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,31 @@ def sync_order_to_crm(event: OrderPlaced, envelope: Envelope) -> None:
         event_id=envelope.event_id,
         correlation_id=envelope.correlation_id,
         attempt=envelope.attempt,
+    )
+
+
+@receiver(OrderStatusChanged, ordered=True)
+def sync_order_status_to_crm(event: OrderStatusChanged, envelope: Envelope) -> None:
+    """Mirror the order's status in the CRM. An ordered receiver: one order's status changes
+    (ordering key ``order:<id>``) reach it one at a time, in the order they happened, so a late
+    "paid" never overwrites "cancelled"; other orders never wait for it.
+
+    The CRM rate-limits the first attempt for every third order, as for ``sync_order_to_crm``:
+    the order's later changes wait until the retry succeeds. It refuses for good to create an
+    order for a contact it is merging (a ``CrmMerge`` not finished): that delivery is dead at
+    once, and the order's later changes wait behind it until a person retries it (after
+    finishing the merge) or skips it, in the admin.
+    """
+    order = Order.objects.get(pk=event.order_id)
+    placed = event.status == Order.Status.PLACED
+    if placed and CrmMerge.objects.filter(contact=order.customer, finished=False).exists():
+        raise GiveUp(
+            f"CRM contact {order.customer} is being merged; cannot create order #{order.pk}"
+        )
+    if placed and event.order_id % 3 == 0 and envelope.attempt == 1:
+        raise RetryAfter(60, reason=f"CRM answered 429 Too Many Requests for #{event.order_id}")
+    CrmOrderStatus.objects.update_or_create(
+        order=order, defaults={"status": event.status, "event_id": envelope.event_id}
     )
 
 

@@ -73,3 +73,37 @@ class CrmSync(models.Model):
 
     def __str__(self) -> str:
         return f"CRM sync of order #{self.order_id}"
+
+
+class CrmOrderStatus(models.Model):
+    """An order's status as the CRM has it, written by an ordered receiver."""
+
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="crm_status")
+    status = models.CharField(max_length=16)
+    event_id = models.UUIDField(help_text="The OrderStatusChanged event that set it.")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-updated", "-id")
+        verbose_name = "CRM order status"
+        verbose_name_plural = "CRM order statuses"
+
+    def __str__(self) -> str:
+        return f"Order #{self.order_id} is {self.status} in the CRM"
+
+
+class CrmMerge(models.Model):
+    """A CRM contact being merged: until the merge is finished, the CRM refuses that
+    customer's order updates."""
+
+    contact = models.EmailField(unique=True)
+    finished = models.BooleanField(
+        default=False, help_text="Tick it, then retry the refused deliveries."
+    )
+
+    class Meta:
+        ordering = ("contact",)
+        verbose_name = "CRM contact merge"
+
+    def __str__(self) -> str:
+        return f"Merge of {self.contact}{' (finished)' if self.finished else ''}"

@@ -18,8 +18,9 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.ordering import blocked_lines
 from django_domain_events.testing import drain
-from shop.models import Order
+from shop.models import CrmMerge, Order
 from shop.services import cancel_order, place_order, record_payment, sign_up_for_newsletter
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
@@ -43,12 +44,15 @@ RECENT_ORDERS = [
     ("leslie@example.com", Decimal("310.00"), False),
 ]
 NEWSLETTER_SUBSCRIBERS = ["linus@example.com", "guido@example.com", "yukihiro@example.com"]
+# A customer whose CRM contact is being merged: the CRM refuses their order's first status
+# change, and the later ones wait behind it in the order's ordering line.
+MERGING_CUSTOMER = "sophie@example.com"
 
 
 class Command(BaseCommand):
     help = (
         "Create (or reset) a superuser and fill the outbox with sample events whose deliveries "
-        "end up delivered, failed and dead."
+        "end up delivered, failed, dead and waiting behind a dead one."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -60,7 +64,8 @@ class Command(BaseCommand):
         self.ensure_superuser(username, password)
         self.stdout.write(
             "Seeding the shop. The WARNING and ERROR lines that follow come from receivers that "
-            "fail on purpose (a rate-limited CRM, an unreachable legacy ERP)."
+            "fail on purpose (a rate-limited CRM, a CRM contact being merged, an unreachable "
+            "legacy ERP)."
         )
 
         self.stdout.write(self.style.MIGRATE_HEADING("\nEarlier today"))
@@ -84,6 +89,7 @@ class Command(BaseCommand):
         # The relay has not run since, so these orders' failures wait for their retry.
         self.stdout.write(self.style.MIGRATE_HEADING("\nJust now"))
         self.trade(RECENT_ORDERS, cancel_one=False)
+        self.block_a_line()
 
         self.summary()
         self.credentials(username, password)
@@ -141,6 +147,18 @@ class Command(BaseCommand):
                 cancelled += 1
         self.stdout.write(f"  {placed} orders placed, {paid} paid, {cancelled} cancelled")
 
+    def block_a_line(self) -> None:
+        """Place, pay and cancel an order of a customer the CRM is merging: the order's first
+        status change to the ordered CRM receiver goes dead, and the two after it wait."""
+        CrmMerge.objects.update_or_create(contact=MERGING_CUSTOMER, defaults={"finished": False})
+        order = place_order(MERGING_CUSTOMER, Decimal("54.00"))
+        record_payment(order, order.total, provider_reference=f"ch_demo_{order.pk:05d}")
+        cancel_order(order, reason="the customer ordered twice by mistake")
+        self.stdout.write(
+            f"  order #{order.pk} of {MERGING_CUSTOMER}, whose CRM contact is being merged: "
+            f"placed, paid and cancelled; its CRM status sync is blocked"
+        )
+
     def summary(self) -> None:
         """Counts of the outbox's deliveries by state, overall and per receiver."""
         states = [state.value for state in DeliveryState]
@@ -163,6 +181,15 @@ class Command(BaseCommand):
                 "  " + name.ljust(width) + "".join(f"{counts[s]:>11}" for s in states)
             )
         self.stdout.write("  " + "total".ljust(width) + "".join(f"{totals[s]:>11}" for s in states))
+        lines = list(blocked_lines("default"))
+        self.stdout.write(f"\n  Ordering keys blocked by a dead delivery: {len(lines)}")
+        for line in lines:
+            waiting = Delivery.objects.filter(
+                receiver=line["receiver"],
+                ordering_key=line["ordering_key"],
+                state=DeliveryState.WAITING,
+            ).count()
+            self.stdout.write(f"    {line['receiver']} / {line['ordering_key']}: {waiting} waiting")
 
     def credentials(self, username: str, password: str) -> None:
         """Where to look, and how to sign in."""
