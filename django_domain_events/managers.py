@@ -39,6 +39,13 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         due: dict[str, Any] = {"next_attempt_at__lte": now} if now is not None else {}
         return self.filter(state__in=(DeliveryState.PENDING, DeliveryState.FAILED), **due)
 
+    def in_lines(self) -> DeliveryQuerySet:
+        """Deliveries to ordered receivers that are not delivered yet (``models.IN_LINE``):
+        start every query of ordering lines here, so it reads their partial index."""
+        from .models import IN_LINE
+
+        return self.filter(IN_LINE)
+
     def dead(self) -> DeliveryQuerySet:
         """Dead letters."""
         from .models import DeliveryState

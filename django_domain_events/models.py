@@ -34,6 +34,11 @@ RUNNABLE_STATES = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryStat
 SETTLED_STATES = (DeliveryState.DELIVERED, DeliveryState.DEAD)
 """States that need no further work."""
 
+IN_LINE = ~models.Q(ordering_key="") & ~models.Q(state=DeliveryState.DELIVERED)
+"""Deliveries to ordered receivers not delivered yet: the rows of ``dde_delivery_ordered_idx``.
+Queries of ordering lines repeat this condition so that every database (SQLite too) can tell
+they may read that small index instead of the receiver's delivered millions."""
+
 
 class OutboxEvent(models.Model):
     """A published event, kept as the audit trail of what happened."""
@@ -236,7 +241,7 @@ class Delivery(models.Model):
             # settling look for what is ahead of or behind a delivery in its key's line.
             models.Index(
                 fields=("ordering_key", "receiver", "ordering_seq"),
-                condition=~models.Q(ordering_key="") & ~models.Q(state="delivered"),
+                condition=IN_LINE,
                 name="dde_delivery_ordered_idx",
             ),
         )

@@ -44,8 +44,10 @@ class BlockedLine:
 
 def line_of(delivery: Delivery) -> QuerySet[Delivery]:
     """The deliveries of ``delivery``'s line: same receiver, same ordering key."""
-    return Delivery.objects.using(delivery._state.db).filter(
-        receiver=delivery.receiver, ordering_key=delivery.ordering_key
+    return (
+        Delivery.objects.using(delivery._state.db)
+        .in_lines()
+        .filter(receiver=delivery.receiver, ordering_key=delivery.ordering_key)
     )
 
 
@@ -107,7 +109,7 @@ def blocked(using: str, limit: int = BLOCKED_LISTED) -> tuple[int, tuple[Blocked
     lines = reduce(
         operator.or_, (Q(receiver=r["receiver"], ordering_key=r["ordering_key"]) for r in found)
     )
-    rows = Delivery.objects.using(using).filter(lines)
+    rows = Delivery.objects.using(using).in_lines().filter(lines)
     heads: dict[tuple[str, str], uuid.UUID] = {}
     dead = rows.filter(state=DeliveryState.DEAD).order_by("ordering_seq")
     for receiver, key, pk in dead.values_list("receiver", "ordering_key", "pk"):
