@@ -170,11 +170,16 @@ def sequence(
         return
     last = _advance(connection, alias, {key: len(ids) for key, ids in events_by_key.items()})
     seq_of: dict[uuid.UUID, int] = {}
+    used: set[str] = set()
     for key, ids in events_by_key.items():
         first = last[key] - len(ids) + 1
         for offset, event_id in enumerate(ids):
             seq_of[event_id] = first + offset
-    busy = _busy_lines(alias, deliveries)
+        if first > 1:
+            used.add(key)
+    # A sequence that starts now has no deliveries of its key behind anything: a key's row is
+    # only ever deleted once none of its deliveries is left unsettled.
+    busy = _busy_lines(alias, [row for row in deliveries if row[_KEY] in used]) if used else set()
     held: set[uuid.UUID] = set()
     for index, row in enumerate(deliveries):
         key = row[_KEY]
@@ -262,8 +267,9 @@ class _LineSQL:
             f"AND state = '{DeliveryState.WAITING.value}' ORDER BY ordering_seq LIMIT 1"
         )
         self.release = (
-            f"UPDATE {quote(Delivery._meta.db_table)} SET state = %s, dispatched_at = %s, task_id = %s, "
-            f"next_attempt_at = %s WHERE id = %s AND state = '{DeliveryState.WAITING.value}'"
+            f"UPDATE {quote(Delivery._meta.db_table)} SET state = %s, dispatched_at = %s, "
+            f"task_id = %s, next_attempt_at = %s "
+            f"WHERE id = %s AND state = '{DeliveryState.WAITING.value}'"
         )
         self.lock = (
             f"SELECT 1 FROM {quote(OrderingKey._meta.db_table)} WHERE {quote('key')} = %s "
