@@ -71,12 +71,14 @@ SET state = %s, attempts = attempts + 1, delivered_at = %s, last_attempt_at = %s
 WHERE id = %s AND state IN ({runnable})
 """
 _CLAIM_ATTR = "_domain_events_claim_sql"
+_RETURNING = "RETURNING attempts, ordering_seq\n"
 
 
-def _claim(owed: OwedDelivery, now: dt.datetime) -> int | None:
+def _claim(owed: OwedDelivery, now: dt.datetime) -> tuple[int, int | None] | None:
     """Mark the delivery delivered if it is still runnable. Return None if this call did not,
-    else the attempt it starts (its count of attempts after the mark) where the database can
-    return it from the UPDATE, or 0 where it cannot.
+    else the attempt it starts (its count of attempts after the mark) and its ordering
+    sequence number where the database can return them from the UPDATE, or (0, None) where it
+    cannot.
 
     Plain SQL, its text cached on the connection: the ORM's version of this one-row UPDATE
     spends longer compiling than the database spends running it, once per delivery.
@@ -89,7 +91,7 @@ def _claim(owed: OwedDelivery, now: dt.datetime) -> int | None:
             runnable=", ".join(["%s"] * len(RUNNABLE_STATES)),
         )
         if _returns_from_update(connection):
-            sql += "RETURNING attempts\n"
+            sql += _RETURNING
         setattr(connection, _CLAIM_ATTR, sql)
     stamp = _DELIVERED_AT.get_db_prep_value(now, connection)
     with connection.cursor() as cursor:
@@ -103,10 +105,10 @@ def _claim(owed: OwedDelivery, now: dt.datetime) -> int | None:
                 *RUNNABLE_STATES,
             ],
         )
-        if not sql.endswith("RETURNING attempts\n"):
-            return 0 if cursor.rowcount else None
+        if not sql.endswith(_RETURNING):
+            return (0, None) if cursor.rowcount else None
         row = cursor.fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else (int(row[0]), row[1])
 
 
 def _returns_from_update(connection: BaseDatabaseWrapper) -> bool:
@@ -227,7 +229,7 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
             if claimed is None:
                 logger.debug("Delivery %s: nothing to run (settled or taken)", owed.delivery_id)
                 return Outcome.SKIPPED, None
-            attempt = claimed or attempt
+            attempt, seq = claimed[0] or attempt, claimed[1]
             if event is None or envelope is None:
                 event, envelope, attempt = _load(owed)
             envelope = Envelope(
@@ -249,7 +251,7 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
             else:
                 call_receiver(receiver, event, envelope)
             if owed.ordering_key:
-                released = ordering.release_next(owed)
+                released = ordering.release_next(owed, seq)
     except _Undeliverable as exc:
         return _settle_failure(owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True)
     except Exception as exc:

@@ -271,11 +271,10 @@ class _LineSQL:
             f"task_id = %s, next_attempt_at = %s "
             f"WHERE id = %s AND state = '{DeliveryState.WAITING.value}'"
         )
+        # SQLite has no row locks: its transaction holds the database's write lock already.
         self.lock = (
-            f"SELECT 1 FROM {quote(OrderingKey._meta.db_table)} WHERE {quote('key')} = %s "
-            f"FOR UPDATE"
-            if connection.features.has_select_for_update
-            else None
+            f"SELECT last_seq FROM {quote(OrderingKey._meta.db_table)} WHERE {quote('key')} = %s"
+            + (" FOR UPDATE" if connection.features.has_select_for_update else "")
         )
         self._sized: dict[tuple[str, int, int], str] = {}
 
@@ -339,16 +338,20 @@ def _busy_lines(alias: str, deliveries: Sequence[tuple[Any, ...]]) -> set[tuple[
 # Settling ---------------------------------------------------------------------------------------
 
 
-def release_next(owed: OwedDelivery) -> OwedDelivery | None:
+def release_next(owed: OwedDelivery, seq: int | None = None) -> OwedDelivery | None:
     """Release the next delivery waiting behind ``owed``, which has just settled in the
     transaction open on ``owed.using``, and return it, to be handed to its dispatcher once
     that transaction commits. None if nothing waits, or something else unsettled is still
-    ahead of it (a delivery a person ran again out of turn)."""
+    ahead of it (a delivery a person ran again out of turn). ``seq``, ``owed``'s sequence
+    number if known, spares the look for waiting deliveries when no event of the key was
+    published after it."""
     sql = _sql(connections[owed.using])
     key, receiver = owed.ordering_key, owed.receiver
     with sql.connection.cursor() as cursor:
-        if sql.lock is not None:
-            cursor.execute(sql.lock, [key])
+        cursor.execute(sql.lock, [key])
+        last = cursor.fetchone()
+        if seq is not None and last is not None and last[0] <= seq:
+            return None  # nothing behind it: numbers are taken under this lock
         cursor.execute(sql.next_waiting, [key, receiver])
         waiting = cursor.fetchone()
         if waiting is None:
@@ -365,11 +368,8 @@ def release_next(owed: OwedDelivery) -> OwedDelivery | None:
 
 
 def _lock_key(connection: BaseDatabaseWrapper, alias: str, key: str) -> None:
-    # SQLite has no row locks: its transaction holds the database's write lock already.
-    lock = _sql(connection).lock
-    if lock is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(lock, [key])
+    with connection.cursor() as cursor:
+        cursor.execute(_sql(connection).lock, [key])
 
 
 def _release(
