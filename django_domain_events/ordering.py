@@ -217,7 +217,7 @@ def sequence_models(connection: BaseDatabaseWrapper, alias: str, rows: list[Deli
 def _advance(connection: BaseDatabaseWrapper, alias: str, counts: dict[str, int]) -> dict[str, int]:
     """Add ``counts`` to the keys' sequences, locking their rows; return each key's last
     number."""
-    keys = sorted(counts)  # one order for every transaction: no deadlock between two publishes
+    keys = sorted(counts)  # one order for every call: no deadlock between two publish_many()
     if connection.vendor in ("postgresql", "sqlite"):
         table = connection.ops.quote_name(OrderingKey._meta.db_table)
         values = ", ".join(["(%s, %s)"] * len(keys))

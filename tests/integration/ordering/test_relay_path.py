@@ -1,0 +1,65 @@
+"""The relay keeps the order too: when the broker loses the tasks of deliveries in the middle of
+their lines (the workers stop and the queue is deleted), the relay sends them again, and every
+key's events still reach the ordered receiver once each, in publish order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from celery import Celery
+
+from django_domain_events.models import Delivery, DeliveryState
+from django_domain_events.registry import Registry
+from django_domain_events.relay import Relay, RelayTotals
+from tests.integration.celery.conftest import Broker, delete_queue
+
+from .conftest import OrderingWorker, stop_all, wait_until, wait_until_delivered
+from .lines import assert_in_publish_order, publish_interleaved, runs
+from .receivers import ORDERED
+
+pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+KEYS, PER_KEY = 20, 20
+OWED = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.FAILED)
+
+
+def test_the_relay_sends_lost_deliveries_again_in_order(
+    broker: Broker,
+    queue: str,
+    celery_app: Celery,
+    start_workers: Callable[[int, Broker], list[OrderingWorker]],
+    stepped_receivers: Registry,
+) -> None:
+    keys = [f"r{index:02}" for index in range(KEYS)]
+    first = start_workers(2, broker)
+    publish_interleaved(keys, PER_KEY)
+    wait_until(
+        lambda: sum(map(len, runs(ORDERED).values())) >= KEYS * PER_KEY // 4,
+        "a quarter of the lines to be delivered",
+        workers=first,
+    )
+
+    # Every task still in the broker is lost: those queued, those the workers had reserved
+    # (given back at their shutdown) and the retries they held with a countdown.
+    stop_all(first)
+    delete_queue(celery_app, queue)
+    lost = Delivery.objects.filter(state__in=OWED).count()
+    waiting = Delivery.objects.filter(state=DeliveryState.WAITING).count()
+    assert lost, "no delivery was owed when the tasks were lost"
+    assert waiting, "no line was under way when the tasks were lost"
+
+    second = start_workers(2, broker)
+    relay = Relay(grace=0.5, dispatch_timeout=2)
+    totals = RelayTotals()
+    wait_until_delivered(
+        2 * KEYS * PER_KEY,
+        timeout=180,
+        workers=second,
+        each_poll=lambda: totals.add(relay.run_pass()),
+    )
+
+    print(f"\nrelay path: {lost} deliveries lost their tasks, {waiting} waiting; relay {totals}")
+    assert_in_publish_order(keys, PER_KEY)
+    # Only the relay sends a delivery whose task was lost: it sent at least that many.
+    assert totals.sent >= lost, (totals, lost)
