@@ -2,7 +2,8 @@
 
 The benchmark process sends tasks with it; ``benchmarks/cases/celery.py`` starts a prefork worker
 on it (``celery -A benchmarks.celery_app worker``), which runs the delivery task and the floors'
-bare task, and registers the receiver the Celery cases publish to.
+bare task, and registers the receivers the Celery cases publish to (one unordered, one
+ordered).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ app.conf.imports = ("django_domain_events.tasks", "benchmarks.benchapp.tasks")
 
 @worker_init.connect
 def _register_receiver(**kwargs: object) -> None:
-    # In the worker only: the benchmark process registers it inside each case's own registry.
+    # In the worker only: the benchmark process registers them inside each case's own registry.
     from benchmarks.benchapp.tasks import register_celery_receiver
 
     register_celery_receiver()
+    register_celery_receiver(ordered=True)

@@ -55,12 +55,12 @@ def prepare(alias: str) -> None:
 
 
 def _tables() -> list[str]:
-    from django_domain_events.models import Delivery, OutboxEvent
+    from django_domain_events.models import Delivery, OrderingKey, OutboxEvent
 
     from .benchapp.models import RawEvent
 
     # Deliveries before their events: SQLite checks the foreign key statement by statement here.
-    return [model._meta.db_table for model in (Delivery, OutboxEvent, RawEvent)]
+    return [model._meta.db_table for model in (Delivery, OutboxEvent, OrderingKey, RawEvent)]
 
 
 def reset(alias: str) -> None:

@@ -33,12 +33,15 @@ NOOPS = (noop_1, noop_2, noop_3)
 
 
 @contextmanager
-def noop_receivers(count: int, *, dispatcher: str = "deferred") -> Iterator[None]:
+def noop_receivers(
+    count: int, *, dispatcher: str = "deferred", ordered: bool = False
+) -> Iterator[None]:
     """Run a block with exactly ``count`` no-op receivers of ``OrderPlaced``, all dispatched by
-    ``dispatcher`` (the project default, ``DOMAIN_EVENTS["DISPATCHER"]``, for the block)."""
+    ``dispatcher`` (the project default, ``DOMAIN_EVENTS["DISPATCHER"]``, for the block), and
+    all ordered (``@receiver(..., ordered=True)``) when ``ordered`` is true."""
     if not 0 <= count <= len(NOOPS):
         raise ValueError(f"noop_receivers({count}): between 0 and {len(NOOPS)} receivers exist.")
     with registry.isolated(), override_settings(DOMAIN_EVENTS={"DISPATCHER": dispatcher}):
         for func in NOOPS[:count]:
-            receiver(OrderPlaced)(func)
+            receiver(OrderPlaced, ordered=ordered)(func)
         yield

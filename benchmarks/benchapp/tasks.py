@@ -13,6 +13,9 @@ from .models import RawEvent
 CELERY_RECEIVER = "benchapp.celery_noop"
 """Name of the no-op receiver the Celery cases publish to, in both processes."""
 
+CELERY_ORDERED_RECEIVER = "benchapp.celery_noop_ordered"
+"""Name of the same no-op as an ordered receiver, for the ordering cases."""
+
 
 @shared_task(name="benchapp.noop")
 def noop(pk: str, alias: str) -> None:
@@ -30,6 +33,8 @@ def celery_noop(event: OrderPlaced) -> None:
     """Does nothing: the cost measured is the outbox's and Celery's."""
 
 
-def register_celery_receiver(queue: str | None = None) -> None:
-    """Register ``celery_noop`` as a Celery-dispatched receiver of ``OrderPlaced``."""
-    receiver(OrderPlaced, name=CELERY_RECEIVER, dispatcher="celery", queue=queue)(celery_noop)
+def register_celery_receiver(queue: str | None = None, *, ordered: bool = False) -> None:
+    """Register ``celery_noop`` as a Celery-dispatched receiver of ``OrderPlaced``: under
+    ``CELERY_ORDERED_RECEIVER`` as an ordered receiver when ``ordered`` is true."""
+    name = CELERY_ORDERED_RECEIVER if ordered else CELERY_RECEIVER
+    receiver(OrderPlaced, name=name, dispatcher="celery", queue=queue, ordered=ordered)(celery_noop)
