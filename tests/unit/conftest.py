@@ -7,6 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from django_domain_events.testing import disposable_event_classes
+from tests.unit.recording import RecordingDispatcher
+
+
+@pytest.fixture(autouse=True)
+def _empty_recording_dispatcher() -> None:
+    RecordingDispatcher.calls = []
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import datetime as dt
 import io
 import json
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from django.core import checks
@@ -19,12 +18,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_domain_events import (
-    Dispatcher,
     DomainEvent,
     Envelope,
     GiveUp,
     NamedEvent,
-    OwedDelivery,
     PayloadError,
     publish,
     publish_many,
@@ -37,25 +34,11 @@ from django_domain_events.redelivery import replay_events, retry_deliveries
 from django_domain_events.registry import Registry
 from django_domain_events.relay import Relay
 from tests.testapp.models import Effect
+from tests.unit.recording import RECORDING, RecordingDispatcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STEP = "unit_ordering.step"
-RECORDING = "tests.unit.test_ordering.RecordingDispatcher"
-
-
-class RecordingDispatcher(Dispatcher):
-    """Keeps what it is given, as a queue-based dispatcher would send it."""
-
-    calls: ClassVar[list[list[OwedDelivery]]] = []
-
-    def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
-        RecordingDispatcher.calls.append(list(deliveries))
-
-
-@pytest.fixture(autouse=True)
-def _reset_recording() -> None:
-    RecordingDispatcher.calls = []
 
 
 class Script:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import uuid
-from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from django.db.models.functions import Now
@@ -16,10 +15,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_domain_events import (
-    Dispatcher,
     Envelope,
     NamedEvent,
-    OwedDelivery,
     publish,
     receiver,
     use_dispatcher,
@@ -29,26 +26,12 @@ from django_domain_events.registry import Registry
 from django_domain_events.relay import Relay, declared_dispatchers
 from tests.testapp.events import OrderPlaced
 from tests.testapp.models import Effect
+from tests.unit.recording import RECORDING, RecordingDispatcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TICKED = "relay_unit.ticked"
-RECORDING = "tests.unit.test_relay.RecordingDispatcher"
 TRAP_MODULE = "tests.unit.relay_trap"
-
-
-class RecordingDispatcher(Dispatcher):
-    """Keeps what it is given, as a queue-based dispatcher would send it."""
-
-    calls: ClassVar[list[list[OwedDelivery]]] = []
-
-    def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
-        RecordingDispatcher.calls.append(list(deliveries))
-
-
-@pytest.fixture(autouse=True)
-def _reset_recording() -> None:
-    RecordingDispatcher.calls = []
 
 
 @pytest.fixture
