@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-MODULES = ("floors", "publishing", "dispatch", "celery", "relay", "memory")
+MODULES = ("floors", "publishing", "dispatch", "observability", "celery", "relay", "memory")
 """Case modules, in the order of the results table. A new module of cases is added here."""
 
 
