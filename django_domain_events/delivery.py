@@ -123,7 +123,9 @@ _DELIVERED_AT = Delivery._meta.get_field("delivered_at")
 _DELIVERY_ID = Delivery._meta.get_field("id")
 
 
-def _load(owed: OwedDelivery) -> tuple[DomainEvent | NamedEvent, Envelope, int]:
+def _load(
+    owed: OwedDelivery,
+) -> tuple[DomainEvent | NamedEvent, Envelope, int, dict[str, Any]]:
     row = Delivery.objects.using(owed.using).select_related("event").get(pk=owed.delivery_id)
     stored = row.event
     try:
@@ -138,7 +140,7 @@ def _load(owed: OwedDelivery) -> tuple[DomainEvent | NamedEvent, Envelope, int]:
         correlation_id=stored.correlation_id,
         causation_id=stored.causation_id,
     )
-    return event, envelope, row.attempts
+    return event, envelope, row.attempts, stored.headers
 
 
 def run_delivery(owed: OwedDelivery) -> Outcome:
@@ -179,7 +181,7 @@ def _run_delivery(owed: OwedDelivery) -> Outcome:
         )
     now = timezone.now()
     attempt = owed.attempts + 1
-    event, envelope = owed.event, owed.envelope
+    event, envelope, headers = owed.event, owed.envelope, owed.headers
     try:
         with transaction.atomic(using=owed.using):
             claimed = _claim(owed, now)
@@ -188,7 +190,7 @@ def _run_delivery(owed: OwedDelivery) -> Outcome:
                 return Outcome.SKIPPED
             attempt = claimed or attempt
             if event is None or envelope is None:
-                event, envelope, attempt = _load(owed)
+                event, envelope, attempt, headers = _load(owed)
             envelope = Envelope(
                 event_id=envelope.event_id,
                 event_type=envelope.event_type,
@@ -203,7 +205,7 @@ def _run_delivery(owed: OwedDelivery) -> Outcome:
             if metrics.enabled():
                 metrics.receiver_started(owed, envelope.occurred_at)
             if tracing.enabled():
-                with tracing.receiver_span(owed, envelope):
+                with tracing.ReceiverSpan(owed, envelope, headers):
                     call_receiver(receiver, event, envelope)
             else:
                 call_receiver(receiver, event, envelope)

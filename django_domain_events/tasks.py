@@ -112,6 +112,7 @@ _EVENT_COLUMNS = (
     "occurred_at",
     "correlation_id",
     "causation_id",
+    "headers",
 )
 
 
@@ -174,7 +175,9 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
     receiver, dispatcher, queue, state, attempts, *stored = values
     if state in SETTLED_STATES:
         return str(state)
-    event_id, event_type, version, payload, occurred_at, correlation_id, causation_id = stored
+    event_id, event_type, version, payload, occurred_at, correlation_id, causation_id, headers = (
+        stored
+    )
     try:
         event = decode_event(event_type, version, payload)
     except DomainEventsError:
@@ -189,7 +192,15 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
         causation_id=causation_id,
     )
     return OwedDelivery(
-        pk, receiver, dispatcher, queue, using, attempts=attempts, event=event, envelope=envelope
+        pk,
+        receiver,
+        dispatcher,
+        queue,
+        using,
+        attempts=attempts,
+        event=event,
+        envelope=envelope,
+        headers=headers,
     )
 
 
