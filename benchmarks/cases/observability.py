@@ -1,5 +1,6 @@
-"""Sync dispatch end to end with metrics or tracing on, beside the same work with both off.
+"""Publishing and sync dispatch with metrics or tracing on, beside the same work with both off.
 
+- publish-1-tracing-api: ``publish-1`` (rows only, deferred) with tracing on and no SDK.
 - sync-e2e-metrics: ``sync-e2e`` with ``DOMAIN_EVENTS["METRICS"]`` on (prometheus_client).
 - sync-e2e-tracing-api: ``sync-e2e`` with ``DOMAIN_EVENTS["TRACING"]`` on and no SDK: the
   OpenTelemetry API's no-op tracer, as in a project that installed only ``opentelemetry-api``.
@@ -8,8 +9,8 @@
 - sync-e2e-tracing-sdk: ``sync-e2e`` with tracing on, the SDK recording every span and exporting
   it to memory (``SimpleSpanProcessor`` + ``InMemorySpanExporter``).
 
-Each is compared with ``sync-e2e`` measured in the same repetitions; tracing's own cost on top of
-the SDK's is the ratio of sync-e2e-tracing-sdk to sdk-spans.
+Each is compared with ``publish-1`` or ``sync-e2e`` measured in the same repetitions; tracing's
+own cost on top of the SDK's is the ratio of sync-e2e-tracing-sdk to sdk-spans.
 
 OpenTelemetry lets a process set its tracer provider once, so the run sets one of its own,
 ``_SwitchedProvider``, the first time a tracing case runs: its tracer hands each span to the
@@ -154,6 +155,25 @@ def sync_dispatch_traced_without_sdk(bench: Bench) -> None:
     ):
         _publish_each(bench)
     _expect_delivered(bench)
+
+
+@rate_case(
+    "publish-1-tracing-api",
+    "publish-1 with TRACING on, opentelemetry-api only (no-op tracer)",
+    floor="publish-1",
+    target=TARGET,
+    needs=_sdk_unavailable,
+)
+def publish_traced_without_sdk(bench: Bench) -> None:
+    tracers = _tracers()
+    alias = bench.alias
+    with (
+        tracers.using(tracers.noop),
+        noop_receivers(1, dispatcher="deferred", options={"TRACING": True}),
+        bench.timed(),
+    ):
+        _publish_each(bench)
+    bench.expect("deliveries", Delivery.objects.using(alias).count(), bench.n)
 
 
 @rate_case(
