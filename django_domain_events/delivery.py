@@ -126,7 +126,9 @@ _DELIVERED_AT = Delivery._meta.get_field("delivered_at")
 _DELIVERY_ID = Delivery._meta.get_field("id")
 
 
-def _load(owed: OwedDelivery) -> tuple[DomainEvent | NamedEvent, Envelope, int]:
+def _load(
+    owed: OwedDelivery,
+) -> tuple[DomainEvent | NamedEvent, Envelope, int, dict[str, Any]]:
     row = Delivery.objects.using(owed.using).select_related("event").get(pk=owed.delivery_id)
     stored = row.event
     try:
@@ -141,7 +143,7 @@ def _load(owed: OwedDelivery) -> tuple[DomainEvent | NamedEvent, Envelope, int]:
         correlation_id=stored.correlation_id,
         causation_id=stored.causation_id,
     )
-    return event, envelope, row.attempts
+    return event, envelope, row.attempts, stored.headers
 
 
 _Ran = tuple[Outcome, OwedDelivery | None]
@@ -221,7 +223,7 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
         )
     now = timezone.now()
     attempt = owed.attempts + 1
-    event, envelope = owed.event, owed.envelope
+    event, envelope, headers = owed.event, owed.envelope, owed.headers
     released = None
     try:
         with transaction.atomic(using=owed.using):
@@ -231,7 +233,7 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
                 return Outcome.SKIPPED, None
             attempt, seq = claimed[0] or attempt, claimed[1]
             if event is None or envelope is None:
-                event, envelope, attempt = _load(owed)
+                event, envelope, attempt, headers = _load(owed)
             envelope = Envelope(
                 event_id=envelope.event_id,
                 event_type=envelope.event_type,
@@ -246,7 +248,7 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
             if metrics.enabled():
                 metrics.receiver_started(owed, envelope.occurred_at)
             if tracing.enabled():
-                with tracing.receiver_span(owed, envelope):
+                with tracing.ReceiverSpan(owed, envelope, headers):
                     call_receiver(receiver, event, envelope)
             else:
                 call_receiver(receiver, event, envelope)

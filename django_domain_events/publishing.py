@@ -263,17 +263,17 @@ def _write(
 ) -> list[uuid.UUID]:
     if not tracing.enabled():
         return _write_rows(prepared, using, correlation_id, None)
-    with tracing.publish_trace([item.event_type for item in prepared]) as trace:
-        return _write_rows(prepared, using, correlation_id, trace)
+    with tracing.PublishSpan([item.event_type for item in prepared]) as span:
+        return _write_rows(prepared, using, correlation_id, span)
 
 
 def _write_rows(
     prepared: Sequence[_Prepared],
     using: str | None,
     correlation_id: str | None,
-    trace: tracing.PublishTrace | None,
+    span: tracing.PublishSpan | None,
 ) -> list[uuid.UUID]:
-    headers = trace.headers if trace is not None else None
+    headers = span.headers if span is not None else None
     started = time.perf_counter() if debug_logging.enabled() else None
     alias = using or _default_alias()
     now = timezone.now()
@@ -354,11 +354,12 @@ def _write_rows(
                     event=handed_event,
                     envelope=handed_envelope,
                     ordering_key=key,
+                    headers=headers,
                 )
             )
 
-    if trace is not None:
-        trace.record(events)
+    if span is not None:
+        span.record(events)
     collector = _collector.get()
     if collector is None:
         _commit(alias, events, deliveries, owed, envelopes, started)

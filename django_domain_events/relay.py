@@ -62,6 +62,7 @@ _EVENT_COLUMNS = (
     "occurred_at",
     "correlation_id",
     "causation_id",
+    "headers",
 )
 
 
@@ -403,10 +404,12 @@ class Relay:
         wanted = {event_ids[owed.delivery_id] for owed in items if owed.delivery_id in event_ids}
         if not wanted:
             return list(items)
-        loaded: dict[uuid.UUID, tuple[DomainEvent | NamedEvent, Envelope]] = {}
+        loaded: dict[uuid.UUID, tuple[DomainEvent | NamedEvent, Envelope, dict[str, Any]]] = {}
         rows = OutboxEvent.objects.using(self.alias).filter(pk__in=wanted).order_by()
         for row in rows.values_list(*_EVENT_COLUMNS):
-            pk, event_type, version, payload, occurred_at, correlation_id, causation_id = row
+            pk, event_type, version, payload, occurred_at, correlation_id, causation_id, headers = (
+                row
+            )
             try:
                 event = decode_event(event_type, version, payload)
             except DomainEventsError:
@@ -419,13 +422,15 @@ class Relay:
                 correlation_id=correlation_id,
                 causation_id=causation_id,
             )
-            loaded[pk] = (event, envelope)
+            loaded[pk] = (event, envelope, headers)
         ready = []
         for owed in items:
             event_id = event_ids.get(owed.delivery_id)
             found = loaded.get(event_id) if event_id is not None else None
             ready.append(
-                owed if found is None else replace(owed, event=found[0], envelope=found[1])
+                owed
+                if found is None
+                else replace(owed, event=found[0], envelope=found[1], headers=found[2])
             )
         return ready
 

@@ -112,6 +112,7 @@ _EVENT_COLUMNS = (
     "occurred_at",
     "correlation_id",
     "causation_id",
+    "headers",
 )
 
 
@@ -174,7 +175,9 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
     receiver, dispatcher, queue, state, attempts, key, *stored = values
     if state not in RUNNABLE_STATES:
         return str(state)  # settled, or waiting for an earlier delivery of its ordering key
-    event_id, event_type, version, payload, occurred_at, correlation_id, causation_id = stored
+    event_id, event_type, version, payload, occurred_at, correlation_id, causation_id, headers = (
+        stored
+    )
     try:
         event = decode_event(event_type, version, payload)
     except DomainEventsError:
@@ -200,6 +203,7 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
         event=event,
         envelope=envelope,
         ordering_key=key,
+        headers=headers,
     )
 
 

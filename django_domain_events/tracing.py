@@ -3,20 +3,25 @@
 ``publish()`` runs in a producer span and stores its trace context (W3C ``traceparent``, through
 the project's configured propagator) in the event's ``headers``. Each receiver run is a consumer
 span whose parent is that stored context, wherever the delivery runs: in the publishing process,
-in a Celery worker, or from the relay. A span active around the run (a Celery task's, say) in
-another trace is added as a link. Only ``opentelemetry-api`` is used; the project configures the
-SDK and exporters. ``opentelemetry`` is imported only once tracing is on; ``enabled()`` is cached
-until ``DOMAIN_EVENTS`` changes, as ``debug_logging.enabled()`` is.
+in a Celery worker, or from the relay. The headers travel with the delivery
+(``OwedDelivery.headers``): handed over in memory after the commit, or loaded with the event by
+the Celery task, the relay and ``run_delivery()``; a delivery that comes without them costs one
+primary-key read. A span active around the run (a Celery task's, say) in another trace is added
+as a link. Only ``opentelemetry-api`` is used; the project configures the SDK and exporters.
+``opentelemetry`` is imported only once tracing is on; ``enabled()`` is cached until
+``DOMAIN_EVENTS`` changes, as ``debug_logging.enabled()`` is.
+
+What a span costs is kept to what the SDK needs: spans are started with ``start_span()`` and
+made current by hand, not through the API's nested context managers; a span without a valid
+context (the API's no-op tracer, when no SDK is set up) is neither made current nor injected;
+and the attributes that are not needed for sampling are built only for a span that records.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
-from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .conf import SettingSwitch, settings
@@ -31,15 +36,6 @@ logger = logging.getLogger("django_domain_events")
 
 SYSTEM = "django_domain_events"
 """The ``messaging.system`` attribute of every span."""
-
-_tracer_instance: Any = None
-
-RECENT_HEADERS = 10_000
-"""How many recently published events' headers this process remembers, so receivers run in the
-publishing process find their parent context without reading it back from the database."""
-
-_recent: OrderedDict[uuid.UUID, dict[str, str]] = OrderedDict()
-_recent_lock = threading.Lock()
 
 
 def _tracing_on() -> bool:
@@ -63,43 +59,116 @@ def _importable() -> bool:
     return True
 
 
-def _tracer() -> Any:
-    # The API's tracer is a proxy that follows the provider the project sets, even later.
-    global _tracer_instance
-    if _tracer_instance is None:
-        from opentelemetry import trace
+class _Api:
+    """The parts of ``opentelemetry-api`` the spans use, imported once: an import statement in
+    every span would cost more than the no-op span itself."""
 
-        _tracer_instance = trace.get_tracer("django_domain_events")
-    return _tracer_instance
+    def __init__(self) -> None:
+        from opentelemetry import context, propagate, trace
+        from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+        # The API's tracer is a proxy that follows the provider the project sets, even later.
+        self.tracer = trace.get_tracer("django_domain_events")
+        self.attach = context.attach
+        self.detach = context.detach
+        self.inject = propagate.inject
+        self.extract = propagate.extract
+        self.current_span = trace.get_current_span
+        self.in_context = trace.set_span_in_context
+        self.link = Link
+        self.producer = SpanKind.PRODUCER
+        self.consumer = SpanKind.CONSUMER
+        self.status = Status
+        self.error = StatusCode.ERROR
 
 
-def _remember(event_id: uuid.UUID, headers: dict[str, str]) -> None:
-    with _recent_lock:
-        _recent[event_id] = headers
-        if len(_recent) > RECENT_HEADERS:
-            _recent.popitem(last=False)
+_api_instance: _Api | None = None
 
 
-class PublishTrace:
-    """The producer span of one ``publish()`` call and the headers its events store."""
+def _api() -> _Api:
+    global _api_instance
+    if _api_instance is None:
+        _api_instance = _Api()
+    return _api_instance
 
-    __slots__ = ("headers", "span")
 
-    def __init__(self, span: Span, headers: dict[str, str]) -> None:
-        self.span = span
-        self.headers = headers
-        """The trace context to store in each event's ``headers`` (empty when not sampled
-        or no SDK is configured)."""
+class _ActiveSpan:
+    """A started span made current until ``__exit__``, which records an exception that
+    escapes the block (as the API's ``use_span()`` does) and ends the span."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self) -> None:
+        self.span: Span | None = None
+        """The span, or None when it has no valid context (no SDK): nothing to end."""
+        self.token: Any = None
+
+    def _activate(self, api: _Api, span: Span) -> None:
+        if span.get_span_context().is_valid:
+            self.span = span
+            self.token = api.attach(api.in_context(span))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        span = self.span
+        if span is None:
+            return
+        api = _api()
+        api.detach(self.token)
+        if isinstance(exc, Exception) and span.is_recording():
+            span.record_exception(exc)
+            span.set_status(api.status(api.error, f"{type(exc).__name__}: {exc}"))
+        span.end()
+
+
+class PublishSpan(_ActiveSpan):
+    """The producer span of one ``publish()`` or ``publish_many()`` call, as a context
+    manager, and the headers its events store."""
+
+    __slots__ = ("event_types", "headers")
+
+    def __init__(self, event_types: Sequence[str]) -> None:
+        super().__init__()
+        self.event_types = event_types
+        self.headers: dict[str, str] = {}
+        """The trace context to store in each event's ``headers`` (empty when the span has no
+        valid context, as without an SDK)."""
+
+    def __enter__(self) -> PublishSpan:
+        api = _api()
+        types = self.event_types
+        destination = types[0] if len(set(types)) == 1 else ""
+        # The attributes known at the start are passed to start_span(), for samplers.
+        attributes: dict[str, Any] = {
+            "messaging.system": SYSTEM,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "publish",
+        }
+        if destination:
+            attributes["messaging.destination.name"] = destination
+        span = api.tracer.start_span(
+            f"publish {destination}" if destination else "publish",
+            kind=api.producer,
+            attributes=attributes,
+        )
+        self._activate(api, span)
+        if self.span is not None:
+            api.inject(self.headers)
+        return self
 
     def record(self, events: Sequence[Sequence[Any]]) -> None:
-        """Add the ids of the rows written (``inserts.EVENT_COLUMNS`` order) to the span."""
-        for row in events:
-            _remember(row[0], self.headers)
-        if not self.span.is_recording():
+        """Add the ids of the rows written (``inserts.EVENT_COLUMNS`` order) to a span that
+        records."""
+        span = self.span
+        if span is None or not span.is_recording():
             return
         if len(events) == 1:
             event_id, _type, _version, _payload, _at, correlation_id, causation_id, *_ = events[0]
-            self.span.set_attributes(
+            span.set_attributes(
                 {
                     "messaging.message.id": str(event_id),
                     "messaging.message.conversation_id": str(correlation_id),
@@ -108,81 +177,81 @@ class PublishTrace:
                 }
             )
         else:
-            self.span.set_attribute("messaging.batch.message_count", len(events))
+            span.set_attribute("messaging.batch.message_count", len(events))
 
 
-@contextmanager
-def publish_trace(event_types: Sequence[str]) -> Iterator[PublishTrace]:
-    """A producer span around one ``publish()`` or ``publish_many()`` call."""
-    from opentelemetry import propagate
-    from opentelemetry.trace import SpanKind
-
-    distinct = sorted(set(event_types))
-    destination = distinct[0] if len(distinct) == 1 else ""
-    attributes: dict[str, Any] = {
-        "messaging.system": SYSTEM,
-        "messaging.operation.type": "send",
-        "messaging.operation.name": "publish",
-    }
-    if destination:
-        attributes["messaging.destination.name"] = destination
-    name = f"publish {destination}" if destination else "publish"
-    with _tracer().start_as_current_span(
-        name, kind=SpanKind.PRODUCER, attributes=attributes
-    ) as span:
-        headers: dict[str, str] = {}
-        propagate.inject(headers)
-        yield PublishTrace(span, headers)
-
-
-@contextmanager
-def receiver_span(owed: OwedDelivery, envelope: Envelope) -> Iterator[Span]:
-    """A consumer span around one receiver run, a child of the context stored at publish.
+class ReceiverSpan(_ActiveSpan):
+    """A consumer span around one receiver run, as a context manager: a child of the context
+    stored at publish, read from ``headers`` (the event's, as loaded with it) or, when they
+    were not loaded (None), from the outbox.
 
     The receiver's exception, if any, is recorded on the span and sets its status to error.
     """
-    from opentelemetry import propagate, trace
-    from opentelemetry.trace import Link, SpanKind
 
-    headers = _stored_headers(owed, envelope)
-    parent = propagate.extract(headers) if headers else None
-    links = []
-    current = trace.get_current_span().get_span_context()
-    stored = trace.get_current_span(parent).get_span_context() if parent is not None else None
-    if current.is_valid and (stored is None or current.trace_id != stored.trace_id):
-        links.append(Link(current))
-    attributes: dict[str, Any] = {
-        "messaging.system": SYSTEM,
-        "messaging.operation.type": "process",
-        "messaging.operation.name": "process",
-        "messaging.destination.name": envelope.event_type,
-        "messaging.consumer.group.name": envelope.receiver or owed.receiver,
-        "messaging.message.id": str(envelope.event_id),
-        "messaging.message.conversation_id": envelope.correlation_id,
-        "domain_events.correlation_id": envelope.correlation_id,
-        "domain_events.causation_id": str(envelope.causation_id or ""),
-        "domain_events.delivery_id": str(owed.delivery_id),
-        "domain_events.receiver": owed.receiver,
-        "domain_events.dispatcher": owed.dispatcher,
-        "domain_events.attempt": envelope.attempt,
-    }
-    with _tracer().start_as_current_span(
-        f"process {envelope.event_type}",
-        context=parent,
-        kind=SpanKind.CONSUMER,
-        attributes=attributes,
-        links=links,
-    ) as span:
-        yield span
+    __slots__ = ("envelope", "headers", "owed")
+
+    def __init__(
+        self, owed: OwedDelivery, envelope: Envelope, headers: Mapping[str, Any] | None
+    ) -> None:
+        super().__init__()
+        self.owed = owed
+        self.envelope = envelope
+        self.headers = headers
+
+    def __enter__(self) -> ReceiverSpan:
+        api = _api()
+        owed, envelope = self.owed, self.envelope
+        headers = self.headers if self.headers is not None else _read_headers(owed, envelope)
+        parent = _extract(api, headers) if headers else None
+        links = None
+        current = api.current_span().get_span_context()
+        if current.is_valid:
+            stored = api.current_span(parent).get_span_context() if parent is not None else None
+            if stored is None or current.trace_id != stored.trace_id:
+                links = [api.link(current)]
+        span = api.tracer.start_span(
+            f"process {envelope.event_type}",
+            context=parent,
+            kind=api.consumer,
+            attributes={
+                "messaging.system": SYSTEM,
+                "messaging.operation.type": "process",
+                "messaging.destination.name": envelope.event_type,
+                "messaging.consumer.group.name": envelope.receiver or owed.receiver,
+            },
+            links=links,
+        )
+        self._activate(api, span)
+        if self.span is not None and span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.operation.name": "process",
+                    "messaging.message.id": str(envelope.event_id),
+                    "messaging.message.conversation_id": envelope.correlation_id,
+                    "domain_events.correlation_id": envelope.correlation_id,
+                    "domain_events.causation_id": str(envelope.causation_id or ""),
+                    "domain_events.delivery_id": str(owed.delivery_id),
+                    "domain_events.receiver": owed.receiver,
+                    "domain_events.dispatcher": owed.dispatcher,
+                    "domain_events.attempt": envelope.attempt,
+                }
+            )
+        return self
 
 
-def _stored_headers(owed: OwedDelivery, envelope: Envelope) -> dict[str, str]:
-    # The envelope does not carry the headers: events published by this process are
-    # remembered; others (run by a Celery worker, the relay) cost one primary-key read.
-    with _recent_lock:
-        remembered = _recent.get(envelope.event_id)
-    if remembered is not None:
-        return remembered
+def _extract(api: _Api, headers: Mapping[str, Any]) -> Any:
+    try:
+        return api.extract(headers)
+    except Exception:
+        # Headers are JSON anyone can write; a context that cannot be read is not a reason to
+        # fail the delivery.
+        logger.warning("Unreadable trace context in event headers %.200r; not used", headers)
+        return None
+
+
+def _read_headers(owed: OwedDelivery, envelope: Envelope) -> Mapping[str, Any]:
+    # A delivery handed over without its event's headers (by a dispatcher of the project's
+    # own, say): one primary-key read.
     from .models import OutboxEvent
 
     found = (
@@ -191,6 +260,4 @@ def _stored_headers(owed: OwedDelivery, envelope: Envelope) -> dict[str, str]:
         .values_list("headers", flat=True)
         .first()
     )
-    if not isinstance(found, dict):
-        return {}
-    return {str(key): str(value) for key, value in found.items() if isinstance(value, str)}
+    return found if isinstance(found, dict) else {}

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.db import connection
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 REQUIRE_SERVICES = os.environ.get("DOMAIN_EVENTS_REQUIRE_SERVICES") == "1"
 
@@ -47,3 +52,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def vendor() -> str:
     """The database vendor of this run: 'sqlite' or 'postgresql'."""
     return connection.vendor
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The spans finished in this process during the test, through the SDK of
+    ``tests/tracing_sdk.py``."""
+    from tests.tracing_sdk import recorded_spans
+
+    exporter = recorded_spans()
+    yield exporter
+    exporter.clear()

@@ -96,6 +96,12 @@ DOMAIN_EVENTS: dict[str, Any] = {"DISPATCHER": "sync"}
 if os.environ.get("DOMAIN_EVENTS_TEST_CELERY_QUEUE"):
     # A test's Celery worker sends retries to the queue that test listens to.
     DOMAIN_EVENTS["CELERY_QUEUE"] = os.environ["DOMAIN_EVENTS_TEST_CELERY_QUEUE"]
+if os.environ.get("DOMAIN_EVENTS_TEST_SPANS_FILE"):
+    # A process a tracing test started: spans on, and written where the test reads them.
+    from tests.tracing_sdk import export_spans_to
+
+    DOMAIN_EVENTS["TRACING"] = True
+    export_spans_to(os.environ["DOMAIN_EVENTS_TEST_SPANS_FILE"])
 
 # Celery, configured the usual way: tests/celery_app.py reads these CELERY_* settings.
 # DOMAIN_EVENTS_TEST_BROKER_URL picks the broker: Redis unless set, in a database of its own

@@ -6,8 +6,9 @@ import it, and every case chooses its own receivers inside an isolated registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from django.test import override_settings
 
@@ -34,14 +35,20 @@ NOOPS = (noop_1, noop_2, noop_3)
 
 @contextmanager
 def noop_receivers(
-    count: int, *, dispatcher: str = "deferred", ordered: bool = False
+    count: int,
+    *,
+    dispatcher: str = "deferred",
+    ordered: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> Iterator[None]:
     """Run a block with exactly ``count`` no-op receivers of ``OrderPlaced``, all dispatched by
-    ``dispatcher`` (the project default, ``DOMAIN_EVENTS["DISPATCHER"]``, for the block), and
-    all ordered (``@receiver(..., ordered=True)``) when ``ordered`` is true."""
+    ``dispatcher`` (the project default, ``DOMAIN_EVENTS["DISPATCHER"]``, for the block), all
+    ordered (``@receiver(..., ordered=True)``) when ``ordered`` is true, and the other
+    ``DOMAIN_EVENTS`` keys of ``options`` (``{"TRACING": True}``, say)."""
     if not 0 <= count <= len(NOOPS):
         raise ValueError(f"noop_receivers({count}): between 0 and {len(NOOPS)} receivers exist.")
-    with registry.isolated(), override_settings(DOMAIN_EVENTS={"DISPATCHER": dispatcher}):
+    domain_events = {**(options or {}), "DISPATCHER": dispatcher}
+    with registry.isolated(), override_settings(DOMAIN_EVENTS=domain_events):
         for func in NOOPS[:count]:
             receiver(OrderPlaced, ordered=ordered)(func)
         yield

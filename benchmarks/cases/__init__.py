@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from importlib import import_module
 
-MODULES = ("floors", "publishing", "dispatch", "celery", "ordering", "relay", "memory")
+MODULES = (
+    "floors",
+    "publishing",
+    "dispatch",
+    "observability",
+    "celery",
+    "ordering",
+    "relay",
+    "memory",
+)
 """Case modules, in the order of the results table. A new module of cases is added here."""
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..envelope import Envelope
 from ..events import DomainEvent, NamedEvent
@@ -18,6 +18,7 @@ class OwedDelivery:
 
     ``event`` and ``envelope`` are set when the event is already in memory (just published in
     this process); otherwise whoever runs the delivery loads it from the outbox by id.
+    ``headers`` likewise, when the event's stored headers are at hand.
     """
 
     delivery_id: uuid.UUID
@@ -31,6 +32,8 @@ class OwedDelivery:
     envelope: Envelope | None = None
     ordering_key: str = ""
     """Its ordering key if its receiver is ordered: settling it releases the next in line."""
+    headers: Mapping[str, Any] | None = None
+    """The event's ``headers`` (its stored trace context), or None when not loaded."""
 
 
 class Dispatcher(abc.ABC):

@@ -4,6 +4,7 @@ relay_events --metrics-port."""
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import io
 import socket
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import pytest
 from django.core.management import call_command
 from django.test import Client, override_settings
+from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -100,6 +102,11 @@ def test_counters_count_publishes_and_every_delivery_outcome() -> None:
 @override_settings(DOMAIN_EVENTS=ON)
 def test_gauges_read_the_outbox_on_scrape() -> None:
     publish(Rang(n=1))
+    # Full jitter can make the failed delivery's retry due within milliseconds: put it an hour
+    # away, so the scrape below finds it waiting whatever the machine's speed.
+    Delivery.objects.filter(state=DeliveryState.FAILED).update(
+        next_attempt_at=timezone.now() + dt.timedelta(hours=1)
+    )
 
     samples = scrape()
     state = "domain_events_outbox_deliveries"

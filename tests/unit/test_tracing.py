@@ -4,41 +4,29 @@ delivery runs at commit or later from the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from django_domain_events import DomainEvent, publish, publish_many, receiver, tracing
+from django_domain_events import DomainEvent, publish, publish_many, receiver
+from django_domain_events.delivery import run_delivery
+from django_domain_events.dispatchers.base import Dispatcher
 from django_domain_events.models import Delivery, OutboxEvent
 from django_domain_events.registry import Registry
+from django_domain_events.relay import Relay
 from django_domain_events.testing import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ON = {"TRACING": True}
-
-_exporter = InMemorySpanExporter()
-_provider = TracerProvider()
-_provider.add_span_processor(SimpleSpanProcessor(_exporter))
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """The spans finished during the test, recorded through an SDK set up once per process
-    (OpenTelemetry lets the global provider be set only once)."""
-    if trace.get_tracer_provider() is not _provider:
-        trace.set_tracer_provider(_provider)
-    _exporter.clear()
-    yield _exporter
-    _exporter.clear()
 
 
 @dataclass(frozen=True)
@@ -64,11 +52,6 @@ def receivers(receiver_registry: Registry) -> None:
         publish(Ponged(n=event.n))
 
     receiver(Ponged, name="unit_tracing.on_pong")(lambda event: None)
-
-
-def forget_published_headers() -> None:
-    """Forget the headers this process published, as another process would not know them."""
-    tracing._recent.clear()
 
 
 def by_name(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
@@ -162,9 +145,8 @@ def test_a_delivery_run_later_continues_the_trace_stored_with_its_event(
     publish_span = by_name(spans)["publish unit_tracing.pinged"]
     spans.clear()
 
-    # Run from the outbox in another process, as the relay or a worker would: its own span is
-    # linked, the context stored in the event's row is the parent.
-    forget_published_headers()
+    # Run from the outbox, as the relay or a worker would: its own span is linked, the context
+    # stored in the event's row is the parent.
     with trace.get_tracer("tests").start_as_current_span("relay round"):
         drain()
 
@@ -229,7 +211,6 @@ def test_the_celery_task_continues_the_trace_stored_with_its_event(
     publish_span = by_name(spans)["publish unit_tracing.queued"]
     spans.clear()
     delivery = Delivery.objects.get()
-    forget_published_headers()  # as a worker process would not know them
 
     # The task run as a worker runs it, in a context of its own.
     assert memory_app.tasks[TASK_NAME].apply(args=(str(delivery.pk), "default")).get() == (
@@ -240,3 +221,87 @@ def test_the_celery_task_continues_the_trace_stored_with_its_event(
     assert on_queued.name == "process unit_tracing.queued"
     assert parent_of(on_queued) == publish_span.context.span_id
     assert on_queued.context.trace_id == publish_span.context.trace_id
+
+
+def run_task(delivery: Delivery) -> None:
+    pytest.importorskip("celery")
+    import django_domain_events.tasks  # noqa: F401 - registers the task with every Celery app
+    from django_domain_events.dispatchers.celery import TASK_NAME
+    from tests.unit.test_celery import memory_app
+
+    memory_app.tasks[TASK_NAME].apply(args=(str(delivery.pk), "default")).get()
+
+
+RUNNERS = {
+    "drain": lambda delivery: drain(),
+    "relay": lambda delivery: Relay(grace=0).run_pass(),
+    "celery task": run_task,
+}
+
+
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_a_delivery_run_from_the_outbox_reads_the_stored_context_with_its_event(
+    spans: InMemorySpanExporter, receiver_registry: Registry, runner: str
+) -> None:
+    receiver("unit_tracing.later", name="unit_tracing.later", dispatcher="deferred")(
+        lambda event: None
+    )
+    queries = {}
+    for traced in (False, True):
+        spans.clear()
+        with override_settings(DOMAIN_EVENTS={"TRACING": traced}):
+            with trace.get_tracer("tests").start_as_current_span("request"):
+                event_id = publish("unit_tracing.later", {"traced": traced})
+            delivery = Delivery.objects.get(event_id=event_id)
+            with CaptureQueriesContext(connection) as captured:
+                RUNNERS[runner](delivery)
+            queries[traced] = len(captured)
+        assert Delivery.objects.get(pk=delivery.pk).state == "delivered"
+
+    # The headers come in the query that loads the event: tracing adds no query of its own.
+    assert queries[True] == queries[False]
+    named = by_name(spans)
+    on_later = named["process unit_tracing.later"]
+    assert parent_of(on_later) == named["publish unit_tracing.later"].context.span_id
+
+
+class HeadersDroppingDispatcher(Dispatcher):
+    """A project's own dispatcher that runs deliveries here, without the event's headers."""
+
+    def dispatch(self, deliveries: Any) -> None:
+        for owed in deliveries:
+            run_delivery(replace(owed, headers=None))
+
+
+@pytest.mark.usefixtures("receivers")
+@override_settings(
+    DOMAIN_EVENTS={**ON, "DISPATCHER": "tests.unit.test_tracing.HeadersDroppingDispatcher"}
+)
+def test_a_delivery_handed_over_without_headers_reads_them_from_the_outbox(
+    spans: InMemorySpanExporter,
+) -> None:
+    with trace.get_tracer("tests").start_as_current_span("request"):
+        publish(Pinged(n=3))
+
+    named = by_name(spans)
+    assert parent_of(named["process unit_tracing.pinged"]) == (
+        named["publish unit_tracing.pinged"].context.span_id
+    )
+
+
+@pytest.mark.usefixtures("receivers")
+@override_settings(DOMAIN_EVENTS=ON)
+def test_an_unreadable_stored_context_starts_a_new_trace_and_the_receiver_still_runs(
+    spans: InMemorySpanExporter, caplog: pytest.LogCaptureFixture
+) -> None:
+    with override_settings(DOMAIN_EVENTS={**ON, "DISPATCHER": "deferred"}):
+        event_id = publish(Pinged(n=4))
+    OutboxEvent.objects.filter(pk=event_id).update(headers={"traceparent": 17})
+    spans.clear()
+
+    drain()
+
+    on_ping = by_name(spans)["process unit_tracing.pinged"]
+    assert on_ping.parent is None
+    assert Delivery.objects.get(event_id=event_id).state == "delivered"
+    assert "Unreadable trace context" in caplog.text
