@@ -142,6 +142,7 @@ def _load(
         occurred_at=stored.occurred_at,
         correlation_id=stored.correlation_id,
         causation_id=stored.causation_id,
+        ordering_key=stored.ordering_key,
     )
     return event, envelope, row.attempts, stored.headers
 
@@ -244,6 +245,7 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
                 delivery_id=owed.delivery_id,
                 receiver=receiver.name,
                 attempt=attempt,
+                ordering_key=envelope.ordering_key,
             )
             if metrics.enabled():
                 metrics.receiver_started(owed, envelope.occurred_at)

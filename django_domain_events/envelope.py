@@ -34,6 +34,8 @@ class Envelope:
     """Name of the receiver being run (None outside a delivery)."""
     attempt: int = 0
     """Number of this attempt, 1 for the first."""
+    ordering_key: str = ""
+    """The event's ordering key, "" if it has none."""
 
 
 _current: contextvars.ContextVar[Envelope | None] = contextvars.ContextVar(

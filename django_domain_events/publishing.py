@@ -316,6 +316,7 @@ def _write_rows(
             occurred_at=now,
             correlation_id=correlation,
             causation_id=causation_id,
+            ordering_key=item.ordering_key,
         )
         envelopes.append((item.event, envelope))
         # An integration event reaches its receivers decoded from the stored row, never as the

@@ -63,6 +63,7 @@ _EVENT_COLUMNS = (
     "correlation_id",
     "causation_id",
     "headers",
+    "ordering_key",
 )
 
 
@@ -407,9 +408,17 @@ class Relay:
         loaded: dict[uuid.UUID, tuple[DomainEvent | NamedEvent, Envelope, dict[str, Any]]] = {}
         rows = OutboxEvent.objects.using(self.alias).filter(pk__in=wanted).order_by()
         for row in rows.values_list(*_EVENT_COLUMNS):
-            pk, event_type, version, payload, occurred_at, correlation_id, causation_id, headers = (
-                row
-            )
+            (
+                pk,
+                event_type,
+                version,
+                payload,
+                occurred_at,
+                correlation_id,
+                causation_id,
+                headers,
+                event_key,
+            ) = row
             try:
                 event = decode_event(event_type, version, payload)
             except DomainEventsError:
@@ -421,6 +430,7 @@ class Relay:
                 occurred_at=occurred_at,
                 correlation_id=correlation_id,
                 causation_id=causation_id,
+                ordering_key=event_key,
             )
             loaded[pk] = (event, envelope, headers)
         ready = []

@@ -113,6 +113,7 @@ _EVENT_COLUMNS = (
     "correlation_id",
     "causation_id",
     "headers",
+    "ordering_key",
 )
 
 
@@ -175,9 +176,17 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
     receiver, dispatcher, queue, state, attempts, key, *stored = values
     if state not in RUNNABLE_STATES:
         return str(state)  # settled, or waiting for an earlier delivery of its ordering key
-    event_id, event_type, version, payload, occurred_at, correlation_id, causation_id, headers = (
-        stored
-    )
+    (
+        event_id,
+        event_type,
+        version,
+        payload,
+        occurred_at,
+        correlation_id,
+        causation_id,
+        headers,
+        event_key,
+    ) = stored
     try:
         event = decode_event(event_type, version, payload)
     except DomainEventsError:
@@ -192,6 +201,7 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
         occurred_at=occurred_at,
         correlation_id=correlation_id,
         causation_id=causation_id,
+        ordering_key=event_key,
     )
     return OwedDelivery(
         pk,

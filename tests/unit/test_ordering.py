@@ -56,7 +56,7 @@ def script() -> Script:
 
 def _record(name: str, event: NamedEvent, envelope: Envelope) -> None:
     Effect.objects.create(
-        receiver=f"{name}:{event.payload['key']}:{event.payload['n']}",
+        receiver=f"{name}:{envelope.ordering_key}:{event.payload['n']}",
         event_id=envelope.event_id,
         attempt=envelope.attempt,
     )
