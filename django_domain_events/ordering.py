@@ -479,7 +479,7 @@ def release_stranded(alias: str, limit: int = 500) -> int:
     return released
 
 
-def blocked_lines(alias: str) -> QuerySet[Delivery, dict[str, Any]]:
+def blocked_lines(alias: str) -> QuerySet[Any, Any]:
     """The (``receiver``, ``ordering_key``) lines held up by a dead delivery whose receiver
     blocks on dead deliveries, each with its ``dead`` count and the ``since`` of its oldest
     dead delivery's last attempt; until a person retries (or skips) it, nothing behind it runs.

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.core import checks
 from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.test import override_settings
@@ -27,6 +26,7 @@ from django_domain_events import (
     publish_many,
     receiver,
 )
+from django_domain_events.checks import check_event_classes
 from django_domain_events.delivery import hand_over_released
 from django_domain_events.models import Delivery, DeliveryState, OrderingKey
 from django_domain_events.ordering import blocked_lines, count_blocked, skip_dead
@@ -168,7 +168,7 @@ def test_a_key_naming_no_field_is_a_startup_error(disposable_classes: None) -> N
 
         order_id: int
 
-    found = [m for m in checks.run_checks() if m.id == "django_domain_events.E015"]
+    found = [m for m in check_event_classes() if m.id == "django_domain_events.E015"]
 
     assert len(found) == 1
     assert "Misnamed.ordering_key = 'order' names no field" in found[0].msg
