@@ -14,6 +14,7 @@ import enum
 import logging
 import time
 import traceback as tb
+from collections.abc import Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -126,25 +127,52 @@ _DELIVERED_AT = Delivery._meta.get_field("delivered_at")
 _DELIVERY_ID = Delivery._meta.get_field("id")
 
 
+EVENT_COLUMNS = (
+    "id",
+    "event_type",
+    "version",
+    "payload",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+    "headers",
+    "ordering_key",
+)
+"""The ``OutboxEvent`` columns running a delivery needs, in the order ``decode_stored()``
+takes their values: what the Celery task and the relay load with the delivery."""
+
+
+def decode_stored(
+    values: Sequence[Any],
+) -> tuple[DomainEvent | NamedEvent, Envelope, dict[str, Any]]:
+    """The event, its envelope and its headers from the values of ``EVENT_COLUMNS``. Raises
+    ``DomainEventsError`` if the payload cannot be decoded."""
+    event_id, event_type, version, payload, occurred_at, correlation, causation, headers, key = (
+        values
+    )
+    envelope = Envelope(
+        event_id=event_id,
+        event_type=event_type,
+        version=version,
+        occurred_at=occurred_at,
+        correlation_id=correlation,
+        causation_id=causation,
+        ordering_key=key,
+    )
+    return decode_event(event_type, version, payload), envelope, headers
+
+
 def _load(
     owed: OwedDelivery,
 ) -> tuple[DomainEvent | NamedEvent, Envelope, int, dict[str, Any]]:
     row = Delivery.objects.using(owed.using).select_related("event").get(pk=owed.delivery_id)
-    stored = row.event
     try:
-        event = decode_event(stored.event_type, stored.version, stored.payload)
+        event, envelope, headers = decode_stored(
+            [getattr(row.event, name) for name in EVENT_COLUMNS]
+        )
     except DomainEventsError as exc:
         raise _Undeliverable(str(exc)) from exc
-    envelope = Envelope(
-        event_id=stored.id,
-        event_type=stored.event_type,
-        version=stored.version,
-        occurred_at=stored.occurred_at,
-        correlation_id=stored.correlation_id,
-        causation_id=stored.causation_id,
-        ordering_key=stored.ordering_key,
-    )
-    return event, envelope, row.attempts, stored.headers
+    return event, envelope, row.attempts, headers
 
 
 _Ran = tuple[Outcome, OwedDelivery | None]

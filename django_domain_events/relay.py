@@ -37,7 +37,7 @@ from django.db.models.functions import Now
 
 from . import ordering, signals
 from .conf import settings
-from .delivery import Outcome, run_delivery
+from .delivery import EVENT_COLUMNS, Outcome, decode_stored, run_delivery
 from .dispatchers import BUILTIN_DISPATCHERS, dispatchers
 from .dispatchers.base import Dispatcher, OwedDelivery
 from .dispatchers.deferred import DeferredDispatcher
@@ -48,23 +48,11 @@ from .exceptions import DispatcherError, DomainEventsError
 from .managers import DeliveryQuerySet
 from .models import Delivery, DeliveryState, OutboxEvent
 from .registry import registry
-from .serialization import decode_event
 
 logger = logging.getLogger("django_domain_events")
 
 _COLUMNS = ("pk", "receiver", "dispatcher", "queue", "attempts", "event_id", "ordering_key")
 _Row = tuple[uuid.UUID, str, str, str, int, uuid.UUID, str]
-_EVENT_COLUMNS = (
-    "pk",
-    "event_type",
-    "version",
-    "payload",
-    "occurred_at",
-    "correlation_id",
-    "causation_id",
-    "headers",
-    "ordering_key",
-)
 
 
 RELEASE_EVERY = 30.0
@@ -407,32 +395,11 @@ class Relay:
             return list(items)
         loaded: dict[uuid.UUID, tuple[DomainEvent | NamedEvent, Envelope, dict[str, Any]]] = {}
         rows = OutboxEvent.objects.using(self.alias).filter(pk__in=wanted).order_by()
-        for row in rows.values_list(*_EVENT_COLUMNS):
-            (
-                pk,
-                event_type,
-                version,
-                payload,
-                occurred_at,
-                correlation_id,
-                causation_id,
-                headers,
-                event_key,
-            ) = row
+        for row in rows.values_list(*EVENT_COLUMNS):
             try:
-                event = decode_event(event_type, version, payload)
+                loaded[row[0]] = decode_stored(row)
             except DomainEventsError:
                 continue
-            envelope = Envelope(
-                event_id=pk,
-                event_type=event_type,
-                version=version,
-                occurred_at=occurred_at,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-                ordering_key=event_key,
-            )
-            loaded[pk] = (event, envelope, headers)
         ready = []
         for owed in items:
             event_id = event_ids.get(owed.delivery_id)

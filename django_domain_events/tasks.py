@@ -24,14 +24,12 @@ from django.db.models.options import Options
 from django.utils import timezone
 
 from .conf import settings
-from .delivery import Outcome, run_delivery
+from .delivery import EVENT_COLUMNS, Outcome, decode_stored, run_delivery
 from .dispatchers import dispatchers
 from .dispatchers.base import OwedDelivery
 from .dispatchers.celery import TASK_NAME, CeleryDispatcher
-from .envelope import Envelope
 from .exceptions import DispatcherError, DomainEventsError
 from .models import RUNNABLE_STATES, Delivery, DeliveryState, OutboxEvent
-from .serialization import decode_event
 
 logger = logging.getLogger("django_domain_events")
 
@@ -104,17 +102,6 @@ def _owed(delivery_id: Any, using: Any, task_id: str | None) -> OwedDelivery | s
 
 
 _DELIVERY_COLUMNS = ("receiver", "dispatcher", "queue", "state", "attempts", "ordering_key")
-_EVENT_COLUMNS = (
-    "id",
-    "event_type",
-    "version",
-    "payload",
-    "occurred_at",
-    "correlation_id",
-    "causation_id",
-    "headers",
-    "ordering_key",
-)
 
 
 def _field(opts: Options[Any], name: str) -> Field[Any, Any]:
@@ -131,7 +118,7 @@ class _Loader:
         quote = connection.ops.quote_name
         delivery, event = Delivery._meta, OutboxEvent._meta
         columns = [(delivery, "d", name) for name in _DELIVERY_COLUMNS] + [
-            (event, "e", name) for name in _EVENT_COLUMNS
+            (event, "e", name) for name in EVENT_COLUMNS
         ]
         selected = ", ".join(
             f"{alias}.{quote(str(_field(opts, name).column))}" for opts, alias, name in columns
@@ -176,33 +163,13 @@ def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
     receiver, dispatcher, queue, state, attempts, key, *stored = values
     if state not in RUNNABLE_STATES:
         return str(state)  # settled, or waiting for an earlier delivery of its ordering key
-    (
-        event_id,
-        event_type,
-        version,
-        payload,
-        occurred_at,
-        correlation_id,
-        causation_id,
-        headers,
-        event_key,
-    ) = stored
     try:
-        event = decode_event(event_type, version, payload)
+        event, envelope, headers = decode_stored(stored)
     except DomainEventsError:
         # run_delivery() loads it again, meets the same error and records the delivery dead.
         return OwedDelivery(
             pk, receiver, dispatcher, queue, using, attempts=attempts, ordering_key=key
         )
-    envelope = Envelope(
-        event_id=event_id,
-        event_type=event_type,
-        version=version,
-        occurred_at=occurred_at,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-        ordering_key=event_key,
-    )
     return OwedDelivery(
         pk,
         receiver,
