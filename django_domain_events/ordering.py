@@ -45,9 +45,6 @@ from .registry import registry
 MAX_KEY_LENGTH = 255
 """Longest ordering key, in characters (the column's length)."""
 
-ON_DEAD_CHOICES = ("block", "skip")
-"""What a dead delivery does to the deliveries behind it: keep them waiting, or let them go."""
-
 _UNSETTLED = (
     DeliveryState.PENDING,
     DeliveryState.DISPATCHED,
@@ -367,7 +364,7 @@ def release_next(owed: OwedDelivery, seq: int | None = None) -> OwedDelivery | N
     return _release(owed.using, _as_uuid(pk), receiver, dispatcher, queue, attempts, key)
 
 
-def _lock_key(connection: BaseDatabaseWrapper, alias: str, key: str) -> None:
+def _lock_key(connection: BaseDatabaseWrapper, key: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_sql(connection).lock, [key])
 
@@ -421,7 +418,7 @@ def skip_dead(ids: Sequence[uuid.UUID], using: str) -> list[OwedDelivery]:
         "pk", "receiver", "dispatcher", "queue", "ordering_key"
     ):
         with transaction.atomic(using=using):
-            _lock_key(connection, using, key)
+            _lock_key(connection, key)
             taken = rows.filter(pk=pk, ordering_key=key).update(ordering_key="")
             if not taken:
                 continue
@@ -465,7 +462,7 @@ def release_stranded(alias: str, limit: int = 500) -> int:
     connection = connections[alias]
     for pk, receiver, dispatcher, queue, attempts, key in free:
         with transaction.atomic(using=alias):
-            _lock_key(connection, alias, key)
+            _lock_key(connection, key)
             line = (
                 Delivery.objects.using(alias).in_lines().filter(receiver=receiver, ordering_key=key)
             )
