@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
 
 app = Celery("dde-bench")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("django_domain_events.tasks", "benchmarks.benchapp.tasks")
+app.conf.imports = ("django_domain_events.dispatchers.celery.tasks", "benchmarks.benchapp.tasks")
 
 
 @worker_init.connect

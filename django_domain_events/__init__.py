@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .aggregates import EventRecordingMixin
-from .dispatchers.base import Dispatcher, OwedDelivery
-from .dispatchers.override import use_dispatcher
-from .envelope import Envelope, current_envelope
-from .events import DomainEvent, IntegrationEvent, NamedEvent
-from .exceptions import (
+from django_domain_events.declaration.envelope import Envelope, current_envelope
+from django_domain_events.declaration.events import DomainEvent, IntegrationEvent, NamedEvent
+from django_domain_events.declaration.receivers import Receiver, handles, receiver, receiver_class
+from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
+from django_domain_events.dispatchers.override import use_dispatcher
+from django_domain_events.exceptions import (
     DispatcherError,
     DomainEventsError,
     EventDecodeError,
@@ -24,12 +24,12 @@ from .exceptions import (
     RetryAfter,
     UnknownEventTypeError,
 )
-from .listeners import Listener, on, once
-from .receivers import Receiver, handles, receiver, receiver_class
+from django_domain_events.publishing.aggregates import EventRecordingMixin
+from django_domain_events.publishing.listeners import Listener, on, once
 
 if TYPE_CHECKING:
-    from .collecting import collect_events
-    from .publishing import apublish, publish, publish_many
+    from django_domain_events.publishing.collecting import collect_events
+    from django_domain_events.publishing.publisher import apublish, publish, publish_many
 
 __version__ = "0.1.0"
 
@@ -67,10 +67,10 @@ __all__ = [
 # These modules import the models, which cannot load while Django imports this package as an
 # installed app; so their functions are imported on first use.
 _LAZY = {
-    "publish": "publishing",
-    "publish_many": "publishing",
-    "apublish": "publishing",
-    "collect_events": "collecting",
+    "publish": "publishing.publisher",
+    "publish_many": "publishing.publisher",
+    "apublish": "publishing.publisher",
+    "collect_events": "publishing.collecting",
 }
 
 

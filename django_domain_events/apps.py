@@ -19,9 +19,9 @@ class DomainEventsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
-        from .backend import init_domain_events
-        from .registry import registry
+        from django_domain_events import checks  # noqa: F401 - registers the system checks
+        from django_domain_events.compat.backend import init_domain_events
+        from django_domain_events.declaration.registry import registry
 
         # Django's own helper: a module that fails to import raises its real error, and the
         # registry is restored to its state before that import.

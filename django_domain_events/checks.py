@@ -18,15 +18,15 @@ from django.apps import AppConfig
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
-from .backend import pending_handlers
-from .conf import DEFAULTS, settings
-from .dispatchers import BUILTIN_DISPATCHERS, dispatcher_class
-from .dispatchers.sync import SyncDispatcher
-from .events import DomainEvent, event_class_for, event_classes
-from .exceptions import DispatcherError, EventDefinitionError
-from .receivers import unclaimed_handlers
-from .registry import registry
-from .serialization import check_event_class
+from django_domain_events.compat.backend import pending_handlers
+from django_domain_events.conf import DEFAULTS, settings
+from django_domain_events.declaration.codec import check_event_class
+from django_domain_events.declaration.events import DomainEvent, event_class_for, event_classes
+from django_domain_events.declaration.receivers import unclaimed_handlers
+from django_domain_events.declaration.registry import registry
+from django_domain_events.dispatchers import BUILTIN_DISPATCHERS, dispatcher_class
+from django_domain_events.dispatchers.sync import SyncDispatcher
+from django_domain_events.exceptions import DispatcherError, EventDefinitionError
 
 PREFIX = "django_domain_events"
 
@@ -157,7 +157,7 @@ def _celery_setting_errors(configured: dict[str, Any]) -> list[CheckMessage]:
             )
     path = configured.get("CELERY_APP")
     if isinstance(path, str) and path and _celery_installed():
-        from .dispatchers.celery import celery_app
+        from django_domain_events.dispatchers.celery.dispatcher import celery_app
 
         try:
             celery_app(path)

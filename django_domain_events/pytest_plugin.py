@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .registry import Registry
-    from .testing import CapturedEvents, DrainResult
+    from django_domain_events.declaration.registry import Registry
+    from django_domain_events.testing import CapturedEvents, DrainResult
 
 
 @pytest.fixture
 def domain_events() -> Iterator[CapturedEvents]:
     """Every event published during the test, with ``assert_published()`` helpers."""
-    from .testing import capture_events
+    from django_domain_events.testing import capture_events
 
     with capture_events() as captured:
         yield captured
@@ -25,7 +25,7 @@ def domain_events() -> Iterator[CapturedEvents]:
 @pytest.fixture
 def drain_events() -> Callable[..., DrainResult]:
     """``drain()``: run owed deliveries to completion (needs the ``db`` fixture or mark)."""
-    from .testing import drain
+    from django_domain_events.testing import drain
 
     return drain
 
@@ -33,7 +33,7 @@ def drain_events() -> Callable[..., DrainResult]:
 @pytest.fixture
 def receiver_registry() -> Iterator[Registry]:
     """An empty receiver registry for the test; the project's receivers come back afterwards."""
-    from .registry import registry
+    from django_domain_events.declaration.registry import registry
 
     with registry.isolated() as isolated:
         yield isolated

@@ -14,10 +14,10 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, router
 
-from .delivery import Outcome, owed_delivery, run_delivery
-from .envelope import Envelope
-from .events import DomainEvent, NamedEvent
-from .models import Delivery, OutboxEvent
+from django_domain_events.declaration.envelope import Envelope
+from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.delivery.runner import Outcome, owed_delivery, run_delivery
+from django_domain_events.models import Delivery, OutboxEvent
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def capture_events() -> Iterator[CapturedEvents]:
         published.assert_published(OrderPlaced, order_id=order.pk)
 
     """
-    from . import publishing
+    from django_domain_events.publishing import publisher as publishing
 
     captured = CapturedEvents()
 
@@ -128,8 +128,8 @@ def disposable_event_classes() -> Iterator[None]:
     so its event type would still be looked up and reported by the system checks (as a
     duplicate, say) in later tests. Retired classes take part in neither.
     """
-    from .events import all_event_subclasses, retire_event_class
-    from .serialization import forget_event_class
+    from django_domain_events.declaration.codec import forget_event_class
+    from django_domain_events.declaration.events import all_event_subclasses, retire_event_class
 
     before = all_event_subclasses()
     try:

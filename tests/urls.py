@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import path
 
-from django_domain_events.metrics import metrics_view
+from django_domain_events.observability.metrics import metrics_view
 
 urlpatterns = [path("admin/", admin.site.urls), path("metrics/", metrics_view)]

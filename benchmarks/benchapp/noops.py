@@ -13,7 +13,7 @@ from typing import Any
 from django.test import override_settings
 
 from django_domain_events import receiver
-from django_domain_events.registry import registry
+from django_domain_events.declaration.registry import registry
 
 from .events import OrderPlaced
 

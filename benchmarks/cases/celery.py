@@ -33,8 +33,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_domain_events import publish
+from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import registry
 
 from ..benchapp.events import RAW_EVENT_TYPE, TOTAL, OrderPlaced, raw_payload
 from ..benchapp.models import RawEvent

@@ -25,8 +25,8 @@ from django.db import transaction
 from django.test import override_settings
 
 from django_domain_events import publish
+from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import registry
 
 from ..benchapp.events import TOTAL, OrderPlaced
 from ..benchapp.noops import noop_receivers

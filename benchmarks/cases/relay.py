@@ -17,8 +17,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_domain_events import publish_many, use_dispatcher
+from django_domain_events.delivery.relay import Relay, RelayTotals
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.relay import Relay, RelayTotals
 
 from ..benchapp.events import RAW_EVENT_TYPE, TOTAL, OrderPlaced, raw_payload
 from ..benchapp.models import RawEvent

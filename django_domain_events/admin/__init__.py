@@ -14,7 +14,7 @@ the retry, skip and replay actions, and a dashboard.
 
 from __future__ import annotations
 
-from .deliveries import DeliveryAdmin
-from .events import DeliveryInline, OutboxEventAdmin
+from django_domain_events.admin.deliveries import DeliveryAdmin
+from django_domain_events.admin.events import DeliveryInline, OutboxEventAdmin
 
 __all__ = ["DeliveryAdmin", "DeliveryInline", "OutboxEventAdmin"]

@@ -18,12 +18,16 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..delivery import hand_over_released
-from ..models import Delivery, DeliveryState, OutboxEvent
-from ..ordering import skip_dead
-from ..receivers import Receiver
-from ..redelivery import RETRYABLE_STATES, replay_events, retry_deliveries
-from ..registry import registry
+from django_domain_events.declaration.receivers import Receiver
+from django_domain_events.declaration.registry import registry
+from django_domain_events.delivery.ordering import skip_dead
+from django_domain_events.delivery.runner import hand_over_released
+from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.operations.redelivery import (
+    RETRYABLE_STATES,
+    replay_events,
+    retry_deliveries,
+)
 
 ACTION_ROW_LIMIT = 10_000
 """Most rows one admin action takes; more is a job for the management commands."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from ..models import DeliveryState
+from django_domain_events.models import DeliveryState
 
 STATE_ORDER = (
     DeliveryState.DELIVERED,

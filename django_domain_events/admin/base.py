@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from ..conf import settings
+from django_domain_events.conf import settings
 
 # django-stubs makes the admin classes generic; at run time Django's are not subscriptable.
 if TYPE_CHECKING:

@@ -18,11 +18,11 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..conf import settings
-from ..models import Delivery, DeliveryState, OutboxEvent
-from .charts import BarChart, Series, stacked_bar_chart
-from .lines import BlockedLine, blocked
-from .pagination import bounded_count
+from django_domain_events.admin.charts import BarChart, Series, stacked_bar_chart
+from django_domain_events.admin.lines import BlockedLine, blocked
+from django_domain_events.admin.pagination import bounded_count
+from django_domain_events.conf import settings
+from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 
 HOURS = 24
 """Hours the charts cover, the current one included."""

@@ -19,15 +19,26 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Delivery, DeliveryState
-from ..ordering import skips_dead
-from ..registry import registry
-from .actions import retry_selected_deliveries, skip_selected_in_lines
-from .badges import state_badge
-from .base import MEDIA_CSS, ReadOnlyAdmin, short_uuid
-from .filters import DispatcherFilter, HoldingUpFilter, OrderingKeyFilter, ReceiverFilter
-from .lines import ahead_of, capped_count, count_text, held_up_by, waiting_behind
-from .pagination import EstimatedCountPaginator
+from django_domain_events.admin.actions import retry_selected_deliveries, skip_selected_in_lines
+from django_domain_events.admin.badges import state_badge
+from django_domain_events.admin.base import MEDIA_CSS, ReadOnlyAdmin, short_uuid
+from django_domain_events.admin.filters import (
+    DispatcherFilter,
+    HoldingUpFilter,
+    OrderingKeyFilter,
+    ReceiverFilter,
+)
+from django_domain_events.admin.lines import (
+    ahead_of,
+    capped_count,
+    count_text,
+    held_up_by,
+    waiting_behind,
+)
+from django_domain_events.admin.pagination import EstimatedCountPaginator
+from django_domain_events.declaration.registry import registry
+from django_domain_events.delivery.ordering import skips_dead
+from django_domain_events.models import Delivery, DeliveryState
 
 
 def task_result_url(task_id: str) -> str | None:

@@ -19,15 +19,15 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
 
-from ..models import Delivery, OutboxEvent
-from .actions import replay_selected_events
-from .badges import STATE_ORDER, state_badge
-from .base import MEDIA_CSS, ReadOnlyAdmin, TabularInline, short_uuid
-from .dashboard import dashboard_view
-from .dates import FastDateHierarchyChangeList
-from .filters import EventDeliveryStateFilter, EventTypeFilter
-from .highlighting import highlight_json
-from .pagination import EstimatedCountPaginator
+from django_domain_events.admin.actions import replay_selected_events
+from django_domain_events.admin.badges import STATE_ORDER, state_badge
+from django_domain_events.admin.base import MEDIA_CSS, ReadOnlyAdmin, TabularInline, short_uuid
+from django_domain_events.admin.dashboard import dashboard_view
+from django_domain_events.admin.dates import FastDateHierarchyChangeList
+from django_domain_events.admin.filters import EventDeliveryStateFilter, EventTypeFilter
+from django_domain_events.admin.highlighting import highlight_json
+from django_domain_events.admin.pagination import EstimatedCountPaginator
+from django_domain_events.models import Delivery, OutboxEvent
 
 
 def attach_delivery_counts(events: Sequence[OutboxEvent]) -> None:

@@ -9,11 +9,11 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from ..conf import settings
-from ..models import Delivery, DeliveryState, OutboxEvent
-from ..registry import registry
-from .distinct import distinct_values
-from .lines import holding_up
+from django_domain_events.admin.distinct import distinct_values
+from django_domain_events.admin.lines import holding_up
+from django_domain_events.conf import settings
+from django_domain_events.declaration.registry import registry
+from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 
 
 class EventTypeFilter(admin.SimpleListFilter):

@@ -17,9 +17,9 @@ from functools import reduce
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext
 
-from ..models import RUNNABLE_STATES, Delivery, DeliveryState
-from ..ordering import blocked_lines, count_blocked, skips_dead
-from ..registry import registry
+from django_domain_events.declaration.registry import registry
+from django_domain_events.delivery.ordering import blocked_lines, count_blocked, skips_dead
+from django_domain_events.models import RUNNABLE_STATES, Delivery, DeliveryState
 
 LINE_COUNT_LIMIT = 10_000
 """Deliveries of one line counted exactly; past this many a count says "more than"."""

@@ -8,14 +8,14 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from ..exceptions import DispatcherError
-from .base import Dispatcher, OwedDelivery
+from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
+from django_domain_events.exceptions import DispatcherError
 
 BUILTIN_DISPATCHERS = {
     "sync": "django_domain_events.dispatchers.sync.SyncDispatcher",
     "deferred": "django_domain_events.dispatchers.deferred.DeferredDispatcher",
     # Imported only when named: nothing Celery-related loads for the other dispatchers.
-    "celery": "django_domain_events.dispatchers.celery.CeleryDispatcher",
+    "celery": "django_domain_events.dispatchers.celery.dispatcher.CeleryDispatcher",
 }
 """Short names accepted wherever a dispatcher is named, and the classes they stand for."""
 

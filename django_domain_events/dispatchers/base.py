@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..envelope import Envelope
-from ..events import DomainEvent, NamedEvent
+from django_domain_events.declaration.envelope import Envelope
+from django_domain_events.declaration.events import DomainEvent, NamedEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .base import Dispatcher, OwedDelivery
+from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
 
 
 class DeferredDispatcher(Dispatcher):

@@ -12,7 +12,7 @@ import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import dispatcher_class
+from django_domain_events.dispatchers import dispatcher_class
 
 _override: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "django_domain_events_dispatcher_override", default=None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..delivery import run_delivery
-from .base import Dispatcher, OwedDelivery
+from django_domain_events.delivery.runner import run_delivery
+from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
 
 
 class SyncDispatcher(Dispatcher):

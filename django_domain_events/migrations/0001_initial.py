@@ -3,8 +3,8 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+import django_domain_events.declaration.codec
 import django_domain_events.ids
-import django_domain_events.serialization
 
 
 class Migration(migrations.Migration):
@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
                 (
                     "payload",
                     models.JSONField(
-                        encoder=django_domain_events.serialization.PayloadJSONEncoder,
+                        encoder=django_domain_events.declaration.codec.PayloadJSONEncoder,
                         help_text="The event's fields, as JSON. Never edited after publish.",
                         verbose_name="payload",
                     ),

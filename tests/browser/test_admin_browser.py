@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth.models import User
 
 from django_domain_events import GiveUp, publish, receiver
+from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import registry
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -13,9 +13,9 @@ from django.db import connection
 from django.test import override_settings
 
 from django_domain_events import DomainEvent, Envelope, publish, receiver
-from django_domain_events.delivery import Outcome, owed_delivery, run_delivery
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.runner import Outcome, owed_delivery, run_delivery
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
 from tests.testapp.models import Effect
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

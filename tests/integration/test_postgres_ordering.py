@@ -13,9 +13,9 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from django_domain_events import Envelope, NamedEvent, publish, receiver
-from django_domain_events.delivery import owed_delivery, run_delivery
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.runner import owed_delivery, run_delivery
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
 from tests.integration.test_postgres_delivery import lock_waiters
 from tests.testapp.models import Effect
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django_domain_events.backend import subscribe_to_event
+from django_domain_events.compat.backend import subscribe_to_event
 
 received: list[dict[str, Any]] = []
 

@@ -12,8 +12,8 @@ import pytest
 from django.db import IntegrityError, connection, models, transaction
 
 from django_domain_events import DomainEvent, EventRecordingMixin, NamedEvent, receiver
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.registry import Registry
 from tests.testapp.models import Account
 
 transactional = pytest.mark.django_db(transaction=True)

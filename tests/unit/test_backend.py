@@ -1,4 +1,4 @@
-"""django_domain_events.backend: the in-house backend's API, working on top of the outbox."""
+"""django_domain_events.compat.backend: the in-house backend's API, working on top of the outbox."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from django.apps import apps
 from django.db import transaction
 
 from django_domain_events import DomainEvent, PayloadError, publish
-from django_domain_events import backend as backend_module
-from django_domain_events.backend import (
+from django_domain_events.checks import check_backend_subscriptions
+from django_domain_events.compat import backend as backend_module
+from django_domain_events.compat.backend import (
     CeleryEventBackend,
     EventBackend,
     EventBackendType,
@@ -33,9 +34,8 @@ from django_domain_events.backend import (
     reset_event_backend,
     subscribe_to_event,
 )
-from django_domain_events.checks import check_backend_subscriptions
+from django_domain_events.declaration.registry import Registry, registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.registry import Registry, registry
 
 transactional = pytest.mark.django_db(transaction=True)
 

@@ -22,7 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from kombu.transport.virtual import Message
 
-import django_domain_events.tasks  # noqa: F401 - registers the task with every Celery app
+import django_domain_events.dispatchers.celery.tasks  # noqa: F401 - registers the task with every Celery app
 from django_domain_events import (
     DomainEvent,
     Envelope,
@@ -34,9 +34,10 @@ from django_domain_events import (
     receiver,
 )
 from django_domain_events.checks import check_receivers, check_settings
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
-from django_domain_events.dispatchers.celery import (
+from django_domain_events.dispatchers.celery.dispatcher import (
     TASK_NAME,
     CeleryDispatcher,
     keeps_results,
@@ -44,7 +45,6 @@ from django_domain_events.dispatchers.celery import (
     publish_retry_policy,
 )
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.registry import Registry
 from tests.imports_probe import imported_by_a_plain_publish
 
 pytestmark = pytest.mark.django_db(transaction=True)

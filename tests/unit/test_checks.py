@@ -23,7 +23,7 @@ from django.test import override_settings
 from django_domain_events import DomainEvent, Envelope, receiver
 from django_domain_events.checks import check_event_classes, check_receivers, check_settings
 from django_domain_events.conf import DEFAULTS
-from django_domain_events.registry import Registry, registry
+from django_domain_events.declaration.registry import Registry, registry
 
 ROOT = Path(__file__).resolve().parents[2]
 

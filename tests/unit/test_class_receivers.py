@@ -15,8 +15,8 @@ from django.apps import apps
 
 from django_domain_events import DomainEvent, Envelope, handles, publish, receiver_class
 from django_domain_events.checks import check_backend_subscriptions, check_receivers
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
 
 transactional = pytest.mark.django_db(transaction=True)
 

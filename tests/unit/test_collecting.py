@@ -22,9 +22,9 @@ from django_domain_events import (
     receiver,
     use_dispatcher,
 )
-from django_domain_events.collecting import DeliveryRow, EventRow
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.registry import Registry
+from django_domain_events.publishing.collecting import DeliveryRow, EventRow
 from django_domain_events.testing import capture_events
 from tests.testapp.models import Account
 

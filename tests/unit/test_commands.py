@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from django_domain_events import Envelope, GiveUp, NamedEvent, publish, receiver, use_dispatcher
 from django_domain_events.checks import check_settings
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.redelivery import replay_events, retry_deliveries
-from django_domain_events.registry import Registry
+from django_domain_events.operations.redelivery import replay_events, retry_deliveries
 from tests.testapp.models import Effect
 
 pytestmark = pytest.mark.django_db(transaction=True)

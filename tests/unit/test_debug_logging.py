@@ -11,8 +11,8 @@ from django.test import override_settings
 
 from django_domain_events import DomainEvent, collect_events, publish, receiver
 from django_domain_events.checks import check_settings
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery
-from django_domain_events.registry import Registry
 
 transactional = pytest.mark.django_db(transaction=True)
 

@@ -18,9 +18,9 @@ from django_domain_events import (
     receiver,
     use_dispatcher,
 )
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.dispatchers.override import dispatcher_override
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
 from django_domain_events.testing import drain
 
 transactional = pytest.mark.django_db(transaction=True)

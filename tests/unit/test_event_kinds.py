@@ -19,8 +19,8 @@ from django_domain_events import (
     use_dispatcher,
 )
 from django_domain_events.checks import check_integration_events
-from django_domain_events.events import event_classes
-from django_domain_events.registry import Registry
+from django_domain_events.declaration.events import event_classes
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.testing import drain
 
 transactional = pytest.mark.django_db(transaction=True)

@@ -14,8 +14,8 @@ from django_domain_events import (
     EventDefinitionError,
     NamedEvent,
 )
-from django_domain_events.events import event_class_for, event_classes
-from django_domain_events.serialization import decode_event
+from django_domain_events.declaration.codec import decode_event
+from django_domain_events.declaration.events import event_class_for, event_classes
 from tests.testapp.events import OrderPlaced, OrderShipped
 
 

@@ -23,9 +23,9 @@ from django_domain_events import (
     publish_many,
     receiver,
 )
-from django_domain_events.listeners import has_listeners
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, OutboxEvent
-from django_domain_events.registry import Registry
+from django_domain_events.publishing.listeners import has_listeners
 
 transactional = pytest.mark.django_db(transaction=True)
 

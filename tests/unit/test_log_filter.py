@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import pytest
 
 from django_domain_events import DomainEvent, publish, receiver
-from django_domain_events.log_filter import CorrelationFilter
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery
-from django_domain_events.registry import Registry
+from django_domain_events.observability.log_filter import CorrelationFilter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from django_domain_events import DomainEvent, GiveUp, publish, receiver
-from django_domain_events import metrics as metrics_module
 from django_domain_events.checks import check_settings
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
+from django_domain_events.observability import metrics as metrics_module
 from django_domain_events.testing import drain
 from tests.imports_probe import imported_by_a_plain_publish
 

@@ -27,12 +27,12 @@ from django_domain_events import (
     receiver,
 )
 from django_domain_events.checks import check_event_classes
-from django_domain_events.delivery import hand_over_released
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.ordering import blocked_lines, count_blocked, skip_dead
+from django_domain_events.delivery.relay import Relay
+from django_domain_events.delivery.runner import hand_over_released
 from django_domain_events.models import Delivery, DeliveryState, OrderingKey
-from django_domain_events.ordering import blocked_lines, count_blocked, skip_dead
-from django_domain_events.redelivery import replay_events, retry_deliveries
-from django_domain_events.registry import Registry
-from django_domain_events.relay import Relay
+from django_domain_events.operations.redelivery import replay_events, retry_deliveries
 from tests.testapp.models import Effect
 from tests.unit.recording import RECORDING, RecordingDispatcher
 
@@ -330,7 +330,7 @@ def test_a_released_delivery_goes_to_its_own_dispatcher(receiver_registry: Regis
     assert [len(call) for call in RecordingDispatcher.calls] == [1]
     [[first]] = RecordingDispatcher.calls
 
-    from django_domain_events.delivery import run_delivery
+    from django_domain_events.delivery.runner import run_delivery
 
     run_delivery(first)
 

@@ -27,8 +27,8 @@ from django_domain_events import (
     receiver,
     signals,
 )
+from django_domain_events.declaration.registry import Registry, registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.registry import Registry, registry
 from tests.testapp.models import Order
 
 transactional = pytest.mark.django_db(transaction=True)

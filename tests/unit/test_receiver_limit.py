@@ -8,7 +8,7 @@ from django.test import override_settings
 
 from django_domain_events import handles, receiver, receiver_class
 from django_domain_events.checks import check_receiver_limit, check_settings
-from django_domain_events.registry import Registry
+from django_domain_events.declaration.registry import Registry
 
 EVENT = "unit_limit.happened"
 

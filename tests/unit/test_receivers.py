@@ -14,7 +14,7 @@ from django.apps import apps
 from django.utils.module_loading import autodiscover_modules
 
 from django_domain_events import Envelope, Receiver, receiver
-from django_domain_events.registry import Registry, registry
+from django_domain_events.declaration.registry import Registry, registry
 from tests.testapp import handlers as testapp_handlers
 from tests.testapp.events import OrderPlaced
 

@@ -21,9 +21,9 @@ from django_domain_events import (
     receiver,
     use_dispatcher,
 )
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.relay import Relay, declared_dispatchers
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.registry import Registry
-from django_domain_events.relay import Relay, declared_dispatchers
 from tests.testapp.events import OrderPlaced
 from tests.testapp.models import Effect
 from tests.unit.recording import RECORDING, RecordingDispatcher
@@ -308,7 +308,7 @@ def test_batch_size_must_be_positive() -> None:
 
 
 def test_the_celery_beat_task_runs_one_pass(recorded: Registry) -> None:
-    from django_domain_events.tasks import RELAY_TASK_NAME, relay
+    from django_domain_events.dispatchers.celery.tasks import RELAY_TASK_NAME, relay
 
     publish_deferred(3)
     age()

@@ -25,16 +25,16 @@ from django_domain_events import (
     NamedEvent,
     PayloadError,
 )
-from django_domain_events.models import Delivery, OutboxEvent
-from django_domain_events.publishing import publish, publish_many
-from django_domain_events.registry import registry
-from django_domain_events.serialization import (
+from django_domain_events.declaration.codec import (
     check_event_class,
     decode_event,
     decode_json,
     encode_event,
     encode_payload,
 )
+from django_domain_events.declaration.registry import registry
+from django_domain_events.models import Delivery, OutboxEvent
+from django_domain_events.publishing.publisher import publish, publish_many
 from tests.testapp.events import OrderPlaced
 
 NO_LIMIT = 10**9

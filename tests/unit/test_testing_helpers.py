@@ -22,8 +22,8 @@ from django_domain_events import (
     publish_many,
     receiver,
 )
+from django_domain_events.declaration.registry import Registry, registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.registry import Registry, registry
 from django_domain_events.testing import CapturedEvents, DrainResult, capture_events, drain
 from tests.testapp.events import OrderPlaced
 from tests.testapp.models import Effect

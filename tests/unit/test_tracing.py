@@ -17,11 +17,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from django_domain_events import DomainEvent, publish, publish_many, receiver
-from django_domain_events.delivery import run_delivery
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.relay import Relay
+from django_domain_events.delivery.runner import run_delivery
 from django_domain_events.dispatchers.base import Dispatcher
 from django_domain_events.models import Delivery, OutboxEvent
-from django_domain_events.registry import Registry
-from django_domain_events.relay import Relay
 from django_domain_events.testing import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -199,8 +199,8 @@ def test_the_celery_task_continues_the_trace_stored_with_its_event(
     spans: InMemorySpanExporter, receiver_registry: Registry
 ) -> None:
     pytest.importorskip("celery")
-    import django_domain_events.tasks  # noqa: F401 - registers the task with every Celery app
-    from django_domain_events.dispatchers.celery import TASK_NAME
+    import django_domain_events.dispatchers.celery.tasks  # noqa: F401 - registers the task with every Celery app
+    from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME
     from tests.unit.test_celery import memory_app
 
     receiver("unit_tracing.queued", name="unit_tracing.queued", dispatcher="deferred")(
@@ -225,8 +225,8 @@ def test_the_celery_task_continues_the_trace_stored_with_its_event(
 
 def run_task(delivery: Delivery) -> None:
     pytest.importorskip("celery")
-    import django_domain_events.tasks  # noqa: F401 - registers the task with every Celery app
-    from django_domain_events.dispatchers.celery import TASK_NAME
+    import django_domain_events.dispatchers.celery.tasks  # noqa: F401 - registers the task with every Celery app
+    from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME
     from tests.unit.test_celery import memory_app
 
     memory_app.tasks[TASK_NAME].apply(args=(str(delivery.pk), "default")).get()

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...health import STATES, outbox_status
-from .relay_events import database_alias
+from django_domain_events.management.commands.relay_events import database_alias
+from django_domain_events.operations.health import STATES, outbox_status
 
 
 class Command(BaseCommand):
@@ -93,7 +93,7 @@ class Command(BaseCommand):
 
 
 def _prometheus_text(database: str | None) -> str:
-    from ...metrics import exposition
+    from django_domain_events.observability.metrics import exposition
 
     try:
         import prometheus_client  # noqa: F401

@@ -6,10 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...conf import settings
-from ...operations import SelectionError, parse_duration
-from ...pruning import BATCH_SIZE, PruneResult, prune_events
-from .relay_events import database_alias
+from django_domain_events.conf import settings
+from django_domain_events.management.commands.relay_events import database_alias
+from django_domain_events.operations.pruning import BATCH_SIZE, PruneResult, prune_events
+from django_domain_events.operations.selection import SelectionError, parse_duration
 
 
 class Command(BaseCommand):

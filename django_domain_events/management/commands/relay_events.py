@@ -12,8 +12,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from ...conf import settings
-from ...relay import Relay, RelayTotals
+from django_domain_events.conf import settings
+from django_domain_events.delivery.relay import Relay, RelayTotals
 
 
 class Command(BaseCommand):
@@ -89,7 +89,7 @@ class Command(BaseCommand):
     def _serve_metrics(self, port: int) -> None:
         if not 0 <= port <= 65535:
             raise CommandError(f"--metrics-port is {port}; give a port number from 0 to 65535.")
-        from ... import metrics
+        from django_domain_events.observability import metrics
 
         if not metrics.enabled():
             raise CommandError(

@@ -6,9 +6,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...operations import EventSelection, SelectionError, parse_ids, parse_optional_moment
-from ...redelivery import RedeliveryResult, replay_selected
-from .relay_events import database_alias
+from django_domain_events.management.commands.relay_events import database_alias
+from django_domain_events.operations.redelivery import RedeliveryResult, replay_selected
+from django_domain_events.operations.selection import (
+    EventSelection,
+    SelectionError,
+    parse_ids,
+    parse_optional_moment,
+)
 
 
 class Command(BaseCommand):

@@ -6,10 +6,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...models import DeliveryState
-from ...operations import DeliverySelection, SelectionError, parse_ids, parse_optional_moment
-from ...redelivery import RedeliveryResult, retry_selected
-from .relay_events import database_alias
+from django_domain_events.management.commands.relay_events import database_alias
+from django_domain_events.models import DeliveryState
+from django_domain_events.operations.redelivery import RedeliveryResult, retry_selected
+from django_domain_events.operations.selection import (
+    DeliverySelection,
+    SelectionError,
+    parse_ids,
+    parse_optional_moment,
+)
 
 
 class Command(BaseCommand):

@@ -7,9 +7,9 @@ import pytest
 from django.db import connection, connections
 
 from django_domain_events import NamedEvent, publish, receiver
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.dispatchers.celery.tasks import deliver
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
-from django_domain_events.tasks import deliver
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

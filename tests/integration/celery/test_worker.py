@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 
 from django_domain_events import publish
-from django_domain_events.dispatchers.celery import TASK_NAME
+from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME
 from django_domain_events.models import Delivery, DeliveryState
 from tests.testapp import receivers
 from tests.testapp.models import Effect

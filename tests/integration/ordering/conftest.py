@@ -20,8 +20,8 @@ from celery import Celery
 from django.db import connection
 from django.utils import timezone
 
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
 from tests.integration.celery import conftest as celery_fixtures
 from tests.integration.celery.conftest import (
     Broker,

@@ -17,9 +17,9 @@ from django.test import Client
 from django.urls import reverse
 
 from django_domain_events import publish_many
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
-from django_domain_events.relay import Relay
 from tests.integration.celery.conftest import Broker
 
 from .conftest import OrderingWorker, manage, wait_until

@@ -15,8 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
 from tests.integration.celery.conftest import Broker
 
 from .conftest import OrderingWorker, wait_until_delivered

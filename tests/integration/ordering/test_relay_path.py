@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 from celery import Celery
 
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.relay import Relay, RelayTotals
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import Registry
-from django_domain_events.relay import Relay, RelayTotals
 from tests.integration.celery.conftest import Broker, delete_queue
 
 from .conftest import OrderingWorker, stop_all, wait_until, wait_until_delivered

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import pytest
 from django.db import connection
 
-from django_domain_events.registry import Registry
+from django_domain_events.declaration.registry import Registry
 
 # The Celery tests' brokers and workers, for the relay's tests with Celery.
 from tests.integration.celery.conftest import broker, celery_app, queue, worker  # noqa: F401

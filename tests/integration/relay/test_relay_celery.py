@@ -10,8 +10,8 @@ import pytest
 from django.db.models.functions import Now
 
 from django_domain_events import publish
+from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.relay import Relay
 from tests.integration.celery.conftest import Broker, Worker, current_celery_app, make_app, wait_for
 from tests.tcp_proxy import TCPProxy
 from tests.testapp import receivers

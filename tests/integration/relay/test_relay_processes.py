@@ -18,10 +18,10 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from django_domain_events import publish, publish_many, use_dispatcher
-from django_domain_events.events import NamedEvent
+from django_domain_events.declaration.events import NamedEvent
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.registry import Registry
-from django_domain_events.relay import Relay
 from tests.tcp_proxy import TCPProxy
 from tests.testapp.models import Effect
 

@@ -17,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from django_domain_events import publish, use_dispatcher
-from django_domain_events.registry import Registry
+from django_domain_events.declaration.registry import Registry
 from tests.tracing_sdk import read_spans
 
 from .conftest import Process

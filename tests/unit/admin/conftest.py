@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from django_domain_events import GiveUp, receiver
-from django_domain_events.registry import registry
+from django_domain_events.declaration.registry import registry
 
 HOSTILE = "<script>alert('x')</script>"
 

@@ -17,8 +17,8 @@ from django.utils.http import urlencode
 
 from django_domain_events import GiveUp, publish, receiver
 from django_domain_events.admin import lines
+from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import registry
 
 from .conftest import login, staff_with
 from .test_admin_actions import messages_of, post_action

@@ -225,7 +225,7 @@ def test_a_search_by_causation_id_finds_the_events_it_caused(
     superuser_client: Client,
 ) -> None:
     from django_domain_events import receiver
-    from django_domain_events.registry import registry
+    from django_domain_events.declaration.registry import registry
 
     with registry.isolated():
 

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand
 from django.db.models import Count, F
 from django.utils import timezone
 
+from django_domain_events.delivery.ordering import blocked_lines
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.ordering import blocked_lines
 from django_domain_events.testing import drain
 from shop.models import CrmMerge, Order
 from shop.services import cancel_order, place_order, record_payment, sign_up_for_newsletter

@@ -35,19 +35,19 @@ from django.db import (
 )
 from django.db.models.functions import Now
 
-from . import ordering, signals
-from .conf import settings
-from .delivery import EVENT_COLUMNS, Outcome, decode_stored, run_delivery
-from .dispatchers import BUILTIN_DISPATCHERS, dispatchers
-from .dispatchers.base import Dispatcher, OwedDelivery
-from .dispatchers.deferred import DeferredDispatcher
-from .dispatchers.sync import SyncDispatcher
-from .envelope import Envelope
-from .events import DomainEvent, NamedEvent
-from .exceptions import DispatcherError, DomainEventsError
-from .managers import DeliveryQuerySet
-from .models import Delivery, DeliveryState, OutboxEvent
-from .registry import registry
+from django_domain_events import signals
+from django_domain_events.conf import settings
+from django_domain_events.declaration.envelope import Envelope
+from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.declaration.registry import registry
+from django_domain_events.delivery import ordering
+from django_domain_events.delivery.runner import EVENT_COLUMNS, Outcome, decode_stored, run_delivery
+from django_domain_events.dispatchers import BUILTIN_DISPATCHERS, dispatchers
+from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
+from django_domain_events.dispatchers.deferred import DeferredDispatcher
+from django_domain_events.dispatchers.sync import SyncDispatcher
+from django_domain_events.exceptions import DispatcherError, DomainEventsError
+from django_domain_events.models import Delivery, DeliveryQuerySet, DeliveryState, OutboxEvent
 
 logger = logging.getLogger("django_domain_events")
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from django.apps import apps
 
-from .exceptions import EventDecodeError, EventDefinitionError
+from django_domain_events.exceptions import EventDecodeError, EventDefinitionError
 
 # Bumped whenever an event class is defined, so cached lookups know to rebuild.
 _generation = 0

@@ -32,15 +32,15 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from .conf import settings
-from .dispatchers import dispatchers
-from .dispatchers.base import OwedDelivery
-from .events import DomainEvent, NamedEvent
-from .exceptions import PayloadError
-from .inserts import DELIVERY_COLUMNS
-from .models import Delivery, DeliveryState, OrderingKey
-from .receivers import Receiver
-from .registry import registry
+from django_domain_events.conf import settings
+from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.declaration.receivers import Receiver
+from django_domain_events.declaration.registry import registry
+from django_domain_events.dispatchers import dispatchers
+from django_domain_events.dispatchers.base import OwedDelivery
+from django_domain_events.exceptions import PayloadError
+from django_domain_events.models import Delivery, DeliveryState, OrderingKey
+from django_domain_events.publishing.writer import DELIVERY_COLUMNS
 
 MAX_KEY_LENGTH = 255
 """Longest ordering key, in characters (the column's length)."""

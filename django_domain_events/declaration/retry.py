@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .conf import settings
-from .receivers import Receiver
+from django_domain_events.conf import settings
+from django_domain_events.declaration.receivers import Receiver
 
 
 @dataclass(frozen=True, slots=True)

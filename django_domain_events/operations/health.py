@@ -14,9 +14,9 @@ from django.db import DEFAULT_DB_ALIAS, router
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max
 from django.db.models.functions import Now
 
-from .conf import settings
-from .models import Delivery, DeliveryState
-from .ordering import blocked_lines
+from django_domain_events.conf import settings
+from django_domain_events.delivery.ordering import blocked_lines
+from django_domain_events.models import Delivery, DeliveryState
 
 STATES = tuple(state.value for state in DeliveryState)
 

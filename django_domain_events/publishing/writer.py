@@ -16,7 +16,7 @@ from typing import Any, cast
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from .models import Delivery, OutboxEvent
+from django_domain_events.models import Delivery, OutboxEvent
 
 EVENT_COLUMNS = (
     "id",

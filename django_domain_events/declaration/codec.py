@@ -23,8 +23,8 @@ from typing import Any
 
 import msgspec
 
-from .events import DomainEvent, NamedEvent, event_class_for
-from .exceptions import EventDecodeError, EventDefinitionError, PayloadError
+from django_domain_events.declaration.events import DomainEvent, NamedEvent, event_class_for
+from django_domain_events.exceptions import EventDecodeError, EventDefinitionError, PayloadError
 
 Checker = Callable[[Any, str], None]
 

@@ -17,8 +17,8 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 
-from .models import Delivery, DeliveryState, OutboxEvent
-from .ordering import forget_idle_keys
+from django_domain_events.delivery.ordering import forget_idle_keys
+from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 
 BATCH_SIZE = 1000
 """Events deleted per transaction by default."""

@@ -24,13 +24,13 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .conf import SettingSwitch, settings
+from django_domain_events.conf import SettingSwitch, settings
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-    from .dispatchers.base import OwedDelivery
-    from .envelope import Envelope
+    from django_domain_events.declaration.envelope import Envelope
+    from django_domain_events.dispatchers.base import OwedDelivery
 
 logger = logging.getLogger("django_domain_events")
 
@@ -252,7 +252,7 @@ def _extract(api: _Api, headers: Mapping[str, Any]) -> Any:
 def _read_headers(owed: OwedDelivery, envelope: Envelope) -> Mapping[str, Any]:
     # A delivery handed over without its event's headers (by a dispatcher of the project's
     # own, say): one primary-key read.
-    from .models import OutboxEvent
+    from django_domain_events.models import OutboxEvent
 
     found = (
         OutboxEvent.objects.using(owed.using)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
-from .events import DomainEvent
+from django_domain_events.declaration.events import DomainEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
 OnDead = Literal["block", "skip"]
@@ -136,7 +136,7 @@ def receiver(
     order; ``on_dead`` says whether a dead one holds up the rest (``"block"``) or not
     (``"skip"``). The function is returned unchanged.
     """
-    from .registry import registry
+    from django_domain_events.declaration.registry import registry
 
     def decorate(func: F) -> F:
         registry.register(
@@ -258,7 +258,7 @@ def receiver_class(
 
 
 def _register_class(cls: type, scope: InstanceScope) -> None:
-    from .registry import registry
+    from django_domain_events.declaration.registry import registry
 
     if not isinstance(cls, type):
         raise TypeError(f"@receiver_class decorates a class, got {cls!r}.")

@@ -22,17 +22,23 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from . import debug_logging, metrics, ordering, signals, tracing
-from .dispatchers import dispatchers
-from .dispatchers.base import OwedDelivery
-from .envelope import Envelope, reset_current_envelope, set_current_envelope
-from .events import DomainEvent, NamedEvent
-from .exceptions import DomainEventsError, GiveUp, RetryAfter
-from .models import RUNNABLE_STATES, Delivery, DeliveryState
-from .receivers import Receiver
-from .registry import registry
-from .retry import policy_for
-from .serialization import decode_event
+from django_domain_events import signals
+from django_domain_events.declaration.codec import decode_event
+from django_domain_events.declaration.envelope import (
+    Envelope,
+    reset_current_envelope,
+    set_current_envelope,
+)
+from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.declaration.receivers import Receiver
+from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.retry import policy_for
+from django_domain_events.delivery import ordering
+from django_domain_events.dispatchers import dispatchers
+from django_domain_events.dispatchers.base import OwedDelivery
+from django_domain_events.exceptions import DomainEventsError, GiveUp, RetryAfter
+from django_domain_events.models import RUNNABLE_STATES, Delivery, DeliveryState
+from django_domain_events.observability import debug_logging, metrics, tracing
 
 logger = logging.getLogger("django_domain_events")
 
@@ -217,7 +223,7 @@ def _hand_over(released: OwedDelivery) -> OwedDelivery | None:
     # A released delivery for the synchronous dispatcher runs here and now, and what it
     # releases in turn comes back: a loop in run_delivery(), not recursion, however long the
     # line that was waiting. Any other dispatcher is handed it, as after a publish.
-    from .dispatchers.sync import SyncDispatcher
+    from django_domain_events.dispatchers.sync import SyncDispatcher
 
     try:
         dispatcher = dispatchers[released.dispatcher]

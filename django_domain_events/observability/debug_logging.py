@@ -11,10 +11,10 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .conf import SettingSwitch, settings
+from django_domain_events.conf import SettingSwitch, settings
 
 if TYPE_CHECKING:
-    from .dispatchers.base import OwedDelivery
+    from django_domain_events.dispatchers.base import OwedDelivery
 
 logger = logging.getLogger("django_domain_events")
 

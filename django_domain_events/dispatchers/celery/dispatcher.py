@@ -2,7 +2,7 @@
 
 This module imports Celery, so it is imported only when a receiver or
 ``DOMAIN_EVENTS["DISPATCHER"]`` names ``"celery"``. The task it sends,
-``django_domain_events.deliver``, lives in ``django_domain_events.tasks``, where the project's
+``django_domain_events.deliver``, is in ``django_domain_events.tasks``, where the project's
 ``app.autodiscover_tasks()`` finds it.
 """
 
@@ -20,10 +20,10 @@ from django.db.models import Case, CharField, Q, Value, When
 from django.utils import timezone
 from kombu.utils.url import maybe_sanitize_url
 
-from ..conf import settings
-from ..exceptions import DispatcherError
-from ..models import Delivery, DeliveryState
-from .base import Dispatcher, OwedDelivery
+from django_domain_events.conf import settings
+from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
+from django_domain_events.exceptions import DispatcherError
+from django_domain_events.models import Delivery, DeliveryState
 
 logger = logging.getLogger("django_domain_events")
 
@@ -200,7 +200,7 @@ class CeleryDispatcher(Dispatcher):
         # retry is not run at once: it waits, failed, for testing.drain() or the relay.
         if countdown is not None:
             return []
-        from ..tasks import deliver  # noqa: F401 - registers the task with the app
+        from django_domain_events.dispatchers.celery.tasks import deliver  # noqa: F401 - registers the task with the app
 
         task = app.tasks[TASK_NAME]
         for owed in deliveries:

@@ -16,8 +16,13 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from .managers import DeliveryQuerySet, OutboxEventQuerySet
-from .models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.models import (
+    Delivery,
+    DeliveryQuerySet,
+    DeliveryState,
+    OutboxEvent,
+    OutboxEventQuerySet,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

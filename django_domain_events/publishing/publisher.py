@@ -29,19 +29,22 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from . import debug_logging, listeners, metrics, ordering, signals, tracing
-from .conf import settings
-from .dispatchers import dispatchers
-from .dispatchers.base import OwedDelivery
-from .dispatchers.override import _override as _dispatcher_override
-from .envelope import Envelope, current_envelope
-from .events import DomainEvent, NamedEvent, event_class_for
-from .exceptions import PayloadError
-from .ids import uuid7
-from .inserts import writer_for
-from .models import DeliveryState, OutboxEvent
-from .registry import registry
-from .serialization import decode_json, encode_event, encode_payload
+from django_domain_events import signals
+from django_domain_events.conf import settings
+from django_domain_events.declaration.codec import decode_json, encode_event, encode_payload
+from django_domain_events.declaration.envelope import Envelope, current_envelope
+from django_domain_events.declaration.events import DomainEvent, NamedEvent, event_class_for
+from django_domain_events.declaration.registry import registry
+from django_domain_events.delivery import ordering
+from django_domain_events.dispatchers import dispatchers
+from django_domain_events.dispatchers.base import OwedDelivery
+from django_domain_events.dispatchers.override import _override as _dispatcher_override
+from django_domain_events.exceptions import PayloadError
+from django_domain_events.ids import uuid7
+from django_domain_events.models import DeliveryState, OutboxEvent
+from django_domain_events.observability import debug_logging, metrics, tracing
+from django_domain_events.publishing import listeners
+from django_domain_events.publishing.writer import writer_for
 
 logger = logging.getLogger("django_domain_events")
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
-from .envelope import Envelope
-from .events import DomainEvent, NamedEvent
-from .receivers import event_type_of
+from django_domain_events.declaration.envelope import Envelope
+from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.declaration.receivers import event_type_of
 
 logger = logging.getLogger("django_domain_events")
 

@@ -18,16 +18,20 @@ from dataclasses import dataclass, field
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.utils import timezone
 
-from . import ordering
-from .conf import settings
-from .dispatchers.override import dispatcher_override
-from .ids import uuid7
-from .models import Delivery, DeliveryState, OutboxEvent
-from .operations import DeliverySelection, EventSelection, SelectionError
-from .ordering import is_ordered
-from .receivers import Receiver
-from .registry import registry
-from .relay import Relay, RelayTotals
+from django_domain_events.conf import settings
+from django_domain_events.declaration.receivers import Receiver
+from django_domain_events.declaration.registry import registry
+from django_domain_events.delivery import ordering
+from django_domain_events.delivery.ordering import is_ordered
+from django_domain_events.delivery.relay import Relay, RelayTotals
+from django_domain_events.dispatchers.override import dispatcher_override
+from django_domain_events.ids import uuid7
+from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.operations.selection import (
+    DeliverySelection,
+    EventSelection,
+    SelectionError,
+)
 
 RETRYABLE_STATES = (DeliveryState.FAILED, DeliveryState.DEAD)
 """States of deliveries a person can retry."""

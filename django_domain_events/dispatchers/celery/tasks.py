@@ -1,0 +1,254 @@
+"""The Celery task that runs one delivery: ``django_domain_events.deliver``.
+
+The project's Celery app finds it with ``app.autodiscover_tasks()``. Importing this module imports
+Celery; nothing else in the package imports it unless the Celery dispatcher is used.
+
+The task is acknowledged after it returns and rejected (so redelivered) when its worker process
+dies, so a worker killed mid-receiver loses nothing. Two copies of one delivery cannot both run
+its receiver: ``run_delivery()`` claims the row with a conditional UPDATE in the receiver's
+transaction, and the second copy waits for that row lock, then finds the delivery settled.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import replace
+from typing import Any, cast
+
+from celery import Task, shared_task
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Field
+from django.db.models.options import Options
+from django.utils import timezone
+
+from django_domain_events.conf import settings
+from django_domain_events.delivery.runner import EVENT_COLUMNS, Outcome, decode_stored, run_delivery
+from django_domain_events.dispatchers import dispatchers
+from django_domain_events.dispatchers.base import OwedDelivery
+from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME, CeleryDispatcher
+from django_domain_events.exceptions import DispatcherError, DomainEventsError
+from django_domain_events.models import RUNNABLE_STATES, Delivery, DeliveryState, OutboxEvent
+
+logger = logging.getLogger("django_domain_events")
+
+MISSING = "missing"
+"""What the task returns when there is no delivery to run (bad input, or the row is gone)."""
+
+
+@shared_task(
+    name=TASK_NAME,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # The dispatcher asks for results per message, only when they land in django-celery-results.
+    ignore_result=True,
+)
+def deliver(self: Task, delivery_id: str, using: str = DEFAULT_DB_ALIAS) -> str:
+    """Run the delivery ``delivery_id`` of database ``using``; return its outcome's value.
+
+    Input that names no runnable delivery (a malformed or unknown id, a deleted row, a settled
+    delivery) is logged and acknowledged, never retried. After a failed attempt whose retry is
+    due within ``DOMAIN_EVENTS["CELERY_MAX_RETRY_DELAY"]`` seconds, the task sends the next
+    attempt with that countdown; a later retry is left to the relay.
+    """
+    owed = _owed(delivery_id, using, self.request.id)
+    if isinstance(owed, str):
+        return owed
+    outcome = run_delivery(owed)
+    if outcome is Outcome.FAILED:
+        _schedule_retry(owed)
+    return outcome.value
+
+
+def _owed(delivery_id: Any, using: Any, task_id: str | None) -> OwedDelivery | str:
+    """The delivery to run, or the task's result when there is none."""
+    try:
+        pk = uuid.UUID(delivery_id)
+    except (TypeError, ValueError, AttributeError):
+        pk = None
+    if pk is None or not isinstance(using, str) or using not in connections.settings:
+        logger.error(
+            "Task %s [%s] got (%r, %r), which is not a delivery id and a database alias; dropped",
+            TASK_NAME,
+            task_id,
+            delivery_id,
+            using,
+        )
+        return MISSING
+    try:
+        row = _load(pk, using)
+    except (InterfaceError, OperationalError):
+        connection = connections[using]
+        if connection.in_atomic_block:
+            raise
+        # A connection kept between tasks (CELERY_DB_REUSE_MAX) may have been closed by the
+        # server since the last one: reconnect once before giving up on the task.
+        connection.close()
+        row = _load(pk, using)
+    if row is None:
+        logger.warning(
+            "Delivery %s not found in database %r (its event was pruned?); task %s dropped",
+            pk,
+            using,
+            task_id,
+        )
+        return MISSING
+    if isinstance(row, str):
+        logger.info("Delivery %s is %s; task %s has nothing to run", pk, row, task_id)
+        return Outcome.SKIPPED.value
+    return row
+
+
+_DELIVERY_COLUMNS = ("receiver", "dispatcher", "queue", "state", "attempts", "ordering_key")
+
+
+def _field(opts: Options[Any], name: str) -> Field[Any, Any]:
+    return cast("Field[Any, Any]", opts.get_field(name))
+
+
+class _Loader:
+    """The one query a task makes before running its delivery: the delivery's row joined with
+    its event's, converted as the ORM would convert them. Plain SQL with its text and
+    converters kept per connection: the ORM's version of this query costs three times as
+    much, and every task makes it."""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        quote = connection.ops.quote_name
+        delivery, event = Delivery._meta, OutboxEvent._meta
+        columns = [(delivery, "d", name) for name in _DELIVERY_COLUMNS] + [
+            (event, "e", name) for name in EVENT_COLUMNS
+        ]
+        selected = ", ".join(
+            f"{alias}.{quote(str(_field(opts, name).column))}" for opts, alias, name in columns
+        )
+        self.sql = (
+            f"SELECT {selected} "
+            f"FROM {quote(delivery.db_table)} d "
+            f"JOIN {quote(event.db_table)} e ON e.{quote(str(_field(event, 'id').column))} = "
+            f"d.{quote(str(_field(delivery, 'event').column))} "
+            f"WHERE d.{quote(str(_field(delivery, 'id').column))} = %s"
+        )
+        self.converters: list[tuple[int, Any, list[Any]]] = []
+        for index, (opts, _, name) in enumerate(columns):
+            column = _field(opts, name).get_col(opts.db_table)
+            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+            if found:
+                self.converters.append((index, column, found))
+
+    def load(self, pk: uuid.UUID, connection: BaseDatabaseWrapper) -> list[Any] | None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, [Delivery._meta.pk.get_db_prep_value(pk, connection)])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        for index, column, converters in self.converters:
+            for convert in converters:
+                values[index] = convert(values[index], column, connection)
+        return values
+
+
+def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
+    """The delivery ``pk`` with its event decoded; its state when settled; None if missing."""
+    connection = connections[using]
+    loader: _Loader | None = getattr(connection, _LOADER_ATTR, None)
+    if loader is None:
+        loader = _Loader(connection)
+        setattr(connection, _LOADER_ATTR, loader)
+    values = loader.load(pk, connection)
+    if values is None:
+        return None
+    receiver, dispatcher, queue, state, attempts, key, *stored = values
+    if state not in RUNNABLE_STATES:
+        return str(state)  # settled, or waiting for an earlier delivery of its ordering key
+    try:
+        event, envelope, headers = decode_stored(stored)
+    except DomainEventsError:
+        # run_delivery() loads it again, meets the same error and records the delivery dead.
+        return OwedDelivery(
+            pk, receiver, dispatcher, queue, using, attempts=attempts, ordering_key=key
+        )
+    return OwedDelivery(
+        pk,
+        receiver,
+        dispatcher,
+        queue,
+        using,
+        attempts=attempts,
+        event=event,
+        envelope=envelope,
+        ordering_key=key,
+        headers=headers,
+    )
+
+
+_LOADER_ATTR = "_domain_events_task_loader"
+
+
+def _schedule_retry(owed: OwedDelivery) -> None:
+    found = (
+        Delivery.objects.using(owed.using)
+        .filter(pk=owed.delivery_id, state=DeliveryState.FAILED)
+        .values_list("attempts", "next_attempt_at")
+        .first()
+    )
+    if found is None:
+        return  # not waiting for a retry: recorded as something else, or not recorded at all
+    attempts, retry_at = found
+    if retry_at is None:
+        return
+    delay = (retry_at - timezone.now()).total_seconds()
+    if delay > settings.CELERY_MAX_RETRY_DELAY:
+        # A long countdown would sit unacknowledged in a worker, and Redis hands messages
+        # unacknowledged longer than its visibility timeout to another worker: a duplicate.
+        logger.info(
+            "Delivery %s: next attempt at %s, more than CELERY_MAX_RETRY_DELAY away; left "
+            "to the relay",
+            owed.delivery_id,
+            retry_at.isoformat(),
+        )
+        return
+    from django_domain_events.delivery.relay import declared_dispatchers
+
+    if owed.dispatcher not in declared_dispatchers():
+        # A name read from the row is never imported: the relay makes such a delivery dead.
+        logger.error(
+            "Delivery %s names dispatcher %r, which nothing in this project declares; its "
+            "retry is left to the relay",
+            owed.delivery_id,
+            owed.dispatcher,
+        )
+        return
+    try:
+        dispatcher = dispatchers[owed.dispatcher]
+    except DispatcherError:
+        logger.exception("Delivery %s: its retry is left to the relay", owed.delivery_id)
+        return
+    if isinstance(dispatcher, CeleryDispatcher):
+        # The failure was just recorded with this attempt count: only that state is marked
+        # dispatched, in case another copy has moved the delivery on since.
+        dispatcher.send([replace(owed, attempts=attempts)], countdown=max(delay, 0.0))
+
+
+RELAY_TASK_NAME = "django_domain_events.relay"
+"""Name of the periodic task that runs the relay (``django_domain_events.tasks.relay``)."""
+
+
+@shared_task(name=RELAY_TASK_NAME, ignore_result=True)
+def relay(using: str | None = None, max_seconds: float = 50.0) -> dict[str, int]:
+    """Dispatch what is owed now, as ``manage.py relay_events --once`` does; for Celery beat.
+
+    It returns after at most about ``max_seconds`` (the batch in hand is finished), so keep it
+    below the beat interval. Runs that overlap, from two beats or a slow one, are safe on
+    databases with ``SKIP LOCKED``: each claims its own deliveries. Returns the totals.
+    """
+    import time
+
+    from django_domain_events.delivery.relay import Relay
+
+    found = Relay(using=using).run_pass(deadline=time.monotonic() + max_seconds)
+    if found.claimed:
+        logger.info("Relay task: %s", found)
+    return found.as_dict()
