@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from django_domain_events.declaration.envelope import Envelope, current_envelope
 from django_domain_events.declaration.events import DomainEvent, IntegrationEvent, NamedEvent
-from django_domain_events.declaration.receivers import Receiver, handles, receiver, receiver_class
+from django_domain_events.declaration.receivers import handles, receiver, receiver_class
+from django_domain_events.declaration.registry import Receiver
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
 from django_domain_events.dispatchers.override import use_dispatcher
 from django_domain_events.exceptions import (

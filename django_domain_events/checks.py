@@ -25,7 +25,6 @@ from django_domain_events.declaration.events import DomainEvent, event_class_for
 from django_domain_events.declaration.receivers import unclaimed_handlers
 from django_domain_events.declaration.registry import registry
 from django_domain_events.dispatchers import BUILTIN_DISPATCHERS, dispatcher_class
-from django_domain_events.dispatchers.sync import SyncDispatcher
 from django_domain_events.exceptions import DispatcherError, EventDefinitionError
 
 PREFIX = "django_domain_events"
@@ -400,7 +399,7 @@ def check_integration_events(
             continue
         name = receiver.dispatcher or default
         try:
-            in_process = issubclass(dispatcher_class(name), SyncDispatcher)
+            in_process = dispatcher_class(name).runs_inline
         except (DispatcherError, TypeError):
             continue  # reported as E003
         if in_process:

@@ -18,8 +18,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from django_domain_events.declaration.receivers import Receiver
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.registry import Receiver, registry
 from django_domain_events.delivery.ordering import skip_dead
 from django_domain_events.delivery.runner import hand_over_released
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent

@@ -36,8 +36,7 @@ from django_domain_events.admin.lines import (
     waiting_behind,
 )
 from django_domain_events.admin.pagination import EstimatedCountPaginator
-from django_domain_events.declaration.registry import registry
-from django_domain_events.delivery.ordering import skips_dead
+from django_domain_events.declaration.registry import registry, skips_dead
 from django_domain_events.models import Delivery, DeliveryState
 
 

@@ -17,8 +17,8 @@ from functools import reduce
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext
 
-from django_domain_events.declaration.registry import registry
-from django_domain_events.delivery.ordering import blocked_lines, count_blocked, skips_dead
+from django_domain_events.declaration.registry import registry, skips_dead
+from django_domain_events.delivery.ordering import blocked_lines, count_blocked
 from django_domain_events.models import RUNNABLE_STATES, Delivery, DeliveryState
 
 LINE_COUNT_LIMIT = 10_000

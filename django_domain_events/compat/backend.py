@@ -21,8 +21,8 @@ from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
-from django_domain_events.declaration.receivers import Receiver, make_receiver
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.receivers import make_receiver
+from django_domain_events.declaration.registry import Receiver, registry
 
 logger = logging.getLogger("django_domain_events")
 

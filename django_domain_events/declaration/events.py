@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from django.apps import apps
 
-from django_domain_events.exceptions import EventDecodeError, EventDefinitionError
+from django_domain_events.exceptions import EventDecodeError, EventDefinitionError, PayloadError
 
 # Bumped whenever an event class is defined, so cached lookups know to rebuild.
 _generation = 0
@@ -159,3 +160,56 @@ def event_class_for(event_type: str) -> type[DomainEvent] | None:
         _by_type = {cls.event_type: cls for cls in event_classes()}
         _by_type_generation = _generation
     return _by_type.get(event_type)
+
+
+MAX_KEY_LENGTH = 255
+"""Longest ordering key, in characters (the column's length)."""
+
+
+def key_of(event: DomainEvent | NamedEvent) -> str:
+    """The ordering key ``event`` declares ("" for none).
+
+    A ``DomainEvent`` class declares it with a class attribute ``ordering_key``: the name of
+    one of its fields, or a callable (a method, say) taking the event. A ``NamedEvent`` carries
+    it as its ``ordering_key`` field.
+    """
+    if isinstance(event, NamedEvent):
+        return check_key(event.ordering_key, event.event_type)
+    declared = type(event).ordering_key
+    if declared is None:
+        return ""
+    if isinstance(declared, property):
+        value = event.ordering_key
+    elif isinstance(declared, str):
+        try:
+            value = getattr(event, declared)
+        except AttributeError:
+            raise PayloadError(
+                f"{type(event).__qualname__}.ordering_key = {declared!r} names no field of "
+                f"the event. Name one of its fields, or make ordering_key a method that "
+                f"returns the key."
+            ) from None
+    else:
+        value = declared(event)
+    return check_key(value, event.event_type)
+
+
+def check_key(value: Any, event_type: str) -> str:
+    """``value`` as an ordering key: a string (an int is turned into one), "" for None."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, uuid.UUID):
+        value = str(value)
+    if not isinstance(value, str):
+        raise PayloadError(
+            f"The ordering key of a {event_type!r} event is {type(value).__qualname__} "
+            f"{value!r:.60}; it must be a string (or an int or UUID, turned into one)."
+        )
+    if len(value) > MAX_KEY_LENGTH:
+        raise PayloadError(
+            f"The ordering key of a {event_type!r} event is {len(value)} characters long; "
+            f"the longest allowed is {MAX_KEY_LENGTH}. Use a shorter key, such as an id."
+        )
+    return value

@@ -1,5 +1,5 @@
 """The ``@receiver`` decorator, class-based receivers (``@receiver_class`` with ``@handles``),
-and the ``Receiver`` value they register."""
+which register ``Receiver`` values in the registry."""
 
 from __future__ import annotations
 
@@ -11,43 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
 from django_domain_events.declaration.events import DomainEvent
+from django_domain_events.declaration.registry import OnDead, Receiver, registry
 
 F = TypeVar("F", bound=Callable[..., Any])
-OnDead = Literal["block", "skip"]
 C = TypeVar("C", bound=type)
-
-
-@dataclass(frozen=True, slots=True)
-class Receiver:
-    """One registered receiver: a function and how its deliveries are made.
-
-    ``name`` is stable across deploys and is what delivery rows store; the function is found
-    again through the registry by that name, never imported from data.
-    """
-
-    name: str
-    event_type: str
-    func: Callable[..., Any]
-    target: type | str
-    """The event class or event type string given to ``@receiver``."""
-    dispatcher: str | None = None
-    queue: str | None = None
-    max_attempts: int | None = None
-    is_async: bool = False
-    takes_envelope: bool = False
-    ordered: bool | None = None
-    """Whether it gets the deliveries of one ordering key in order (None: the project's
-    ``ORDERED_RECEIVERS``)."""
-    on_dead: OnDead | None = None
-    """For an ordered receiver, what a dead delivery does to those behind it (None: the
-    project's ``ORDERED_ON_DEAD``)."""
-
-    @property
-    def origin(self) -> str:
-        """Where the function is defined, for error messages."""
-        module = getattr(self.func, "__module__", None) or "?"
-        qualname = getattr(self.func, "__qualname__", None) or repr(self.func)
-        return f"{module}.{qualname}"
 
 
 def default_receiver_name(func: Callable[..., Any]) -> str:
@@ -136,7 +103,6 @@ def receiver(
     order; ``on_dead`` says whether a dead one holds up the rest (``"block"``) or not
     (``"skip"``). The function is returned unchanged.
     """
-    from django_domain_events.declaration.registry import registry
 
     def decorate(func: F) -> F:
         registry.register(
@@ -258,8 +224,6 @@ def receiver_class(
 
 
 def _register_class(cls: type, scope: InstanceScope) -> None:
-    from django_domain_events.declaration.registry import registry
-
     if not isinstance(cls, type):
         raise TypeError(f"@receiver_class decorates a class, got {cls!r}.")
     try:

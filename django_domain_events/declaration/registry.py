@@ -1,11 +1,66 @@
-"""The receiver registry: receivers by name and by event type, replaceable in tests."""
+"""The receiver registry: ``Receiver`` values by name and by event type, replaceable in tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from django_domain_events.declaration.receivers import Receiver
+from django_domain_events.conf import settings
+
+OnDead = Literal["block", "skip"]
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """One registered receiver: a function and how its deliveries are made.
+
+    ``name`` is stable across deploys and is what delivery rows store; the function is found
+    again through the registry by that name, never imported from data.
+    """
+
+    name: str
+    event_type: str
+    func: Callable[..., Any]
+    target: type | str
+    """The event class or event type string given to ``@receiver``."""
+    dispatcher: str | None = None
+    queue: str | None = None
+    max_attempts: int | None = None
+    is_async: bool = False
+    takes_envelope: bool = False
+    ordered: bool | None = None
+    """Whether it gets the deliveries of one ordering key in order (None: the project's
+    ``ORDERED_RECEIVERS``)."""
+    on_dead: OnDead | None = None
+    """For an ordered receiver, what a dead delivery does to those behind it (None: the
+    project's ``ORDERED_ON_DEAD``)."""
+
+    @property
+    def origin(self) -> str:
+        """Where the function is defined, for error messages."""
+        module = getattr(self.func, "__module__", None) or "?"
+        qualname = getattr(self.func, "__qualname__", None) or repr(self.func)
+        return f"{module}.{qualname}"
+
+
+def is_ordered(receiver: Receiver) -> bool:
+    """Whether ``receiver`` gets the deliveries of one key in order (its own ``ordered=``, else
+    ``DOMAIN_EVENTS["ORDERED_RECEIVERS"]``)."""
+    if receiver.ordered is not None:
+        return receiver.ordered
+    return settings.ORDERED_RECEIVERS
+
+
+def skips_dead(receiver: Receiver | None) -> bool:
+    """Whether a dead delivery to ``receiver`` lets the deliveries behind it go (its own
+    ``on_dead=``, else ``DOMAIN_EVENTS["ORDERED_ON_DEAD"]``). A receiver that is no longer
+    registered blocks."""
+    if receiver is None:
+        return False
+    on_dead = receiver.on_dead or settings.ORDERED_ON_DEAD
+    return on_dead == "skip"
 
 
 def _same_registration(a: Receiver, b: Receiver) -> bool:

@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from django_domain_events.conf import settings
-from django_domain_events.declaration.receivers import Receiver
+from django_domain_events.declaration.registry import Receiver
 
 
 @dataclass(frozen=True, slots=True)

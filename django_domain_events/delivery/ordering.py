@@ -32,18 +32,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from django_domain_events.conf import settings
-from django_domain_events.declaration.events import DomainEvent, NamedEvent
-from django_domain_events.declaration.receivers import Receiver
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.registry import registry, skips_dead
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
-from django_domain_events.exceptions import PayloadError
 from django_domain_events.models import Delivery, DeliveryState, OrderingKey
 from django_domain_events.publishing.writer import DELIVERY_COLUMNS
-
-MAX_KEY_LENGTH = 255
-"""Longest ordering key, in characters (the column's length)."""
 
 _UNSETTLED = (
     DeliveryState.PENDING,
@@ -62,76 +55,6 @@ _DISPATCHED_AT = DELIVERY_COLUMNS.index("dispatched_at")
 _KEY = DELIVERY_COLUMNS.index("ordering_key")
 _TASK_ID = DELIVERY_COLUMNS.index("task_id")
 _SEQ = DELIVERY_COLUMNS.index("ordering_seq")
-
-
-# Declarations -----------------------------------------------------------------------------------
-
-
-def key_of(event: DomainEvent | NamedEvent) -> str:
-    """The ordering key ``event`` declares ("" for none).
-
-    A ``DomainEvent`` class declares it with a class attribute ``ordering_key``: the name of
-    one of its fields, or a callable (a method, say) taking the event. A ``NamedEvent`` carries
-    it as its ``ordering_key`` field.
-    """
-    if isinstance(event, NamedEvent):
-        return check_key(event.ordering_key, event.event_type)
-    declared = type(event).ordering_key
-    if declared is None:
-        return ""
-    if isinstance(declared, property):
-        value = event.ordering_key
-    elif isinstance(declared, str):
-        try:
-            value = getattr(event, declared)
-        except AttributeError:
-            raise PayloadError(
-                f"{type(event).__qualname__}.ordering_key = {declared!r} names no field of "
-                f"the event. Name one of its fields, or make ordering_key a method that "
-                f"returns the key."
-            ) from None
-    else:
-        value = declared(event)
-    return check_key(value, event.event_type)
-
-
-def check_key(value: Any, event_type: str) -> str:
-    """``value`` as an ordering key: a string (an int is turned into one), "" for None."""
-    if value is None:
-        return ""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, uuid.UUID):
-        value = str(value)
-    if not isinstance(value, str):
-        raise PayloadError(
-            f"The ordering key of a {event_type!r} event is {type(value).__qualname__} "
-            f"{value!r:.60}; it must be a string (or an int or UUID, turned into one)."
-        )
-    if len(value) > MAX_KEY_LENGTH:
-        raise PayloadError(
-            f"The ordering key of a {event_type!r} event is {len(value)} characters long; "
-            f"the longest allowed is {MAX_KEY_LENGTH}. Use a shorter key, such as an id."
-        )
-    return value
-
-
-def is_ordered(receiver: Receiver) -> bool:
-    """Whether ``receiver`` gets the deliveries of one key in order (its own ``ordered=``, else
-    ``DOMAIN_EVENTS["ORDERED_RECEIVERS"]``)."""
-    if receiver.ordered is not None:
-        return receiver.ordered
-    return settings.ORDERED_RECEIVERS
-
-
-def skips_dead(receiver: Receiver | None) -> bool:
-    """Whether a dead delivery to ``receiver`` lets the deliveries behind it go (its own
-    ``on_dead=``, else ``DOMAIN_EVENTS["ORDERED_ON_DEAD"]``). A receiver that is no longer
-    registered blocks."""
-    if receiver is None:
-        return False
-    on_dead = receiver.on_dead or settings.ORDERED_ON_DEAD
-    return on_dead == "skip"
 
 
 def _blocking_states(receiver_name: str) -> tuple[str, ...]:

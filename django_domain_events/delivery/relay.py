@@ -44,8 +44,6 @@ from django_domain_events.delivery import ordering
 from django_domain_events.delivery.runner import EVENT_COLUMNS, Outcome, decode_stored, run_delivery
 from django_domain_events.dispatchers import BUILTIN_DISPATCHERS, dispatchers
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
-from django_domain_events.dispatchers.deferred import DeferredDispatcher
-from django_domain_events.dispatchers.sync import SyncDispatcher
 from django_domain_events.exceptions import DispatcherError, DomainEventsError
 from django_domain_events.models import Delivery, DeliveryQuerySet, DeliveryState, OutboxEvent
 
@@ -354,7 +352,7 @@ class Relay:
                 # deliveries are owed again after DISPATCH_TIMEOUT.
                 logger.exception("Relay cannot build dispatcher %r; %d left", name, len(items))
                 continue
-            if type(dispatcher) is SyncDispatcher or isinstance(dispatcher, DeferredDispatcher):
+            if dispatcher.runs_inline or dispatcher.left_to_relay:
                 self._run_here(items, totals)
             else:
                 self._send(dispatcher, items, totals)

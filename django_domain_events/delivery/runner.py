@@ -30,8 +30,7 @@ from django_domain_events.declaration.envelope import (
     set_current_envelope,
 )
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
-from django_domain_events.declaration.receivers import Receiver
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.registry import Receiver, registry, skips_dead
 from django_domain_events.declaration.retry import policy_for
 from django_domain_events.delivery import ordering
 from django_domain_events.dispatchers import dispatchers
@@ -223,11 +222,9 @@ def _hand_over(released: OwedDelivery) -> OwedDelivery | None:
     # A released delivery for the synchronous dispatcher runs here and now, and what it
     # releases in turn comes back: a loop in run_delivery(), not recursion, however long the
     # line that was waiting. Any other dispatcher is handed it, as after a publish.
-    from django_domain_events.dispatchers.sync import SyncDispatcher
-
     try:
         dispatcher = dispatchers[released.dispatcher]
-        if type(dispatcher) is SyncDispatcher:
+        if dispatcher.runs_inline:
             return _run_measured(released)[1]
         dispatcher.dispatch([released])
     except Exception:
@@ -343,7 +340,7 @@ def _settle_failure(
                     claimed_until=None,
                 )
             )
-            if updated and dead and owed.ordering_key and ordering.skips_dead(receiver):
+            if updated and dead and owed.ordering_key and skips_dead(receiver):
                 released = ordering.release_next(owed)
     except Exception:
         logger.exception(

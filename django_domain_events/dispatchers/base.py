@@ -45,6 +45,15 @@ class Dispatcher(abc.ABC):
     owed in the outbox and the relay dispatches it again later.
     """
 
+    runs_inline: ClassVar[bool] = False
+    """Whether it runs each delivery in the calling process, at once, as ``run_delivery()``
+    would: the relay then runs them itself (renewing its claims as it goes), and a delivery
+    released by settling another runs in the same loop instead of recursing."""
+
+    left_to_relay: ClassVar[bool] = False
+    """Whether ``dispatch()`` leaves its deliveries for the relay: the relay then runs them
+    itself instead of handing them back to this dispatcher."""
+
     dispatched_at_insert: ClassVar[bool] = False
     """Whether ``publish()`` writes this dispatcher's deliveries already ``dispatched`` (task
     id: the delivery id), so that handing them over after the commit costs no second write.

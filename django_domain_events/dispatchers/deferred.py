@@ -14,5 +14,7 @@ class DeferredDispatcher(Dispatcher):
     only ever run from a relay.
     """
 
+    left_to_relay = True
+
     def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
         return None

@@ -15,6 +15,8 @@ class SyncDispatcher(Dispatcher):
     retried later.
     """
 
+    runs_inline = True
+
     def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
         for owed in deliveries:
             run_delivery(owed)

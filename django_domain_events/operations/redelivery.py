@@ -19,10 +19,8 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.utils import timezone
 
 from django_domain_events.conf import settings
-from django_domain_events.declaration.receivers import Receiver
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.registry import Receiver, is_ordered, registry
 from django_domain_events.delivery import ordering
-from django_domain_events.delivery.ordering import is_ordered
 from django_domain_events.delivery.relay import Relay, RelayTotals
 from django_domain_events.dispatchers.override import dispatcher_override
 from django_domain_events.ids import uuid7

@@ -33,8 +33,14 @@ from django_domain_events import signals
 from django_domain_events.conf import settings
 from django_domain_events.declaration.codec import decode_json, encode_event, encode_payload
 from django_domain_events.declaration.envelope import Envelope, current_envelope
-from django_domain_events.declaration.events import DomainEvent, NamedEvent, event_class_for
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.events import (
+    DomainEvent,
+    NamedEvent,
+    check_key,
+    event_class_for,
+    key_of,
+)
+from django_domain_events.declaration.registry import is_ordered, registry
 from django_domain_events.delivery import ordering
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
@@ -194,7 +200,7 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
             event.version,
             encode_event(event, max_bytes),
             event.event_kind == "integration",
-            ordering.key_of(event) if type(event).ordering_key is not None else "",
+            key_of(event) if type(event).ordering_key is not None else "",
         )
     if isinstance(event, str):
         # encode_payload() checks the payload is a dict and says so if not.
@@ -221,7 +227,7 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
         )
     data = encode_payload(event.event_type, event.payload, max_bytes)
     # Receivers get the payload as it will read back from JSON (tuples become lists).
-    key = ordering.key_of(event) if event.ordering_key else ""
+    key = key_of(event) if event.ordering_key else ""
     named = NamedEvent(
         event_type=event.event_type,
         payload=decode_json(data),
@@ -331,7 +337,7 @@ def _write_rows(
             dispatcher = forced or receiver.dispatcher or default_dispatcher
             queue = receiver.queue or ""
             handed_over = _dispatched_at_insert(dispatcher)
-            key = item.ordering_key and (item.ordering_key if ordering.is_ordered(receiver) else "")
+            key = item.ordering_key and (item.ordering_key if is_ordered(receiver) else "")
             deliveries.append(
                 (
                     delivery_id,
@@ -451,7 +457,7 @@ def publish(
     """
     prepared = _prepare(event, payload, settings.MAX_PAYLOAD_BYTES)
     if ordering_key is not None:
-        prepared.ordering_key = ordering.check_key(ordering_key, prepared.event_type)
+        prepared.ordering_key = check_key(ordering_key, prepared.event_type)
     return _write([prepared], using, correlation_id)[0]
 
 

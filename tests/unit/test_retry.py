@@ -12,8 +12,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_domain_events import DomainEvent, RetryAfter, publish, receiver
-from django_domain_events.declaration.receivers import Receiver, make_receiver
-from django_domain_events.declaration.registry import Registry
+from django_domain_events.declaration.receivers import make_receiver
+from django_domain_events.declaration.registry import Receiver, Registry
 from django_domain_events.declaration.retry import RetryPolicy, policy_for
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.testing import drain

@@ -31,8 +31,7 @@ from django_domain_events import (
     receiver,
     signals,
 )
-from django_domain_events.declaration.receivers import Receiver
-from django_domain_events.declaration.registry import Registry
+from django_domain_events.declaration.registry import Receiver, Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.testing import drain
 from tests.testapp.models import Effect, Order

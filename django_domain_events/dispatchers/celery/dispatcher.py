@@ -200,8 +200,6 @@ class CeleryDispatcher(Dispatcher):
         # retry is not run at once: it waits, failed, for testing.drain() or the relay.
         if countdown is not None:
             return []
-        from django_domain_events.dispatchers.celery.tasks import deliver  # noqa: F401 - registers the task with the app
-
         task = app.tasks[TASK_NAME]
         for owed in deliveries:
             task.apply(args=[str(owed.delivery_id), owed.using])
