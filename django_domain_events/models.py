@@ -43,6 +43,37 @@ Queries of ordering lines repeat this condition so that every database (SQLite t
 they may read that small index instead of the receiver's delivered millions."""
 
 
+EVENT_COLUMNS = (
+    "id",
+    "event_type",
+    "version",
+    "payload",
+    "occurred_at",
+    "correlation_id",
+    "causation_id",
+    "ordering_key",
+    "headers",
+)
+"""The ``OutboxEvent`` columns of an event row tuple, in order: what publishing writes and
+what running a delivery loads."""
+
+DELIVERY_COLUMNS = (
+    "id",
+    "event",
+    "receiver",
+    "dispatcher",
+    "queue",
+    "state",
+    "next_attempt_at",
+    "created_at",
+    "dispatched_at",
+    "ordering_key",
+    "task_id",
+    "ordering_seq",
+)
+"""The ``Delivery`` columns of a delivery row tuple, in order: what publishing writes."""
+
+
 class OutboxEventQuerySet(models.QuerySet["OutboxEvent"]):
     """Queries over outbox events."""
 

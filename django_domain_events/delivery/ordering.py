@@ -35,8 +35,8 @@ from django.utils import timezone
 from django_domain_events.declaration.registry import registry, skips_dead
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
-from django_domain_events.models import Delivery, DeliveryState, OrderingKey
-from django_domain_events.publishing.writer import DELIVERY_COLUMNS
+from django_domain_events.models import DELIVERY_COLUMNS, Delivery, DeliveryState, OrderingKey
+from django_domain_events.statements import line_statements
 
 _UNSETTLED = (
     DeliveryState.PENDING,
@@ -160,83 +160,6 @@ def _advance(connection: BaseDatabaseWrapper, alias: str, counts: dict[str, int]
     return found
 
 
-class _LineSQL:
-    """The statements publishing and settling make on ordering lines, as plain SQL with its
-    text kept per connection: each runs once per ordered delivery, and the ORM spends longer
-    building them than the database spends running them (the index lookups are tiny).
-
-    Each repeats ``models.IN_LINE`` word for word, ``NOT (column = 'value')``, so the
-    database sees it may read the partial index of lines rather than every delivery of the
-    receiver; SQLite, which has no statistics to choose by, is told to (``INDEXED BY``).
-    """
-
-    def __init__(self, connection: BaseDatabaseWrapper) -> None:
-        self.connection = connection
-        quote = connection.ops.quote_name
-        table = quote(Delivery._meta.db_table)
-        if connection.vendor == "sqlite":
-            table += f" INDEXED BY {quote('dde_delivery_ordered_idx')}"
-        in_line = (
-            f"NOT ({quote('ordering_key')} = '') AND NOT ({quote('state')} = "
-            f"'{DeliveryState.DELIVERED.value}')"
-        )
-        self.table, self.in_line = table, in_line
-        self.next_waiting = (
-            f"SELECT id, dispatcher, queue, attempts, ordering_seq FROM {table} "
-            f"WHERE {in_line} AND ordering_key = %s AND receiver = %s "
-            f"AND state = '{DeliveryState.WAITING.value}' ORDER BY ordering_seq LIMIT 1"
-        )
-        self.release = (
-            f"UPDATE {quote(Delivery._meta.db_table)} SET state = %s, dispatched_at = %s, "
-            f"task_id = %s, next_attempt_at = %s "
-            f"WHERE id = %s AND state = '{DeliveryState.WAITING.value}'"
-        )
-        # SQLite has no row locks: its transaction holds the database's write lock already.
-        self.lock = (
-            f"SELECT last_seq FROM {quote(OrderingKey._meta.db_table)} WHERE {quote('key')} = %s"
-            + (" FOR UPDATE" if connection.features.has_select_for_update else "")
-        )
-        self._sized: dict[tuple[str, int, int], str] = {}
-
-    def sized(self, kind: str, first: int, second: int) -> str:
-        """The text of a statement with ``first`` and ``second`` placeholders in its lists."""
-        sql = self._sized.get((kind, first, second))
-        if sql is None:
-            one, two = ", ".join(["%s"] * first), ", ".join(["%s"] * second)
-            if kind == "busy":
-                sql = (
-                    f"SELECT DISTINCT receiver, ordering_key, state FROM {self.table} "
-                    f"WHERE {self.in_line} AND ordering_key IN ({one}) AND receiver IN ({two})"
-                )
-            else:  # "ahead": anything in ``second`` states before a place in a line
-                sql = (
-                    f"SELECT 1 FROM {self.table} WHERE {self.in_line} AND ordering_key = %s "
-                    f"AND receiver = %s AND ordering_seq < %s AND state IN ({two}) "
-                    f"AND id <> %s LIMIT 1"
-                )
-            self._sized[(kind, first, second)] = sql
-        return sql
-
-    def uuid(self, value: uuid.UUID) -> Any:
-        return _DELIVERY_ID.get_db_prep_value(value, self.connection)
-
-    def moment(self, value: Any) -> Any:
-        return _DISPATCHED_AT_FIELD.get_db_prep_value(value, self.connection)
-
-
-_DELIVERY_ID = Delivery._meta.get_field("id")
-_DISPATCHED_AT_FIELD = Delivery._meta.get_field("dispatched_at")
-_SQL_ATTR = "_domain_events_line_sql"
-
-
-def _sql(connection: BaseDatabaseWrapper) -> _LineSQL:
-    found: _LineSQL | None = getattr(connection, _SQL_ATTR, None)
-    if found is None:
-        found = _LineSQL(connection)
-        setattr(connection, _SQL_ATTR, found)
-    return found
-
-
 def _as_uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
@@ -246,9 +169,9 @@ def _busy_lines(alias: str, deliveries: Sequence[tuple[Any, ...]]) -> set[tuple[
     ones waiting."""
     receivers = sorted({row[_RECEIVER] for row in deliveries if row[_KEY]})
     keys = sorted({row[_KEY] for row in deliveries if row[_KEY]})
-    sql = _sql(connections[alias])
+    sql = line_statements(connections[alias])
     with sql.connection.cursor() as cursor:
-        cursor.execute(sql.sized("busy", len(keys), len(receivers)), [*keys, *receivers])
+        cursor.execute(sql.busy(len(keys), len(receivers)), [*keys, *receivers])
         found = cursor.fetchall()
     return {
         (receiver, key) for receiver, key, state in found if state in _blocking_states(receiver)
@@ -265,7 +188,7 @@ def release_next(owed: OwedDelivery, seq: int | None = None) -> OwedDelivery | N
     ahead of it (a delivery a person ran again out of turn). ``seq``, ``owed``'s sequence
     number if known, spares the look for waiting deliveries when no event of the key was
     published after it."""
-    sql = _sql(connections[owed.using])
+    sql = line_statements(connections[owed.using])
     key, receiver = owed.ordering_key, owed.receiver
     with sql.connection.cursor() as cursor:
         cursor.execute(sql.lock, [key])
@@ -279,7 +202,7 @@ def release_next(owed: OwedDelivery, seq: int | None = None) -> OwedDelivery | N
         pk, dispatcher, queue, attempts, seq = waiting
         blocking = _blocking_states(receiver)
         cursor.execute(
-            sql.sized("ahead", 0, len(blocking)),
+            sql.ahead(len(blocking)),
             [key, receiver, seq, *blocking, sql.uuid(owed.delivery_id)],
         )
         if cursor.fetchone() is not None:
@@ -289,7 +212,7 @@ def release_next(owed: OwedDelivery, seq: int | None = None) -> OwedDelivery | N
 
 def _lock_key(connection: BaseDatabaseWrapper, key: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_sql(connection).lock, [key])
+        cursor.execute(line_statements(connection).lock, [key])
 
 
 def _release(
@@ -305,7 +228,7 @@ def _release(
 ) -> OwedDelivery | None:
     if marked is None:
         marked = _marks_dispatched(dispatcher)
-    sql = _sql(connections[alias])
+    sql = line_statements(connections[alias])
     now = sql.moment(timezone.now())
     state = DeliveryState.DISPATCHED if marked else DeliveryState.PENDING
     with sql.connection.cursor() as cursor:

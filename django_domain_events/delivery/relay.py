@@ -37,15 +37,15 @@ from django.db.models.functions import Now
 
 from django_domain_events import signals
 from django_domain_events.conf import settings
-from django_domain_events.declaration.envelope import Envelope
-from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.declaration.events import NamedEvent
 from django_domain_events.declaration.registry import registry
 from django_domain_events.delivery import ordering
-from django_domain_events.delivery.runner import EVENT_COLUMNS, Outcome, decode_stored, run_delivery
+from django_domain_events.delivery.loading import load_events
+from django_domain_events.delivery.runner import Outcome, run_delivery
 from django_domain_events.dispatchers import BUILTIN_DISPATCHERS, dispatchers
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
-from django_domain_events.exceptions import DispatcherError, DomainEventsError
-from django_domain_events.models import Delivery, DeliveryQuerySet, DeliveryState, OutboxEvent
+from django_domain_events.exceptions import DispatcherError
+from django_domain_events.models import Delivery, DeliveryQuerySet, DeliveryState
 
 logger = logging.getLogger("django_domain_events")
 
@@ -391,13 +391,7 @@ class Relay:
         wanted = {event_ids[owed.delivery_id] for owed in items if owed.delivery_id in event_ids}
         if not wanted:
             return list(items)
-        loaded: dict[uuid.UUID, tuple[DomainEvent | NamedEvent, Envelope, dict[str, Any]]] = {}
-        rows = OutboxEvent.objects.using(self.alias).filter(pk__in=wanted).order_by()
-        for row in rows.values_list(*EVENT_COLUMNS):
-            try:
-                loaded[row[0]] = decode_stored(row)
-            except DomainEventsError:
-                continue
+        loaded = load_events(self.alias, wanted)
         ready = []
         for owed in items:
             event_id = event_ids.get(owed.delivery_id)

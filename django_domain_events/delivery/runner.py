@@ -14,16 +14,13 @@ import enum
 import logging
 import time
 import traceback as tb
-from collections.abc import Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db import connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from django_domain_events import signals
-from django_domain_events.declaration.codec import decode_event
 from django_domain_events.declaration.envelope import (
     Envelope,
     reset_current_envelope,
@@ -33,11 +30,13 @@ from django_domain_events.declaration.events import DomainEvent, NamedEvent
 from django_domain_events.declaration.registry import Receiver, registry, skips_dead
 from django_domain_events.declaration.retry import policy_for
 from django_domain_events.delivery import ordering
+from django_domain_events.delivery.loading import load_delivery, load_headers
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
-from django_domain_events.exceptions import DomainEventsError, GiveUp, RetryAfter
+from django_domain_events.exceptions import GiveUp, RetryAfter
 from django_domain_events.models import RUNNABLE_STATES, Delivery, DeliveryState
 from django_domain_events.observability import debug_logging, metrics, tracing
+from django_domain_events.statements import claim
 
 logger = logging.getLogger("django_domain_events")
 
@@ -70,114 +69,30 @@ def call_receiver(receiver: Receiver, event: DomainEvent | NamedEvent, envelope:
         reset_current_envelope(token)
 
 
-_CLAIM = """
-UPDATE {table}
-SET state = %s, attempts = attempts + 1, delivered_at = %s, last_attempt_at = %s,
-    next_attempt_at = NULL, claimed_by = '', claimed_until = NULL
-WHERE id = %s AND state IN ({runnable})
-"""
-_CLAIM_ATTR = "_domain_events_claim_sql"
-_RETURNING = "RETURNING attempts, ordering_seq\n"
-
-
 def _claim(owed: OwedDelivery, now: dt.datetime) -> tuple[int, int | None] | None:
     """Mark the delivery delivered if it is still runnable. Return None if this call did not,
     else the attempt it starts (its count of attempts after the mark) and its ordering
     sequence number where the database can return them from the UPDATE, or (0, None) where it
-    cannot.
-
-    Plain SQL, its text cached on the connection: the ORM's version of this one-row UPDATE
-    spends longer compiling than the database spends running it, once per delivery.
-    """
-    connection = connections[owed.using]
-    sql: str | None = getattr(connection, _CLAIM_ATTR, None)
-    if sql is None:
-        sql = _CLAIM.format(
-            table=connection.ops.quote_name(Delivery._meta.db_table),
-            runnable=", ".join(["%s"] * len(RUNNABLE_STATES)),
-        )
-        if _returns_from_update(connection):
-            sql += _RETURNING
-        setattr(connection, _CLAIM_ATTR, sql)
-    stamp = _DELIVERED_AT.get_db_prep_value(now, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                DeliveryState.DELIVERED,
-                stamp,
-                stamp,
-                _DELIVERY_ID.get_db_prep_value(owed.delivery_id, connection),
-                *RUNNABLE_STATES,
-            ],
-        )
-        if not sql.endswith(_RETURNING):
+    cannot."""
+    statement = claim(connections[owed.using])
+    with statement.connection.cursor() as cursor:
+        cursor.execute(statement.sql, statement.params(owed.delivery_id, now))
+        if not statement.returns:
             return (0, None) if cursor.rowcount else None
         row = cursor.fetchone()
         return None if row is None else (int(row[0]), row[1])
 
 
-def _returns_from_update(connection: BaseDatabaseWrapper) -> bool:
-    # UPDATE ... RETURNING: PostgreSQL, and SQLite from 3.35; not MySQL or MariaDB.
-    if connection.vendor == "postgresql":
-        return True
-    if connection.vendor == "sqlite":
-        import sqlite3
-
-        return sqlite3.sqlite_version_info >= (3, 35)
-    return False
-
-
-_DELIVERED_AT = Delivery._meta.get_field("delivered_at")
-_DELIVERY_ID = Delivery._meta.get_field("id")
-
-
-EVENT_COLUMNS = (
-    "id",
-    "event_type",
-    "version",
-    "payload",
-    "occurred_at",
-    "correlation_id",
-    "causation_id",
-    "headers",
-    "ordering_key",
-)
-"""The ``OutboxEvent`` columns running a delivery needs, in the order ``decode_stored()``
-takes their values: what the Celery task and the relay load with the delivery."""
-
-
-def decode_stored(
-    values: Sequence[Any],
-) -> tuple[DomainEvent | NamedEvent, Envelope, dict[str, Any]]:
-    """The event, its envelope and its headers from the values of ``EVENT_COLUMNS``. Raises
-    ``DomainEventsError`` if the payload cannot be decoded."""
-    event_id, event_type, version, payload, occurred_at, correlation, causation, headers, key = (
-        values
-    )
-    envelope = Envelope(
-        event_id=event_id,
-        event_type=event_type,
-        version=version,
-        occurred_at=occurred_at,
-        correlation_id=correlation,
-        causation_id=causation,
-        ordering_key=key,
-    )
-    return decode_event(event_type, version, payload), envelope, headers
-
-
-def _load(
-    owed: OwedDelivery,
-) -> tuple[DomainEvent | NamedEvent, Envelope, int, dict[str, Any]]:
-    row = Delivery.objects.using(owed.using).select_related("event").get(pk=owed.delivery_id)
-    try:
-        event, envelope, headers = decode_stored(
-            [getattr(row.event, name) for name in EVENT_COLUMNS]
-        )
-    except DomainEventsError as exc:
-        raise _Undeliverable(str(exc)) from exc
-    return event, envelope, row.attempts, headers
+def _load(owed: OwedDelivery) -> tuple[DomainEvent | NamedEvent, Envelope, int, dict[str, Any]]:
+    loaded = load_delivery(owed.delivery_id, owed.using)
+    if loaded is None:
+        raise _Undeliverable(f"Delivery {owed.delivery_id} has no row in the outbox any more")
+    if loaded.error is not None:
+        raise _Undeliverable(str(loaded.error)) from loaded.error
+    found = loaded.owed
+    if found.event is None or found.envelope is None:  # decoded whenever there is no error
+        raise _Undeliverable(f"Delivery {owed.delivery_id}: its event could not be read")
+    return found.event, found.envelope, found.attempts, dict(found.headers or {})
 
 
 _Ran = tuple[Outcome, OwedDelivery | None]
@@ -281,6 +196,9 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
             if metrics.enabled():
                 metrics.receiver_started(owed, envelope.occurred_at)
             if tracing.enabled():
+                if headers is None:
+                    # Handed over without them, by a dispatcher of the project's own, say.
+                    headers = load_headers(owed.using, envelope.event_id)
                 with tracing.ReceiverSpan(owed, envelope, headers):
                     call_receiver(receiver, event, envelope)
             else:

@@ -42,7 +42,7 @@ def published(
     """Log one ``publish()`` or ``publish_many()`` call: each event and its deliveries.
 
     ``events`` and ``deliveries`` are the row tuples ``publish()`` writes (column orders in
-    ``inserts.EVENT_COLUMNS`` and ``inserts.DELIVERY_COLUMNS``).
+    ``models.EVENT_COLUMNS`` and ``models.DELIVERY_COLUMNS``).
     """
     by_event: dict[Any, list[str]] = {}
     for delivery_id, event_id, receiver, dispatcher, *_ in deliveries:

@@ -161,7 +161,7 @@ class PublishSpan(_ActiveSpan):
         return self
 
     def record(self, events: Sequence[Sequence[Any]]) -> None:
-        """Add the ids of the rows written (``inserts.EVENT_COLUMNS`` order) to a span that
+        """Add the ids of the rows written (``models.EVENT_COLUMNS`` order) to a span that
         records."""
         span = self.span
         if span is None or not span.is_recording():
@@ -182,17 +182,14 @@ class PublishSpan(_ActiveSpan):
 
 class ReceiverSpan(_ActiveSpan):
     """A consumer span around one receiver run, as a context manager: a child of the context
-    stored at publish, read from ``headers`` (the event's, as loaded with it) or, when they
-    were not loaded (None), from the outbox.
+    stored at publish, read from ``headers`` (the event's, as loaded with it).
 
     The receiver's exception, if any, is recorded on the span and sets its status to error.
     """
 
     __slots__ = ("envelope", "headers", "owed")
 
-    def __init__(
-        self, owed: OwedDelivery, envelope: Envelope, headers: Mapping[str, Any] | None
-    ) -> None:
+    def __init__(self, owed: OwedDelivery, envelope: Envelope, headers: Mapping[str, Any]) -> None:
         super().__init__()
         self.owed = owed
         self.envelope = envelope
@@ -201,8 +198,7 @@ class ReceiverSpan(_ActiveSpan):
     def __enter__(self) -> ReceiverSpan:
         api = _api()
         owed, envelope = self.owed, self.envelope
-        headers = self.headers if self.headers is not None else _read_headers(owed, envelope)
-        parent = _extract(api, headers) if headers else None
+        parent = _extract(api, self.headers) if self.headers else None
         links = None
         current = api.current_span().get_span_context()
         if current.is_valid:
@@ -247,17 +243,3 @@ def _extract(api: _Api, headers: Mapping[str, Any]) -> Any:
         # fail the delivery.
         logger.warning("Unreadable trace context in event headers %.200r; not used", headers)
         return None
-
-
-def _read_headers(owed: OwedDelivery, envelope: Envelope) -> Mapping[str, Any]:
-    # A delivery handed over without its event's headers (by a dispatcher of the project's
-    # own, say): one primary-key read.
-    from django_domain_events.models import OutboxEvent
-
-    found = (
-        OutboxEvent.objects.using(owed.using)
-        .filter(pk=envelope.event_id)
-        .values_list("headers", flat=True)
-        .first()
-    )
-    return found if isinstance(found, dict) else {}

@@ -25,9 +25,9 @@ from django.db import connections
 from django.db.transaction import Atomic
 
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.models import DELIVERY_COLUMNS, EVENT_COLUMNS
 from django_domain_events.observability import debug_logging
 from django_domain_events.publishing.publisher import _Batch, _batch_for, _collector, _commit, _Rows
-from django_domain_events.publishing.writer import DELIVERY_COLUMNS, EVENT_COLUMNS
 
 logger = logging.getLogger("django_domain_events")
 

@@ -16,36 +16,8 @@ from typing import Any, cast
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from django_domain_events.models import Delivery, OutboxEvent
-
-EVENT_COLUMNS = (
-    "id",
-    "event_type",
-    "version",
-    "payload",
-    "occurred_at",
-    "correlation_id",
-    "causation_id",
-    "ordering_key",
-    "headers",
-)
-"""Order of the values in an event row tuple."""
-
-DELIVERY_COLUMNS = (
-    "id",
-    "event",
-    "receiver",
-    "dispatcher",
-    "queue",
-    "state",
-    "next_attempt_at",
-    "created_at",
-    "dispatched_at",
-    "ordering_key",
-    "task_id",
-    "ordering_seq",
-)
-"""Order of the values in a delivery row tuple."""
+from django_domain_events.models import DELIVERY_COLUMNS, EVENT_COLUMNS, Delivery, OutboxEvent
+from django_domain_events.statements import per_connection
 
 DELIVERY_LITERALS = {"attempts": "0", "last_error": "''", "traceback": "''", "claimed_by": "''"}
 """Columns every new delivery starts with the same value in, written into the SQL text: fewer
@@ -237,13 +209,5 @@ class OutboxWriter:
                 cursor.execute(self.deliveries.sql(len(batch)), self.deliveries.params(batch))
 
 
-_WRITER_ATTR = "_domain_events_writer"
-
-
-def writer_for(connection: BaseDatabaseWrapper) -> OutboxWriter:
-    """The connection's ``OutboxWriter``, cached on the connection (one per thread and alias)."""
-    writer: OutboxWriter | None = getattr(connection, _WRITER_ATTR, None)
-    if writer is None:
-        writer = OutboxWriter(connection)
-        setattr(connection, _WRITER_ATTR, writer)
-    return writer
+writer_for = per_connection(OutboxWriter)
+"""The connection's ``OutboxWriter`` (one per thread and alias)."""

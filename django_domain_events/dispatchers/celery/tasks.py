@@ -14,22 +14,20 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from celery import Task, shared_task
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
-from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field
-from django.db.models.options import Options
 from django.utils import timezone
 
 from django_domain_events.conf import settings
-from django_domain_events.delivery.runner import EVENT_COLUMNS, Outcome, decode_stored, run_delivery
+from django_domain_events.delivery.loading import load_delivery
+from django_domain_events.delivery.runner import Outcome, run_delivery
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME, CeleryDispatcher
-from django_domain_events.exceptions import DispatcherError, DomainEventsError
-from django_domain_events.models import RUNNABLE_STATES, Delivery, DeliveryState, OutboxEvent
+from django_domain_events.exceptions import DispatcherError
+from django_domain_events.models import Delivery, DeliveryState
 
 logger = logging.getLogger("django_domain_events")
 
@@ -101,90 +99,16 @@ def _owed(delivery_id: Any, using: Any, task_id: str | None) -> OwedDelivery | s
     return row
 
 
-_DELIVERY_COLUMNS = ("receiver", "dispatcher", "queue", "state", "attempts", "ordering_key")
-
-
-def _field(opts: Options[Any], name: str) -> Field[Any, Any]:
-    return cast("Field[Any, Any]", opts.get_field(name))
-
-
-class _Loader:
-    """The one query a task makes before running its delivery: the delivery's row joined with
-    its event's, converted as the ORM would convert them. Plain SQL with its text and
-    converters kept per connection: the ORM's version of this query costs three times as
-    much, and every task makes it."""
-
-    def __init__(self, connection: BaseDatabaseWrapper) -> None:
-        quote = connection.ops.quote_name
-        delivery, event = Delivery._meta, OutboxEvent._meta
-        columns = [(delivery, "d", name) for name in _DELIVERY_COLUMNS] + [
-            (event, "e", name) for name in EVENT_COLUMNS
-        ]
-        selected = ", ".join(
-            f"{alias}.{quote(str(_field(opts, name).column))}" for opts, alias, name in columns
-        )
-        self.sql = (
-            f"SELECT {selected} "
-            f"FROM {quote(delivery.db_table)} d "
-            f"JOIN {quote(event.db_table)} e ON e.{quote(str(_field(event, 'id').column))} = "
-            f"d.{quote(str(_field(delivery, 'event').column))} "
-            f"WHERE d.{quote(str(_field(delivery, 'id').column))} = %s"
-        )
-        self.converters: list[tuple[int, Any, list[Any]]] = []
-        for index, (opts, _, name) in enumerate(columns):
-            column = _field(opts, name).get_col(opts.db_table)
-            found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-            if found:
-                self.converters.append((index, column, found))
-
-    def load(self, pk: uuid.UUID, connection: BaseDatabaseWrapper) -> list[Any] | None:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, [Delivery._meta.pk.get_db_prep_value(pk, connection)])
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        values = list(row)
-        for index, column, converters in self.converters:
-            for convert in converters:
-                values[index] = convert(values[index], column, connection)
-        return values
-
-
 def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
     """The delivery ``pk`` with its event decoded; its state when settled; None if missing."""
-    connection = connections[using]
-    loader: _Loader | None = getattr(connection, _LOADER_ATTR, None)
-    if loader is None:
-        loader = _Loader(connection)
-        setattr(connection, _LOADER_ATTR, loader)
-    values = loader.load(pk, connection)
-    if values is None:
+    loaded = load_delivery(pk, using)
+    if loaded is None:
         return None
-    receiver, dispatcher, queue, state, attempts, key, *stored = values
-    if state not in RUNNABLE_STATES:
-        return str(state)  # settled, or waiting for an earlier delivery of its ordering key
-    try:
-        event, envelope, headers = decode_stored(stored)
-    except DomainEventsError:
-        # run_delivery() loads it again, meets the same error and records the delivery dead.
-        return OwedDelivery(
-            pk, receiver, dispatcher, queue, using, attempts=attempts, ordering_key=key
-        )
-    return OwedDelivery(
-        pk,
-        receiver,
-        dispatcher,
-        queue,
-        using,
-        attempts=attempts,
-        event=event,
-        envelope=envelope,
-        ordering_key=key,
-        headers=headers,
-    )
-
-
-_LOADER_ATTR = "_domain_events_task_loader"
+    if not loaded.runnable:
+        return loaded.state  # settled, or waiting for an earlier delivery of its ordering key
+    # An event that cannot be decoded comes without it: run_delivery() loads it again, meets
+    # the same error and records the delivery dead.
+    return loaded.owed
 
 
 def _schedule_retry(owed: OwedDelivery) -> None:
