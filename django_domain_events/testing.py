@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_domain_events.declaration.envelope import Envelope
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
@@ -93,6 +94,13 @@ def _with(fields: dict[str, Any]) -> str:
     if not fields:
         return ""
     return " with " + ", ".join(f"{key}={value!r}" for key, value in fields.items())
+
+
+def in_test_case(connection: BaseDatabaseWrapper) -> bool:
+    """Whether ``connection`` is inside the transaction of a Django ``TestCase``, which never
+    commits: its ``on_commit`` hooks run only when ``captureOnCommitCallbacks()`` runs them."""
+    blocks = connection.atomic_blocks
+    return bool(blocks) and any(getattr(block, "_from_testcase", False) for block in blocks)
 
 
 @contextmanager

@@ -27,7 +27,8 @@ from django.db.transaction import Atomic
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
 from django_domain_events.models import DELIVERY_COLUMNS, EVENT_COLUMNS
 from django_domain_events.observability import debug_logging
-from django_domain_events.publishing.publisher import _Batch, _batch_for, _collector, _commit, _Rows
+from django_domain_events.publishing.batch import Batch, batch_for
+from django_domain_events.publishing.publisher import _collector, _commit, _Rows
 
 logger = logging.getLogger("django_domain_events")
 
@@ -101,7 +102,7 @@ class _Block:
     def __init__(self, commit: bool, parent: _Block | None) -> None:
         self.commit = commit
         self.parent = parent
-        self.items: list[tuple[_Rows, _Batch | None]] = []
+        self.items: list[tuple[_Rows, Batch | None]] = []
         # Whether the rows will really be written: not inside a dry run.
         self.writes: bool = commit and (parent is None or parent.writes)
         # The outermost block of a writing chain writes the rows, so the transactions open
@@ -122,7 +123,7 @@ class _Block:
             return
         if self.writes:
             self._check_transaction(rows.alias, list(connection.atomic_blocks))
-        self.items.append((rows, _batch_for(connection, rows.alias)))
+        self.items.append((rows, batch_for(connection, rows.alias)))
 
     def _check_transaction(self, alias: str, blocks: list[Atomic]) -> None:
         entry = self.entry_blocks.get(alias, [])
@@ -134,7 +135,7 @@ class _Block:
                 f"the block instead: with transaction.atomic(), collect_events(): ..."
             )
 
-    def live_items(self) -> list[tuple[_Rows, _Batch | None]]:
+    def live_items(self) -> list[tuple[_Rows, Batch | None]]:
         """The rows whose ``atomic()`` blocks have not rolled back, with their batches.
 
         A batch's hook is still registered while its transaction is open, has run if it

@@ -1,17 +1,11 @@
 """``publish()``: write events and their deliveries in the caller's transaction, and hand the
 deliveries to their dispatchers once that transaction commits.
 
-Per transaction, the deliveries are gathered in one ``_Batch`` and a single ``on_commit`` hook
-dispatches them all. Django forgets an ``on_commit`` hook registered inside a savepoint when that
-savepoint rolls back, so a batch only takes events published under the same live savepoints as
-its hook: then the hook and the rows it dispatches are rolled back together, never one without
-the other. A savepoint that was released can no longer roll back alone, so after an inner
-``atomic()`` block exits normally, the outer level keeps using the batch opened inside it.
+The deliveries of one transaction are dispatched by one ``on_commit`` hook (``batch.py``).
 
 Two blocks change a publish, each found through a context variable read once per call: inside
 ``collect_events()`` (``collecting.py``) the rows are built and handed to the block instead of
-written, and inside ``use_dispatcher()`` every delivery gets that dispatcher. After the commit,
-the hook also calls the runtime listeners of ``listeners.py``, if any is subscribed.
+written, and inside ``use_dispatcher()`` every delivery gets that dispatcher.
 """
 
 from __future__ import annotations
@@ -29,7 +23,6 @@ from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from django_domain_events import signals
 from django_domain_events.conf import settings
 from django_domain_events.declaration.codec import decode_json, encode_event, encode_payload
 from django_domain_events.declaration.envelope import Envelope, current_envelope
@@ -48,14 +41,11 @@ from django_domain_events.dispatchers.override import _override as _dispatcher_o
 from django_domain_events.exceptions import PayloadError
 from django_domain_events.ids import uuid7
 from django_domain_events.models import DeliveryState, OutboxEvent
-from django_domain_events.observability import debug_logging, metrics, tracing
-from django_domain_events.publishing import listeners
+from django_domain_events.observability import debug_logging, tracing
+from django_domain_events.publishing.batch import batch_for
 from django_domain_events.publishing.writer import writer_for
 
 logger = logging.getLogger("django_domain_events")
-
-_BATCHES_ATTR = "_domain_events_batches"
-
 
 # Callbacks of the active testing.capture_events() blocks, called for each published event.
 _captures: list[Callable[[DomainEvent | NamedEvent, Envelope], None]] = []
@@ -70,97 +60,6 @@ class _Collector(Protocol):
 _collector: contextvars.ContextVar[_Collector | None] = contextvars.ContextVar(
     "django_domain_events_collector", default=None
 )
-
-
-class _Batch:
-    """Deliveries published under one set of live savepoints of one transaction."""
-
-    __slots__ = ("alias", "batches", "envelopes", "hook", "owed", "ran", "savepoints")
-
-    def __init__(
-        self, alias: str, savepoints: frozenset[str], batches: list[_Batch] | None
-    ) -> None:
-        self.alias = alias
-        self.savepoints = savepoints
-        self.batches = batches
-        self.owed: list[OwedDelivery] = []
-        self.envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
-        self.ran = False
-        """Set when the hook has run, that is when the transaction committed."""
-        self.hook = self.run  # one bound method, so identity checks can find it
-
-    def is_registered(self, connection: BaseDatabaseWrapper) -> bool:
-        hook = self.hook
-        return any(entry[1] is hook for entry in connection.run_on_commit)
-
-    def run(self) -> None:
-        """The ``on_commit`` hook: announce the events, then dispatch their deliveries."""
-        self.ran = True
-        if self.batches is not None and self in self.batches:
-            self.batches.remove(self)
-        owed, self.owed = self.owed, []
-        envelopes, self.envelopes = self.envelopes, []
-        notify = listeners.notify if listeners.has_listeners() else None
-        if metrics.enabled():
-            metrics.published(envelopes)
-        for event, envelope in envelopes:
-            signals.send(
-                signals.event_published,
-                sender=type(event),
-                event=event,
-                envelope=envelope,
-                using=self.alias,
-            )
-            if notify is not None:
-                notify(event, envelope)
-        by_dispatcher: dict[str, list[OwedDelivery]] = {}
-        for item in owed:
-            by_dispatcher.setdefault(item.dispatcher, []).append(item)
-        debug = debug_logging.enabled()
-        for name, items in by_dispatcher.items():
-            started = time.perf_counter() if debug else 0.0
-            try:
-                dispatchers[name].dispatch(items)
-            except Exception:
-                # Never into the caller: the deliveries stay owed and the relay sends them.
-                logger.exception(
-                    "Dispatcher %r failed to dispatch %d deliveries; they stay owed",
-                    name,
-                    len(items),
-                )
-            if debug:
-                debug_logging.dispatched(name, items, time.perf_counter() - started)
-
-
-def _in_test_case(connection: BaseDatabaseWrapper) -> bool:
-    # Django's TestCase never commits; its captureOnCommitCallbacks() runs only the hooks
-    # registered inside the block, so a batch whose hook was registered before the block (in
-    # setUp, say) would take later events with it. Under TestCase every publish gets its own hook.
-    blocks = connection.atomic_blocks
-    return bool(blocks) and any(getattr(block, "_from_testcase", False) for block in blocks)
-
-
-def _batch_for(connection: BaseDatabaseWrapper, alias: str) -> _Batch:
-    live = frozenset(connection.savepoint_ids)
-    if _in_test_case(connection):
-        own = _Batch(alias, live, None)
-        connection.on_commit(own.hook, robust=True)
-        return own
-    batches: list[_Batch] | None = getattr(connection, _BATCHES_ATTR, None)
-    if batches is None:
-        batches = []
-        setattr(connection, _BATCHES_ATTR, batches)
-    for batch in batches:
-        # The batch's hook dies exactly when one of its savepoints that is still live rolls
-        # back; it suits this publish when those are exactly the savepoints live now.
-        if batch.savepoints & live == live and batch.is_registered(connection):
-            return batch
-    # Batches whose hooks Django dropped (their transaction or savepoint rolled back) go too.
-    batches[:] = [batch for batch in batches if batch.is_registered(connection)]
-    batch = _Batch(alias, live, batches)
-    batches.append(batch)
-    connection.on_commit(batch.hook, robust=True)
-    return batch
 
 
 class _Prepared:
@@ -434,7 +333,7 @@ def _insert(
         raise
     if started is not None:
         debug_logging.published(events, deliveries, alias, time.perf_counter() - started)
-    batch = _batch_for(connection, alias)
+    batch = batch_for(connection, alias)
     batch.owed.extend(owed)
     batch.envelopes.extend(envelopes)
 
