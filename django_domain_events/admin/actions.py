@@ -4,14 +4,12 @@ and is logged."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -19,14 +17,13 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from django_domain_events.declaration.registry import Receiver, registry
-from django_domain_events.delivery.ordering import skip_dead
-from django_domain_events.delivery.runner import hand_over_released
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.operations.redelivery import (
     RETRYABLE_STATES,
     replay_events,
     retry_deliveries,
 )
+from django_domain_events.operations.skipping import skip_dead_deliveries
 
 ACTION_ROW_LIMIT = 10_000
 """Most rows one admin action takes; more is a job for the management commands."""
@@ -148,15 +145,8 @@ def skip_selected_in_lines(
             sample=list(skippable.order_by("-id")[:SAMPLE_SIZE]),
             sample_size=SAMPLE_SIZE,
         )
-    using = queryset.db
-    ids = list(skippable.values_list("pk", flat=True))
-    released = skip_dead(ids, using)
-    for owed in released:
-        # After the commit, as publish() hands deliveries over; at once outside a transaction.
-        transaction.on_commit(partial(hand_over_released, owed), using=using)
-    taken = list(
-        Delivery.objects.using(using).filter(pk__in=ids, ordering_key="").only("id", "receiver")
-    )
+    result = skip_dead_deliveries(skippable.select_related(None).only("id"), using=queryset.db)
+    taken, released = result.skipped, result.released
     if taken:
         _log(request, taken, gettext("Taken out of its ordering line."))
     modeladmin.message_user(
@@ -170,9 +160,9 @@ def skip_selected_in_lines(
         + ngettext(
             "%(lines)d line released: its next delivery is being dispatched.",
             "%(lines)d lines released: their next deliveries are being dispatched.",
-            len(released),
+            released,
         )
-        % {"lines": len(released)},
+        % {"lines": released},
         messages.SUCCESS if taken else messages.WARNING,
     )
     return None

@@ -1,8 +1,9 @@
 """Running things again on request: replay events to receivers, retry dead or failed deliveries.
 
 Both claim the deliveries they create or re-arm in their own transaction, as a relay claims owed
-deliveries, and hand them to their dispatchers after the commit through ``Relay.hand_over()``.
-If the process dies in between, the claims lapse and a relay dispatches them later.
+deliveries, and hand them to their dispatchers through ``Relay.hand_over()`` once the surrounding
+transaction commits (at once outside one). If the process dies in between, the claims lapse and
+a relay dispatches them later.
 
 ``replay_events()`` and ``retry_deliveries()`` act on rows already chosen (the admin's
 actions); ``replay_selected()`` and ``retry_selected()`` choose them from command-line
@@ -22,6 +23,7 @@ from django_domain_events.conf import settings
 from django_domain_events.declaration.registry import Receiver, is_ordered, registry
 from django_domain_events.delivery import ordering
 from django_domain_events.delivery.relay import Relay, RelayTotals
+from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.override import dispatcher_override
 from django_domain_events.ids import uuid7
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
@@ -52,7 +54,8 @@ class ReplayedEvent:
 class RedeliveryResult:
     """What a replay or retry did: deliveries created or re-armed, the events replayed, and
     what handing the deliveries over came to. In a dry run nothing is written and ``totals``
-    stays zero."""
+    stays zero; inside a transaction, ``totals`` counts the claims only, as the deliveries are
+    handed over when it commits."""
 
     deliveries: int = 0
     events: list[ReplayedEvent] = field(default_factory=list)
@@ -70,15 +73,16 @@ def replay_events(
     events: Iterable[OutboxEvent], receivers: Sequence[Receiver], *, using: str | None = None
 ) -> list[Delivery]:
     """Write a new delivery of each event to each of ``receivers`` that receives its type,
-    dispatch them, and return the deliveries written. Earlier deliveries stay as they are."""
+    dispatch them after the commit, and return the deliveries written. Earlier deliveries stay
+    as they are."""
     rows, _ = _replay(list(events), receivers, _alias(using))
     return rows
 
 
 def retry_deliveries(deliveries: Iterable[Delivery], *, using: str | None = None) -> list[Delivery]:
-    """Run those of ``deliveries`` that are failed or dead again now, each with a fresh set
-    of attempts, and return them. Their last error stays until the next attempt replaces it.
-    Deliveries in other states are left alone."""
+    """Run those of ``deliveries`` that are failed or dead again after the commit, each with a
+    fresh set of attempts, and return them. Their last error stays until the next attempt
+    replaces it. Deliveries in other states are left alone."""
     ids = [row.pk for row in deliveries]
     rows, _ = _retry(ids, RETRYABLE_STATES, _alias(using))
     return rows
@@ -102,9 +106,7 @@ def _replay(
         ordering.sequence_models(connections[using], using, rows)
         Delivery.objects.using(using).bulk_create(rows)
         claimed = relay.claim([row.pk for row in rows], states=(DeliveryState.PENDING,))
-    totals = relay.hand_over(claimed)
-    totals.claimed = len(claimed)
-    return rows, totals
+    return rows, _hand_over_on_commit(relay, claimed, using)
 
 
 def _new_delivery(event: OutboxEvent, receiver: Receiver) -> Delivery:
@@ -131,11 +133,19 @@ def _retry(
     with transaction.atomic(using=using):
         _lock_events(ids, using)
         claimed = relay.claim(ids, states=states, attempts=0, next_attempt_at=None)
-    totals = relay.hand_over(claimed)
-    totals.claimed = len(claimed)
+    totals = _hand_over_on_commit(relay, claimed, using)
     retried = {owed.delivery_id for owed in claimed}
     rows = list(Delivery.objects.using(using).filter(pk__in=retried).order_by("created_at"))
     return rows, totals
+
+
+def _hand_over_on_commit(relay: Relay, claimed: list[OwedDelivery], using: str) -> RelayTotals:
+    # As publish() does: before the surrounding transaction commits, a worker would not see
+    # the claimed rows, and a "sync" receiver would run on changes that may yet roll back.
+    totals = RelayTotals(claimed=len(claimed))
+    if claimed:
+        transaction.on_commit(lambda: totals.add(relay.hand_over(claimed)), using=using)
+    return totals
 
 
 def _lock_events(delivery_ids: Sequence[uuid.UUID], using: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_domain_events.management.commands.relay_events import database_alias
+from django_domain_events.management.options import add_database_argument, database_alias
 from django_domain_events.operations.health import STATES, outbox_status
 
 
@@ -46,7 +46,7 @@ class Command(BaseCommand):
             default=None,
             help="Ordering keys a dead delivery may block (default: STATUS_MAX_BLOCKED_KEYS).",
         )
-        parser.add_argument("--database", default=None, help="Database alias of the outbox.")
+        add_database_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["max_owed_age"] is not None and options["max_owed_age"] < 0:

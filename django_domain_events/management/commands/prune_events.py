@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from django_domain_events.conf import settings
-from django_domain_events.management.commands.relay_events import database_alias
+from django_domain_events.management.options import (
+    add_database_argument,
+    check_batch_size,
+    database_alias,
+    selection_errors,
+)
 from django_domain_events.operations.pruning import BATCH_SIZE, PruneResult, prune_events
-from django_domain_events.operations.selection import SelectionError, parse_duration
+from django_domain_events.operations.selection import parse_duration
 
 
 class Command(BaseCommand):
@@ -39,18 +44,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be deleted; delete nothing."
         )
-        parser.add_argument("--database", default=None, help="Database alias of the outbox.")
+        add_database_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         text = options["older_than"]
-        try:
+        with selection_errors():
             if text is None:
                 text = f"{settings.PRUNE_RETENTION_DAYS:g}d"
             older_than = parse_duration(text, option="--older-than")
-        except SelectionError as exc:
-            raise CommandError(str(exc)) from exc
-        if options["batch_size"] < 1:
-            raise CommandError(f"--batch-size is {options['batch_size']}; give a number >= 1.")
+        check_batch_size(options["batch_size"])
         dry_run: bool = options["dry_run"]
         result = prune_events(
             older_than,

@@ -14,6 +14,11 @@ from django.db import connections
 
 from django_domain_events.conf import settings
 from django_domain_events.delivery.relay import Relay, RelayTotals
+from django_domain_events.management.options import (
+    add_database_argument,
+    check_batch_size,
+    database_alias,
+)
 
 
 class Command(BaseCommand):
@@ -48,11 +53,7 @@ class Command(BaseCommand):
             default=None,
             help="Serve Prometheus metrics on this port (needs DOMAIN_EVENTS['METRICS']).",
         )
-        parser.add_argument(
-            "--database",
-            default=None,
-            help="Database alias of the outbox (default: where the router writes deliveries).",
-        )
+        add_database_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         interval: float | None = options["interval"]
@@ -60,8 +61,7 @@ class Command(BaseCommand):
         database: str | None = options["database"]
         if interval is not None and interval < 0:
             raise CommandError(f"--interval is {interval}; give a number of seconds >= 0.")
-        if batch_size is not None and batch_size < 1:
-            raise CommandError(f"--batch-size is {batch_size}; give a number >= 1.")
+        check_batch_size(batch_size)
         relay = Relay(using=database_alias(database), batch_size=batch_size)
         if options["metrics_port"] is not None:
             self._serve_metrics(options["metrics_port"])
@@ -107,16 +107,6 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Batch: {batch}.")
-
-
-def database_alias(database: str | None) -> str | None:
-    """The ``--database`` option checked against ``DATABASES``."""
-    if database is not None and database not in connections.settings:
-        raise CommandError(
-            f"--database {database!r} is not in DATABASES; use one of "
-            f"{', '.join(sorted(connections.settings))}."
-        )
-    return database
 
 
 @contextmanager

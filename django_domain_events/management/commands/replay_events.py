@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from django_domain_events.management.commands.relay_events import database_alias
+from django_domain_events.management.options import (
+    add_database_argument,
+    database_alias,
+    selection_errors,
+)
 from django_domain_events.operations.redelivery import RedeliveryResult, replay_selected
 from django_domain_events.operations.selection import (
     EventSelection,
@@ -41,10 +45,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Print what would be replayed; write nothing."
         )
-        parser.add_argument("--database", default=None, help="Database alias of the outbox.")
+        add_database_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
+        with selection_errors():
             selection = EventSelection(
                 ids=tuple(parse_ids(options["id"], option="--id")),
                 event_types=tuple(options["type"]),
@@ -63,8 +67,6 @@ class Command(BaseCommand):
                 dry_run=dry_run,
                 on_batch=self._progress if not dry_run else None,
             )
-        except SelectionError as exc:
-            raise CommandError(str(exc)) from exc
         if dry_run:
             for event in result.events:
                 receivers = ", ".join(event.receivers) or "no receiver"

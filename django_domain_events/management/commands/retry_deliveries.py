@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from django_domain_events.management.commands.relay_events import database_alias
+from django_domain_events.management.options import (
+    add_database_argument,
+    database_alias,
+    selection_errors,
+)
 from django_domain_events.models import DeliveryState
 from django_domain_events.operations.redelivery import RedeliveryResult, retry_selected
 from django_domain_events.operations.selection import (
@@ -44,10 +48,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be retried; change nothing."
         )
-        parser.add_argument("--database", default=None, help="Database alias of the outbox.")
+        add_database_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
+        with selection_errors():
             selection = DeliverySelection(
                 states=tuple(options["state"] or [DeliveryState.DEAD]),
                 ids=tuple(parse_ids(options["id"], option="--id")),
@@ -69,8 +73,6 @@ class Command(BaseCommand):
                 dry_run=dry_run,
                 on_batch=self._progress if not dry_run else None,
             )
-        except SelectionError as exc:
-            raise CommandError(str(exc)) from exc
         states = " or ".join(selection.states)
         if dry_run:
             self.stdout.write(f"Dry run: {result.deliveries} {states} deliveries would be retried.")
