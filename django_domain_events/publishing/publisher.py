@@ -84,9 +84,14 @@ class _Prepared:
         self.ordering_key = ordering_key
 
 
-def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -> _Prepared:
+def _prepare(
+    event: object,
+    payload: Mapping[str, Any] | None,
+    max_bytes: int,
+    ordering_key: Any = None,
+) -> _Prepared:
     # ``event`` is typed object: callers without type checking pass anything, and each wrong
-    # kind gets its own message.
+    # kind gets its own message. ``ordering_key``, if not None, replaces the declared key.
     if isinstance(event, DomainEvent):
         if payload is not None:
             raise TypeError(
@@ -99,7 +104,7 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
             event.version,
             encode_event(event, max_bytes),
             event.event_kind == "integration",
-            key_of(event) if type(event).ordering_key is not None else "",
+            _key(event, ordering_key),
         )
     if isinstance(event, str):
         # encode_payload() checks the payload is a dict and says so if not.
@@ -126,7 +131,7 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
         )
     data = encode_payload(event.event_type, event.payload, max_bytes)
     # Receivers get the payload as it will read back from JSON (tuples become lists).
-    key = key_of(event) if event.ordering_key else ""
+    key = _key(event, ordering_key)
     named = NamedEvent(
         event_type=event.event_type,
         payload=decode_json(data),
@@ -134,6 +139,14 @@ def _prepare(event: object, payload: Mapping[str, Any] | None, max_bytes: int) -
         ordering_key=key,
     )
     return _Prepared(named, named.event_type, named.version, data, ordering_key=key)
+
+
+def _key(event: DomainEvent | NamedEvent, override: Any) -> str:
+    if override is not None:
+        return check_key(override, event.event_type)
+    if isinstance(event, NamedEvent):
+        return key_of(event) if event.ordering_key else ""
+    return key_of(event) if type(event).ordering_key is not None else ""
 
 
 def _default_alias() -> str:
@@ -235,8 +248,8 @@ def _write_rows(
             delivery_id = uuid7()
             dispatcher = forced or receiver.dispatcher or default_dispatcher
             queue = receiver.queue or ""
-            handed_over = _dispatched_at_insert(dispatcher)
             key = item.ordering_key and (item.ordering_key if is_ordered(receiver) else "")
+            handed_over = _dispatched_at_insert(dispatcher)
             deliveries.append(
                 (
                     delivery_id,
@@ -354,9 +367,7 @@ def publish(
     with a JSON ``payload`` dict. ``ordering_key`` replaces the key the event declares (see
     the Ordering page). Bad payloads raise ``PayloadError`` before anything is written.
     """
-    prepared = _prepare(event, payload, settings.MAX_PAYLOAD_BYTES)
-    if ordering_key is not None:
-        prepared.ordering_key = check_key(ordering_key, prepared.event_type)
+    prepared = _prepare(event, payload, settings.MAX_PAYLOAD_BYTES, ordering_key)
     return _write([prepared], using, correlation_id)[0]
 
 
