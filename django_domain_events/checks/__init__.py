@@ -1,0 +1,25 @@
+"""System checks: configuration and declaration mistakes reported at start-up.
+
+Every check has a stable id (``django_domain_events.E001`` …) that a project can silence with
+``SILENCED_SYSTEM_CHECKS``.
+"""
+
+from __future__ import annotations
+
+from django_domain_events.checks.configuration import check_settings
+from django_domain_events.checks.declarations import (
+    check_backend_subscriptions,
+    check_event_classes,
+    check_integration_events,
+    check_receiver_limit,
+    check_receivers,
+)
+
+__all__ = [
+    "check_backend_subscriptions",
+    "check_event_classes",
+    "check_integration_events",
+    "check_receiver_limit",
+    "check_receivers",
+    "check_settings",
+]
