@@ -114,18 +114,18 @@ def capture_events() -> Iterator[CapturedEvents]:
         published.assert_published(OrderPlaced, order_id=order.pk)
 
     """
-    from django_domain_events.publishing import publisher as publishing
+    from django_domain_events.publishing.captures import captures
 
     captured = CapturedEvents()
 
     def record(event: DomainEvent | NamedEvent, envelope: Envelope) -> None:
         captured.append(CapturedEvent(event, envelope))
 
-    publishing._captures.append(record)
+    captures.append(record)
     try:
         yield captured
     finally:
-        publishing._captures.remove(record)
+        captures.remove(record)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -43,12 +43,10 @@ from django_domain_events.ids import uuid7
 from django_domain_events.models import DeliveryState, OutboxEvent
 from django_domain_events.observability import debug_logging, tracing
 from django_domain_events.publishing.batch import batch_for
+from django_domain_events.publishing.captures import captures
 from django_domain_events.publishing.writer import writer_for
 
 logger = logging.getLogger("django_domain_events")
-
-# Callbacks of the active testing.capture_events() blocks, called for each published event.
-_captures: list[Callable[[DomainEvent | NamedEvent, Envelope], None]] = []
 
 
 class _Collector(Protocol):
@@ -321,7 +319,7 @@ def _commit(
     else:
         with transaction.atomic(using=alias):
             _insert(connection, alias, events, deliveries, owed, envelopes, started)
-    for capture in _captures:
+    for capture in captures:
         for event, envelope in envelopes:
             capture(event, envelope)
 
