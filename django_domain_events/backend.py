@@ -3,40 +3,52 @@
 
 from __future__ import annotations
 
+# Each name is re-exported explicitly (``X as X``), for type checkers too.
 from django_domain_events.compat.backend import (
-    CeleryEventBackend,
-    EventBackend,
-    EventBackendType,
-    EventHandler,
-    EventPublisher,
-    EventSubscriber,
-    MemoryEventBackend,
-    get_event_backend,
-    init_domain_events,
-    init_event_backend,
-    pending_handlers,
-    publish_event,
-    register_event_handlers,
-    reset_event_backend,
-    subscribe_to_event,
-    subscription_name,
+    CeleryEventBackend as CeleryEventBackend,
 )
-
-__all__ = [
-    "CeleryEventBackend",
-    "EventBackend",
-    "EventBackendType",
-    "EventHandler",
-    "EventPublisher",
-    "EventSubscriber",
-    "MemoryEventBackend",
-    "get_event_backend",
-    "init_domain_events",
-    "init_event_backend",
-    "pending_handlers",
-    "publish_event",
-    "register_event_handlers",
-    "reset_event_backend",
-    "subscribe_to_event",
-    "subscription_name",
-]
+from django_domain_events.compat.backend import (
+    EventBackend as EventBackend,
+)
+from django_domain_events.compat.backend import (
+    EventBackendType as EventBackendType,
+)
+from django_domain_events.compat.backend import (
+    EventHandler as EventHandler,
+)
+from django_domain_events.compat.backend import (
+    EventPublisher as EventPublisher,
+)
+from django_domain_events.compat.backend import (
+    EventSubscriber as EventSubscriber,
+)
+from django_domain_events.compat.backend import (
+    MemoryEventBackend as MemoryEventBackend,
+)
+from django_domain_events.compat.backend import (
+    get_event_backend as get_event_backend,
+)
+from django_domain_events.compat.backend import (
+    init_domain_events as init_domain_events,
+)
+from django_domain_events.compat.backend import (
+    init_event_backend as init_event_backend,
+)
+from django_domain_events.compat.backend import (
+    pending_handlers as pending_handlers,
+)
+from django_domain_events.compat.backend import (
+    publish_event as publish_event,
+)
+from django_domain_events.compat.backend import (
+    register_event_handlers as register_event_handlers,
+)
+from django_domain_events.compat.backend import (
+    reset_event_backend as reset_event_backend,
+)
+from django_domain_events.compat.backend import (
+    subscribe_to_event as subscribe_to_event,
+)
+from django_domain_events.compat.backend import (
+    subscription_name as subscription_name,
+)

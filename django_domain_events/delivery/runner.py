@@ -269,7 +269,14 @@ def _settle_failure(
         return Outcome.FAILED, None
     if not updated:
         return Outcome.SKIPPED, None
-    sender = type(event) if event is not None else NamedEvent
+    told: dict[str, Any] = {
+        "sender": type(event) if event is not None else NamedEvent,
+        "event": event,
+        "envelope": envelope,
+        "receiver": receiver,
+        "using": owed.using,
+        "exception": exc,
+    }
     if dead:
         logger.error(
             "Delivery %s to %s is dead after %d attempt(s): %s",
@@ -279,16 +286,7 @@ def _settle_failure(
             reason,
             exc_info=exc if isinstance(exc, Exception) and not isinstance(exc, GiveUp) else None,
         )
-        signals.send(
-            signals.delivery_dead,
-            sender=sender,
-            event=event,
-            envelope=envelope,
-            receiver=receiver,
-            using=owed.using,
-            exception=exc,
-            reason=reason,
-        )
+        signals.send(signals.delivery_dead, **told, reason=reason)
         return Outcome.DEAD, released
     logger.warning(
         "Delivery %s to %s failed (attempt %d), retry at %s: %s",
@@ -298,16 +296,7 @@ def _settle_failure(
         retry_at.isoformat() if retry_at else "-",
         reason,
     )
-    signals.send(
-        signals.delivery_failed,
-        sender=sender,
-        event=event,
-        envelope=envelope,
-        receiver=receiver,
-        using=owed.using,
-        exception=exc,
-        retry_at=retry_at,
-    )
+    signals.send(signals.delivery_failed, **told, retry_at=retry_at)
     return Outcome.FAILED, None
 
 
