@@ -450,33 +450,6 @@ def test_the_dashboard_takes_no_more_queries_for_more_blocked_lines(
     assert len(four) == len(one)
 
 
-@pytest.mark.postgres
-def test_the_line_queries_read_the_ordered_index(line: Line) -> None:
-    dead = blocked_line(line)
-    last = of("unit_admin.ordered", "a", 3)
-    _, listed = lines.blocked("default")
-    queries = {
-        "held up by": lines.line_of(last).filter(
-            ordering_seq__lt=3, state__in=lines.blocking_states(last.receiver)
-        ),
-        "ahead": lines.line_of(last)
-        .filter(ordering_seq__lt=3)
-        .exclude(state=DeliveryState.DELIVERED),
-        "behind": lines.waiting_behind(dead),
-    }
-    assert listed
-
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-        try:
-            plans = {name: queryset.explain() for name, queryset in queries.items()}
-        finally:
-            cursor.execute("RESET enable_seqscan")
-
-    for name, plan in plans.items():
-        assert "dde_delivery_ordered_idx" in plan, (name, plan)
-
-
 def test_counts_in_a_line_stop_at_the_limit(
     superuser_client: Client, line: Line, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,7 +53,7 @@ def test_a_publisher_killed_after_commit_is_delivered_by_the_relay_once(
     start: Callable[..., Process], relay_receivers: Registry, tmp_path: Path
 ) -> None:
     committed = tmp_path / "committed"
-    publisher = start("-m", "tests.integration.relay.publisher", "50", str(committed))
+    publisher = start("-m", "tests.e2e.relay.publisher", "50", str(committed))
     wait_for(committed.exists, "the publisher's commit")
     publisher.kill()
     # Committed, never dispatched: 50 events, a delivery per receiver each, all pending.

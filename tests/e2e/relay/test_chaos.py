@@ -67,9 +67,7 @@ def test_chaos_loses_duplicates_and_strands_nothing(
 
     relays = [start_relay(), start_relay()]
     publishers = [
-        start(
-            "-m", "tests.integration.relay.chaos_publisher", str(stop), settings=settings, env=env
-        )
+        start("-m", "tests.e2e.relay.chaos_publisher", str(stop), settings=settings, env=env)
         for _ in range(2)
     ]
     chaos = random.Random(os.environ.get("DOMAIN_EVENTS_CHAOS_SEED"))

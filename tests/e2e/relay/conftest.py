@@ -34,7 +34,7 @@ def process_env(domain_events: dict[str, Any], extra: dict[str, str]) -> dict[st
     return {
         **os.environ,
         **extra,
-        "DJANGO_SETTINGS_MODULE": "tests.integration.relay.settings",
+        "DJANGO_SETTINGS_MODULE": "tests.e2e.relay.settings",
         "DOMAIN_EVENTS_TEST_DB": "postgres",
         # pytest-django's test database, which this settings_dict now names.
         "DOMAIN_EVENTS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
