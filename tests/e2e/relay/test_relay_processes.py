@@ -22,10 +22,11 @@ from django_domain_events.events import NamedEvent
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.registry import Registry
 from django_domain_events.relay import Relay
+from tests.processes import wait_until
 from tests.tcp_proxy import TCPProxy
 from tests.testapp.models import Effect
 
-from .conftest import Process, wait_for
+from .conftest import Process
 from .receivers import HELD, POISON, POISON_ATTEMPTS, RECORD, RECORDED
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -54,7 +55,7 @@ def test_a_publisher_killed_after_commit_is_delivered_by_the_relay_once(
 ) -> None:
     committed = tmp_path / "committed"
     publisher = start("-m", "tests.e2e.relay.publisher", "50", str(committed))
-    wait_for(committed.exists, "the publisher's commit")
+    wait_until(committed.exists, "the publisher's commit", report=publisher.output)
     publisher.kill()
     # Committed, never dispatched: 50 events, a delivery per receiver each, all pending.
     assert OutboxEvent.objects.count() == 50
@@ -102,11 +103,11 @@ def test_a_relay_paused_past_its_lease_cannot_touch_what_another_relay_claimed(
     # The held delivery is the oldest, so it is the first the paused relay runs.
     Delivery.objects.filter(event_id=held_event).update(created_at=Now() - dt.timedelta(minutes=1))
     paused = start("relay_events", "--once", settings={"RELAY_GRACE": 0, "RELAY_LEASE": 1})
-    wait_for(started.exists, "the paused relay to start the held delivery")
+    wait_until(started.exists, "the paused relay to start the held delivery", report=paused.output)
     paused.signal(signal.SIGSTOP)
     hold.unlink()
     # Its lease ends (by the database clock) while it is stopped.
-    wait_for(
+    wait_until(
         lambda: not Delivery.objects.filter(claimed_until__gt=Now()).exists(),
         "the paused relay's lease to end",
     )
@@ -137,9 +138,10 @@ def test_a_poison_receiver_goes_dead_while_the_others_flow(
     event_ids = publish_owed(20, poison=True)
     relay = start("relay_events", settings=FAST)
 
-    wait_for(
+    wait_until(
         lambda: Delivery.objects.filter(receiver=POISON, state=DeliveryState.DEAD).count() == 20,
         "the poison receiver's deliveries to go dead",
+        report=relay.output,
     )
     relay.signal(signal.SIGTERM)
 
@@ -171,9 +173,10 @@ def test_pruning_while_the_relay_delivers_loses_nothing_unsettled(
     relay = start("relay_events", "--batch-size", "20", settings=FAST)
     pruner = start("prune_events", "--older-than", "7d", "--batch-size", "25")
     assert pruner.wait() == 0, pruner.output()
-    wait_for(
+    wait_until(
         lambda: not Delivery.objects.exclude(state=DeliveryState.DELIVERED).exists(),
         "the relay to deliver everything owed",
+        report=relay.output,
     )
     relay.signal(signal.SIGTERM)
     assert relay.wait() == 0, relay.output()
@@ -199,19 +202,23 @@ def test_a_relay_recovers_from_the_database_going_away_without_a_restart(
             settings=settings,
             env={"DOMAIN_EVENTS_TEST_DB_PORT": str(proxy.port)},
         )
-        wait_for(lambda: Effect.objects.count() >= 40, "the relay to get going")
+        wait_until(
+            lambda: Effect.objects.count() >= 40, "the relay to get going", report=relay.output
+        )
         proxy.cut()
-        wait_for(
+        wait_until(
             lambda: "A batch failed on a database error" in relay.output(),
             "the relay to notice the outage",
+            report=relay.output,
         )
         during_outage = Effect.objects.count()
         time.sleep(0.5)
         assert Effect.objects.count() == during_outage
         proxy.restore()
-        wait_for(
+        wait_until(
             lambda: not Delivery.objects.exclude(state=DeliveryState.DELIVERED).exists(),
             "the relay to deliver everything after the outage",
+            report=relay.output,
         )
         relay.signal(signal.SIGTERM)
         assert relay.wait() == 0, relay.output()

@@ -12,9 +12,10 @@ from celery import Celery
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.registry import Registry
 from django_domain_events.relay import Relay, RelayTotals
-from tests.integration.celery.conftest import Broker, delete_queue
+from tests.brokers import Broker, delete_queue
+from tests.processes import CeleryWorker, stop_workers, wait_until
 
-from .conftest import OrderingWorker, stop_all, wait_until, wait_until_delivered
+from .conftest import report_on, wait_until_delivered
 from .lines import assert_in_publish_order, publish_interleaved, runs
 from .receivers import ORDERED
 
@@ -28,7 +29,7 @@ def test_the_relay_sends_lost_deliveries_again_in_order(
     broker: Broker,
     queue: str,
     celery_app: Celery,
-    start_workers: Callable[[int, Broker], list[OrderingWorker]],
+    start_workers: Callable[[int, Broker], list[CeleryWorker]],
     stepped_receivers: Registry,
 ) -> None:
     keys = [f"r{index:02}" for index in range(KEYS)]
@@ -37,12 +38,14 @@ def test_the_relay_sends_lost_deliveries_again_in_order(
     wait_until(
         lambda: sum(map(len, runs(ORDERED).values())) >= KEYS * PER_KEY // 4,
         "a quarter of the lines to be delivered",
-        workers=first,
+        timeout=120,
+        interval=0.25,
+        report=report_on(first),
     )
 
     # Every task still in the broker is lost: those queued, those the workers had reserved
     # (given back at their shutdown) and the retries they held with a countdown.
-    stop_all(first)
+    stop_workers(first)
     delete_queue(celery_app, queue)
     lost = Delivery.objects.filter(state__in=OWED).count()
     waiting = Delivery.objects.filter(state=DeliveryState.WAITING).count()
