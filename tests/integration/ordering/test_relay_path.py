@@ -63,6 +63,10 @@ def test_the_relay_sends_lost_deliveries_again_in_order(
     )
 
     print(f"\nrelay path: {lost} deliveries lost their tasks, {waiting} waiting; relay {totals}")
+    # The guarantee: every line delivered once, in publish order. How many of the lost
+    # deliveries the relay sent is not part of it: on Redis, tasks the stopped workers had
+    # reserved stay in the broker's unacknowledged set and come back to the new workers, which
+    # may deliver some before the relay sends them (a second copy is then skipped). The tasks
+    # still queued went with the queue, so only the relay can send those: without it the wait
+    # above gives up.
     assert_in_publish_order(keys, PER_KEY)
-    # Only the relay sends a delivery whose task was lost: it sent at least that many.
-    assert totals.sent >= lost, (totals, lost)
