@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -34,6 +33,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(trans
 RACE_EVENTS = int(os.environ.get("DOMAIN_EVENTS_RELAY_RACE_EVENTS", "1000"))
 """Events in the race between relays: 1,000 (2,000 deliveries) keeps CI quick; set 5000 for
 the 10,000 deliveries of the full proof."""
+
+FAILED_BATCH = "A batch failed on a database error"
+"""What ``relay_events`` prints each time a pass fails on a database error."""
 
 FAST = {"RELAY_GRACE": 0, "RELAY_INTERVAL": 0.05, "RETRY_BASE_DELAY": 0, "RETRY_MAX_DELAY": 0}
 
@@ -207,12 +209,19 @@ def test_a_relay_recovers_from_the_database_going_away_without_a_restart(
         )
         proxy.cut()
         wait_until(
-            lambda: "A batch failed on a database error" in relay.output(),
+            lambda: FAILED_BATCH in relay.output(),
             "the relay to notice the outage",
             report=relay.output,
         )
         during_outage = Effect.objects.count()
-        time.sleep(0.5)
+        failed_passes = relay.output().count(FAILED_BATCH)
+        # The relay goes on trying: once another pass has failed, it has had its chance to
+        # deliver during the outage, and must not have.
+        wait_until(
+            lambda: relay.output().count(FAILED_BATCH) > failed_passes,
+            "the relay to fail another pass during the outage",
+            report=relay.output,
+        )
         assert Effect.objects.count() == during_outage
         proxy.restore()
         wait_until(
