@@ -3,7 +3,6 @@ line, blocked lines on the dashboard, and the retry and skip actions letting a l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +17,7 @@ from django.utils.http import urlencode
 from django_domain_events import GiveUp, publish, receiver
 from django_domain_events.admin import lines
 from django_domain_events.models import Delivery, DeliveryState
-from django_domain_events.registry import registry
+from django_domain_events.registry import Registry
 
 from .conftest import login, staff_with
 from .test_admin_actions import messages_of, post_action
@@ -46,34 +45,33 @@ class Line:
 
 
 @pytest.fixture
-def line() -> Iterator[Line]:
-    """Receivers of ``unit_admin.step`` in an isolated registry: ``unit_admin.ordered``
+def line(receiver_registry: Registry) -> Line:
+    """Receivers of ``unit_admin.step`` in the test's registry: ``unit_admin.ordered``
     (ordered, blocks on a dead delivery), ``unit_admin.skipper`` (ordered, skips dead ones)
     and ``unit_admin.plain`` (not ordered), the first two failing as ``line`` says."""
     state = Line()
-    with registry.isolated():
 
-        def run(name: str, event: Any) -> None:
-            spot = (event.payload["key"], event.payload["n"])
-            if spot in state.give_up:
-                raise GiveUp(f"step {spot} cannot be done")
-            if spot in state.fail:
-                raise ValueError(f"step {spot} failed")
-            state.runs.append((name, *spot))
+    def run(name: str, event: Any) -> None:
+        spot = (event.payload["key"], event.payload["n"])
+        if spot in state.give_up:
+            raise GiveUp(f"step {spot} cannot be done")
+        if spot in state.fail:
+            raise ValueError(f"step {spot} failed")
+        state.runs.append((name, *spot))
 
-        @receiver(STEP, name="unit_admin.ordered", ordered=True)
-        def ordered(event: Any) -> None:
-            run("unit_admin.ordered", event)
+    @receiver(STEP, name="unit_admin.ordered", ordered=True)
+    def ordered(event: Any) -> None:
+        run("unit_admin.ordered", event)
 
-        @receiver(STEP, name="unit_admin.skipper", ordered=True, on_dead="skip")
-        def skipper(event: Any) -> None:
-            run("unit_admin.skipper", event)
+    @receiver(STEP, name="unit_admin.skipper", ordered=True, on_dead="skip")
+    def skipper(event: Any) -> None:
+        run("unit_admin.skipper", event)
 
-        @receiver(STEP, name="unit_admin.plain")
-        def plain(event: Any) -> None:
-            pass
+    @receiver(STEP, name="unit_admin.plain")
+    def plain(event: Any) -> None:
+        pass
 
-        yield state
+    return state
 
 
 def step(key: str, n: int) -> None:
