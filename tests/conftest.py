@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -35,7 +36,59 @@ def require_service(name: str, host: str, port: int, how_to_start: str) -> None:
     pytest.skip(message)
 
 
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "integration", "e2e")
+"""The folders under tests/ that hold tests, one per tier (the others hold what they import)."""
+NOT_UNIT = ("postgres", "services", "e2e", "browser")
+"""Markers a test in tests/unit may not carry: unit tests run on SQLite, with no network."""
+E2E_ONLY = ("e2e", "browser")
+"""Markers only tests in tests/e2e carry, and that every test there carries one of."""
+TIER_RULES = (
+    "tests/unit: SQLite only, no network, none of the markers "
+    f"{', '.join(NOT_UNIT)}; tests/integration: real PostgreSQL, brokers and workers; "
+    f"tests/e2e: real processes stopped by signals and the browser, each marked "
+    f"{' or '.join(E2E_ONLY)}."
+)
+
+
+def tier_of(item: pytest.Item) -> str | None:
+    """The tier folder ``item`` lives in, or None for a test outside every tier folder."""
+    try:
+        relative = item.path.resolve().relative_to(TESTS)
+    except ValueError:
+        return None
+    return relative.parts[0] if len(relative.parts) > 1 and relative.parts[0] in TIERS else None
+
+
+def misplaced(item: pytest.Item) -> str | None:
+    """Why ``item`` is in the wrong tier folder for its markers, or None if it is not."""
+    markers = {marker.name for marker in item.iter_markers()}
+    tier = tier_of(item)
+    if tier is None:
+        return f"is in no tier folder (put it under tests/{'|'.join(TIERS)})"
+    if tier == "unit" and markers & set(NOT_UNIT):
+        found = ", ".join(sorted(markers & set(NOT_UNIT)))
+        return f"is a unit test marked {found}: move it to tests/integration or tests/e2e"
+    if tier != "e2e" and markers & set(E2E_ONLY):
+        found = ", ".join(sorted(markers & set(E2E_ONLY)))
+        return f"is marked {found} outside tests/e2e: move it there"
+    if tier == "e2e" and not markers & set(E2E_ONLY):
+        return f"is in tests/e2e without the marker {' or '.join(E2E_ONLY)}"
+    return None
+
+
+MISPLACED = pytest.StashKey[str]()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Each folder is a tier, which its markers must match, so that a run of tests/unit never
+    # needs a service and the e2e tests can be run, or left out, as a whole. A misplaced test
+    # fails (below) rather than aborting the collection, which pytest-xdist reports as a
+    # crash that hides the message.
+    for item in items:
+        if item.path.resolve().is_relative_to(TESTS) and (reason := misplaced(item)):
+            item.stash[MISPLACED] = reason
+
     # Tests marked "postgres" exercise PostgreSQL-only behaviour (row locks between real
     # connections); the test command runs the suite once per database, so on SQLite they are
     # not applicable rather than missing a service.
@@ -44,8 +97,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             reason="PostgreSQL-only; runs in the postgres pass of scripts/test.py"
         )
         for item in items:
-            if "postgres" in item.keywords:
+            if item.get_closest_marker("postgres") is not None and MISPLACED not in item.stash:
                 item.add_marker(skip)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if MISPLACED in item.stash:
+        pytest.fail(
+            f"{item.nodeid} {item.stash[MISPLACED]}.\nThe rule: {TIER_RULES}", pytrace=False
+        )
 
 
 @pytest.fixture

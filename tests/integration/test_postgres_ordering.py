@@ -5,7 +5,6 @@ releases what that publish wrote behind it."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -17,6 +16,7 @@ from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.runner import owed_delivery, run_delivery
 from django_domain_events.models import Delivery, DeliveryState
 from tests.integration.test_postgres_delivery import lock_waiters
+from tests.processes import wait_until
 from tests.testapp.models import Effect
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -39,13 +39,6 @@ def in_thread(work: Callable[[], None]) -> tuple[threading.Thread, list[BaseExce
     thread = threading.Thread(target=run)
     thread.start()
     return thread, errors
-
-
-def wait_for_lock_waiter() -> None:
-    deadline = time.monotonic() + 10
-    while lock_waiters() == 0:
-        assert time.monotonic() < deadline, "no transaction ever waited for the key's lock"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -79,7 +72,7 @@ def test_a_delivery_settling_during_a_publish_on_its_key_releases_what_it_wrote(
         ordered.set()
         # The first delivery, done, now waits for the key's lock to release what is behind
         # it; it must see the second one once this commits.
-        wait_for_lock_waiter()
+        wait_until(lock_waiters, "a transaction to wait for the key's lock", interval=0.01)
     running.join(timeout=30)
 
     assert errors == []
@@ -106,7 +99,8 @@ def test_publishers_of_one_key_take_turns_in_commit_order(ordered: threading.Eve
         first, first_errors = in_thread(first_publisher)
         assert holding.wait(timeout=20)
         second, second_errors = in_thread(second_publisher)
-        wait_for_lock_waiter()  # the second publish waits for the first's transaction
+        # The second publish waits for the first's transaction.
+        wait_until(lock_waiters, "the second publish to wait for the key's lock", interval=0.01)
         release.set()
         first.join(timeout=30)
         second.join(timeout=30)

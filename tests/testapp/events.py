@@ -29,3 +29,19 @@ class OrderShipped(DomainEvent):
         if from_version == 1:
             return {**payload, "carrier": "unknown"}
         return super().upcast(payload, from_version)
+
+
+@dataclass(frozen=True)
+class Pinged(DomainEvent):
+    """A small event for tests that declare their own receivers of it (in the plugin's
+    ``receiver_registry``); its event type is ``testapp.Pinged``."""
+
+    n: int
+
+
+@dataclass(frozen=True)
+class Ponged(DomainEvent):
+    """A second small event, for tests that need two types, or a receiver that publishes one;
+    its event type is ``testapp.Ponged``."""
+
+    n: int

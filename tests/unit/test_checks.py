@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +23,7 @@ from django.test import override_settings
 from django_domain_events import DomainEvent, Envelope, receiver
 from django_domain_events.checks import check_event_classes, check_receivers, check_settings
 from django_domain_events.conf import DEFAULTS
-from django_domain_events.declaration.registry import Registry, registry
+from django_domain_events.declaration.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,12 +40,6 @@ def with_id(messages: Sequence[CheckMessage], check_id: str) -> list[CheckMessag
 def about(messages: Sequence[CheckMessage], text: str) -> list[CheckMessage]:
     """The messages that mention ``text`` (this test's own event type or receiver name)."""
     return [message for message in messages if text in message.msg]
-
-
-@pytest.fixture
-def isolated_registry() -> Iterator[Registry]:
-    with registry.isolated() as isolated:
-        yield isolated
 
 
 # Settings: E001, E002, E003 -------------------------------------------------------------------
@@ -170,7 +164,7 @@ def test_dispatcher_given_as_a_dotted_path_passes() -> None:
     assert check_settings() == []
 
 
-def test_e003_unknown_receiver_dispatcher(isolated_registry: Registry) -> None:
+def test_e003_unknown_receiver_dispatcher(receiver_registry: Registry) -> None:
     @receiver("unit_checks.e003", dispatcher="carrier-pigeon", name="unit_checks.e003")
     def handle(event: object) -> None: ...
 
@@ -180,7 +174,7 @@ def test_e003_unknown_receiver_dispatcher(isolated_registry: Registry) -> None:
     assert "'carrier-pigeon'" in error.msg
 
 
-def test_known_receiver_dispatcher_passes(isolated_registry: Registry) -> None:
+def test_known_receiver_dispatcher_passes(receiver_registry: Registry) -> None:
     @receiver("unit_checks.known", dispatcher="deferred")
     def handle(event: object) -> None: ...
 
@@ -268,7 +262,7 @@ def test_supported_event_class_is_not_e005() -> None:
 # Receivers: E006, E007, E008, E009 ------------------------------------------------------------
 
 
-def test_e006_two_functions_with_one_receiver_name(isolated_registry: Registry) -> None:
+def test_e006_two_functions_with_one_receiver_name(receiver_registry: Registry) -> None:
     @receiver("unit_checks.e006", name="unit_checks.shared_name")
     def first(event: object) -> None: ...
 
@@ -282,7 +276,7 @@ def test_e006_two_functions_with_one_receiver_name(isolated_registry: Registry) 
     assert f"{__name__}.{second.__qualname__}" in error.msg
 
 
-def test_e007_receiver_of_a_class_that_is_not_a_domain_event(isolated_registry: Registry) -> None:
+def test_e007_receiver_of_a_class_that_is_not_a_domain_event(receiver_registry: Registry) -> None:
     @dataclass(frozen=True)
     class NotAnEvent:
         order_id: int
@@ -299,7 +293,7 @@ def test_e007_receiver_of_a_class_that_is_not_a_domain_event(isolated_registry: 
     assert error.obj == f"{handle.__module__}.{handle.__qualname__}"
 
 
-def test_e008_receiver_that_is_not_callable(isolated_registry: Registry) -> None:
+def test_e008_receiver_that_is_not_callable(receiver_registry: Registry) -> None:
     receiver("unit_checks.e008", name="unit_checks.e008")(42)
 
     errors = check_receivers()
@@ -340,7 +334,7 @@ async def _async_no_parameters() -> None: ...
     ids=lambda func: func.__name__,
 )
 def test_e009_signature_that_cannot_take_the_event(
-    isolated_registry: Registry, func: Callable[..., Any]
+    receiver_registry: Registry, func: Callable[..., Any]
 ) -> None:
     receiver("unit_checks.e009", name="unit_checks.e009")(func)
 
@@ -403,7 +397,7 @@ class _CallableObject:
     ],
 )
 def test_signatures_that_take_the_event_pass(
-    isolated_registry: Registry, func: Callable[..., Any]
+    receiver_registry: Registry, func: Callable[..., Any]
 ) -> None:
     receiver("unit_checks.fine", name="unit_checks.fine")(func)
 

@@ -6,36 +6,22 @@ import gc
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.apps import apps
 
-from django_domain_events import DomainEvent, Envelope, handles, publish, receiver_class
+from django_domain_events import Envelope, handles, publish, receiver_class
 from django_domain_events.checks import check_backend_subscriptions, check_receivers
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
+from tests.testapp.events import Pinged, Ponged
 
 transactional = pytest.mark.django_db(transaction=True)
 
 HERE = "tests.unit.test_class_receivers"
 CLASSES_APP = "tests.unit.autodiscover_apps.ad_classes"
-
-
-@dataclass(frozen=True)
-class Opened(DomainEvent):
-    event_type = "unit_class_receivers.opened"
-
-    n: int
-
-
-@dataclass(frozen=True)
-class Closed(DomainEvent):
-    event_type = "unit_class_receivers.closed"
-
-    n: int
 
 
 @transactional
@@ -46,27 +32,27 @@ def test_each_handles_method_is_a_receiver_named_module_class_method(
 
     @receiver_class
     class Ledger:
-        @handles(Opened)
-        def on_opened(self, event: Opened) -> None:
-            seen.append(("opened", event.n))
+        @handles(Pinged)
+        def on_pinged(self, event: Pinged) -> None:
+            seen.append(("pinged", event.n))
 
-        @handles(Closed)
-        def on_closed(self, event: Closed) -> None:
-            seen.append(("closed", event.n))
+        @handles(Ponged)
+        def on_ponged(self, event: Ponged) -> None:
+            seen.append(("ponged", event.n))
 
         def helper(self) -> None:
             """Not a receiver: no @handles."""
 
-    publish(Opened(n=1))
-    publish(Closed(n=2))
+    publish(Pinged(n=1))
+    publish(Ponged(n=2))
 
     prefix = f"{HERE}.{Ledger.__qualname__}"
     assert sorted(r.name for r in receiver_registry.all()) == [
-        f"{prefix}.on_closed",
-        f"{prefix}.on_opened",
+        f"{prefix}.on_pinged",
+        f"{prefix}.on_ponged",
     ]
-    assert receiver_registry.receivers_for(Opened.event_type)[0].name == f"{prefix}.on_opened"
-    assert seen == [("opened", 1), ("closed", 2)]
+    assert receiver_registry.receivers_for(Pinged.event_type)[0].name == f"{prefix}.on_pinged"
+    assert seen == [("pinged", 1), ("ponged", 2)]
     assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.DELIVERED}
 
 
@@ -79,12 +65,12 @@ def test_by_default_each_delivery_gets_a_fresh_instance(receiver_registry: Regis
         def __init__(self) -> None:
             instances.append(self)
 
-        @handles(Opened)
-        def on_opened(self, event: Opened) -> None:
+        @handles(Pinged)
+        def on_pinged(self, event: Pinged) -> None:
             assert instances[-1] is self
 
-    publish(Opened(n=1))
-    publish(Opened(n=2))
+    publish(Pinged(n=1))
+    publish(Pinged(n=2))
 
     assert len(instances) == 2
     assert instances[0] is not instances[1]
@@ -102,18 +88,18 @@ def test_scope_process_shares_one_instance_made_at_the_first_delivery(
             instances.append(self)
             self.calls = 0
 
-        @handles(Opened)
-        def on_opened(self, event: Opened) -> None:
+        @handles(Pinged)
+        def on_pinged(self, event: Pinged) -> None:
             self.calls += 1
 
-        @handles(Closed)
-        def on_closed(self, event: Closed) -> None:
+        @handles(Ponged)
+        def on_ponged(self, event: Ponged) -> None:
             self.calls += 1
 
     assert instances == []
-    publish(Opened(n=1))
-    publish(Closed(n=2))
-    publish(Opened(n=3))
+    publish(Pinged(n=1))
+    publish(Ponged(n=2))
+    publish(Pinged(n=3))
 
     [client] = instances
     assert client.calls == 3  # type: ignore[attr-defined]
@@ -125,16 +111,16 @@ def test_methods_may_take_the_envelope_and_be_async(receiver_registry: Registry)
 
     @receiver_class
     class Mixed:
-        @handles(Opened)
-        def with_envelope(self, event: Opened, envelope: Envelope) -> None:
+        @handles(Pinged)
+        def with_envelope(self, event: Pinged, envelope: Envelope) -> None:
             seen.append((event.n, envelope.receiver))
 
-        @handles(Closed)
-        async def later(self, event: Closed) -> None:
+        @handles(Ponged)
+        async def later(self, event: Ponged) -> None:
             await sync_to_async(seen.append)(("async", event.n))
 
-    publish(Opened(n=1))
-    publish(Closed(n=2))
+    publish(Pinged(n=1))
+    publish(Ponged(n=2))
 
     assert seen == [(1, f"{HERE}.{Mixed.__qualname__}.with_envelope"), ("async", 2)]
     registered = receiver_registry.get(f"{HERE}.{Mixed.__qualname__}.later")
@@ -145,8 +131,8 @@ def test_methods_may_take_the_envelope_and_be_async(receiver_registry: Registry)
 def test_handles_takes_the_options_of_receiver(receiver_registry: Registry) -> None:
     @receiver_class
     class Tuned:
-        @handles(Opened, dispatcher="deferred", queue="slow", max_attempts=2, name="tuned.open")
-        def on_opened(self, event: Opened) -> None: ...
+        @handles(Pinged, dispatcher="deferred", queue="slow", max_attempts=2, name="tuned.open")
+        def on_pinged(self, event: Pinged) -> None: ...
 
     [registered] = receiver_registry.all()
     assert registered.name == "tuned.open"
@@ -155,7 +141,7 @@ def test_handles_takes_the_options_of_receiver(receiver_registry: Registry) -> N
         "slow",
         2,
     )
-    assert registered.target is Opened
+    assert registered.target is Pinged
 
 
 def test_subclasses_register_under_their_own_name_and_see_overrides(
@@ -164,14 +150,14 @@ def test_subclasses_register_under_their_own_name_and_see_overrides(
     class Base:
         greeting: ClassVar[str] = "base"
 
-        @handles(Opened)
-        def on_opened(self, event: Opened) -> None: ...
+        @handles(Pinged)
+        def on_pinged(self, event: Pinged) -> None: ...
 
     @receiver_class
     class Child(Base):
         greeting = "child"
 
-    assert [r.name for r in receiver_registry.all()] == [f"{HERE}.{Child.__qualname__}.on_opened"]
+    assert [r.name for r in receiver_registry.all()] == [f"{HERE}.{Child.__qualname__}.on_pinged"]
 
 
 def test_mistakes_raise_at_decoration(receiver_registry: Registry) -> None:
@@ -179,7 +165,7 @@ def test_mistakes_raise_at_decoration(receiver_registry: Registry) -> None:
 
         @receiver_class
         class Empty:
-            def on_opened(self, event: Opened) -> None: ...
+            def on_pinged(self, event: Pinged) -> None: ...
 
     with pytest.raises(TypeError, match=r"must be callable without arguments"):
 
@@ -187,15 +173,15 @@ def test_mistakes_raise_at_decoration(receiver_registry: Registry) -> None:
         class NeedsArgs:
             def __init__(self, client: object) -> None: ...
 
-            @handles(Opened)
-            def on_opened(self, event: Opened) -> None: ...
+            @handles(Pinged)
+            def on_pinged(self, event: Pinged) -> None: ...
 
     with pytest.raises(ValueError, match=r"scope='thread'"):
         receiver_class(scope="thread")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match=r"max_attempts=0"):
-        handles(Opened, max_attempts=0)(lambda self, event: None)
+        handles(Pinged, max_attempts=0)(lambda self, event: None)
     with pytest.raises(TypeError, match=r"@handles\(\) decorates methods"):
-        handles(Opened)(staticmethod(print))
+        handles(Pinged)(staticmethod(print))
     assert list(receiver_registry.all()) == []
 
 
@@ -204,11 +190,11 @@ def test_a_method_that_cannot_take_the_event_is_a_check_error(
 ) -> None:
     @receiver_class
     class Wrong:
-        @handles(Opened)
-        def on_opened(self) -> None: ...
+        @handles(Pinged)
+        def on_pinged(self) -> None: ...
 
     [error] = [e for e in check_receivers() if e.id == "django_domain_events.E009"]
-    assert f"{Wrong.__qualname__}.on_opened" in error.msg
+    assert f"{Wrong.__qualname__}.on_pinged" in error.msg
 
 
 def forgotten_handlers() -> list[object]:
@@ -223,10 +209,10 @@ def forgotten_handlers() -> list[object]:
 @pytest.mark.usefixtures("receiver_registry")
 def test_handles_without_receiver_class_is_a_check_error() -> None:
     class Forgotten:
-        @handles(Opened)
-        def on_opened(self, event: Opened) -> None: ...
+        @handles(Pinged)
+        def on_pinged(self, event: Pinged) -> None: ...
 
-    assert forgotten_handlers() == [f"{HERE}.{Forgotten.__qualname__}.on_opened"]
+    assert forgotten_handlers() == [f"{HERE}.{Forgotten.__qualname__}.on_pinged"]
     [error] = [e for e in check_backend_subscriptions() if e.obj == forgotten_handlers()[0]]
     assert error.hint == "Decorate the class with @receiver_class."
 
@@ -236,8 +222,8 @@ def test_handles_without_receiver_class_is_a_check_error() -> None:
 
     @receiver_class
     class Forgotten:  # type: ignore[no-redef]
-        @handles(Opened)
-        def on_opened(self, event: Opened) -> None: ...
+        @handles(Pinged)
+        def on_pinged(self, event: Pinged) -> None: ...
 
     assert forgotten_handlers() == []
 

@@ -4,31 +4,24 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 
 import pytest
 from django.test import override_settings
 
-from django_domain_events import DomainEvent, collect_events, publish, receiver
+from django_domain_events import collect_events, publish, receiver
 from django_domain_events.checks import check_settings
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery
+from tests.testapp.events import Pinged
 
 transactional = pytest.mark.django_db(transaction=True)
 
 TIMING = r"in \d+\.\d{3} ms"
 
 
-@dataclass(frozen=True)
-class Beeped(DomainEvent):
-    event_type = "unit_debug.beeped"
-
-    n: int
-
-
 @pytest.fixture
 def beep_receiver(receiver_registry: Registry) -> None:
-    receiver(Beeped, name="unit.debug.on_beep")(lambda event: None)
+    receiver(Pinged, name="unit.debug.on_beep")(lambda event: None)
 
 
 def debug_messages(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -47,13 +40,13 @@ def test_debug_logs_the_publish_the_dispatch_and_the_delivery(
     caplog.set_level(logging.DEBUG, logger="django_domain_events")
 
     with override_settings(DOMAIN_EVENTS={"DEBUG": True}):
-        event_id = publish(Beeped(n=1))
+        event_id = publish(Pinged(n=1))
 
     delivery_id = Delivery.objects.get().id
     # The dispatch is timed around the receivers it ran, so it is logged after them.
     published, delivered, dispatched = debug_messages(caplog)
     assert re.fullmatch(
-        rf"Published unit_debug\.beeped {event_id} on 'default' \(correlation {event_id}, "
+        rf"Published testapp\.Pinged {event_id} on 'default' \(correlation {event_id}, "
         rf"cause -\) with 1 deliveries \[{delivery_id} unit\.debug\.on_beep via sync\] {TIMING}",
         published,
     )
@@ -77,10 +70,10 @@ def test_collected_events_are_logged_when_collected_and_when_written(
         override_settings(DOMAIN_EVENTS={"DEBUG": True, "DISPATCHER": "deferred"}),
         collect_events(commit=False),
     ):
-        publish(Beeped(n=1))
+        publish(Pinged(n=1))
 
     collected, ended = debug_messages(caplog)
-    assert collected.startswith("Collected unit_debug.beeped ")
+    assert collected.startswith("Collected testapp.Pinged ")
     assert re.fullmatch(
         rf"collect_events\(commit=False\) ended: 1 events, 1 deliveries not written \(dry run\) "
         rf"{TIMING}",
@@ -94,7 +87,7 @@ def test_nothing_is_logged_when_debug_is_off(caplog: pytest.LogCaptureFixture) -
     caplog.set_level(logging.DEBUG, logger="django_domain_events")
 
     with override_settings(DOMAIN_EVENTS={"DEBUG": False}):
-        publish(Beeped(n=1))
+        publish(Pinged(n=1))
 
     assert debug_messages(caplog) == []
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -12,7 +11,6 @@ from django.db import transaction
 
 from django_domain_events import (
     DispatcherError,
-    DomainEvent,
     apublish,
     publish,
     receiver,
@@ -22,15 +20,9 @@ from django_domain_events.declaration.registry import Registry
 from django_domain_events.dispatchers.override import dispatcher_override
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.testing import drain
+from tests.testapp.events import Pinged
 
 transactional = pytest.mark.django_db(transaction=True)
-
-
-@dataclass(frozen=True)
-class Rang(DomainEvent):
-    event_type = "unit_override.rang"
-
-    n: int
 
 
 class Boom(Exception):
@@ -42,8 +34,8 @@ def rang(receiver_registry: Registry) -> list[int]:
     """What two receivers got: one on the default dispatcher (sync in the test settings), one
     that names "sync" itself."""
     got: list[int] = []
-    receiver(Rang, name="unit.override.default")(lambda event: got.append(event.n))
-    receiver(Rang, name="unit.override.own", dispatcher="sync")(lambda event: got.append(event.n))
+    receiver(Pinged, name="unit.override.default")(lambda event: got.append(event.n))
+    receiver(Pinged, name="unit.override.own", dispatcher="sync")(lambda event: got.append(event.n))
     return got
 
 
@@ -56,7 +48,7 @@ def test_the_block_overrides_the_setting_and_each_receivers_own_dispatcher(
     rang: list[int],
 ) -> None:
     with use_dispatcher("deferred"):
-        publish(Rang(n=1))
+        publish(Pinged(n=1))
 
     assert rang == []
     assert dispatchers_by_receiver() == {
@@ -75,8 +67,8 @@ def test_the_dispatcher_is_the_one_in_force_at_publish_time_not_at_commit(
 ) -> None:
     with transaction.atomic():
         with use_dispatcher("deferred"):
-            publish(Rang(n=1))
-        publish(Rang(n=2))
+            publish(Pinged(n=1))
+        publish(Pinged(n=2))
 
     assert rang == [2, 2]
     assert Delivery.objects.filter(dispatcher="deferred").count() == 2
@@ -104,7 +96,7 @@ def test_blocks_nest_and_the_previous_choice_comes_back_even_after_an_error(
 @transactional
 def test_apublish_inside_the_block_keeps_the_override(rang: list[int]) -> None:
     with use_dispatcher("deferred"):
-        async_to_sync(apublish)(Rang(n=1))
+        async_to_sync(apublish)(Pinged(n=1))
 
     assert set(dispatchers_by_receiver().values()) == {"deferred"}
     assert rang == []

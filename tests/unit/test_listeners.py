@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from django_domain_events import (
-    DomainEvent,
     Envelope,
     Listener,
     NamedEvent,
@@ -26,15 +24,9 @@ from django_domain_events import (
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, OutboxEvent
 from django_domain_events.publishing.listeners import has_listeners
+from tests.testapp.events import Pinged
 
 transactional = pytest.mark.django_db(transaction=True)
-
-
-@dataclass(frozen=True)
-class Tick(DomainEvent):
-    event_type = "unit_listeners.tick"
-
-    n: int
 
 
 NAMED = "unit_listeners.named"
@@ -54,30 +46,30 @@ def no_leftover_listeners() -> Iterator[None]:
 def test_on_calls_the_listener_after_commit_with_the_event_and_envelope() -> None:
     seen: list[tuple[int, Envelope]] = []
 
-    with on(Tick, lambda event, envelope: seen.append((event.n, envelope))):
+    with on(Pinged, lambda event, envelope: seen.append((event.n, envelope))):
         with transaction.atomic():
-            event_id = publish(Tick(n=1))
+            event_id = publish(Pinged(n=1))
             assert seen == []
-        publish(Tick(n=2))
+        publish(Pinged(n=2))
 
     assert [n for n, _ in seen] == [1, 2]
     assert seen[0][1].event_id == event_id
-    assert seen[0][1].event_type == "unit_listeners.tick"
+    assert seen[0][1].event_type == "testapp.Pinged"
 
 
 @transactional
 def test_a_rolled_back_event_reaches_no_listener() -> None:
     seen: list[int] = []
 
-    with on(Tick, lambda event: seen.append(event.n)):
+    with on(Pinged, lambda event: seen.append(event.n)):
         with contextlib.suppress(Boom), transaction.atomic():
-            publish(Tick(n=1))
+            publish(Pinged(n=1))
             raise Boom
         with transaction.atomic():
             with contextlib.suppress(Boom), transaction.atomic():
-                publish(Tick(n=2))
+                publish(Pinged(n=2))
                 raise Boom
-            publish(Tick(n=3))
+            publish(Pinged(n=3))
 
     assert seen == [3]
 
@@ -86,8 +78,8 @@ def test_a_rolled_back_event_reaches_no_listener() -> None:
 def test_listeners_are_not_durable_no_delivery_row_is_written() -> None:
     seen: list[int] = []
 
-    with on(Tick, lambda event: seen.append(event.n)):
-        publish(Tick(n=1))
+    with on(Pinged, lambda event: seen.append(event.n)):
+        publish(Pinged(n=1))
 
     assert seen == [1]
     assert OutboxEvent.objects.count() == 1
@@ -97,11 +89,11 @@ def test_listeners_are_not_durable_no_delivery_row_is_written() -> None:
 @transactional
 def test_once_is_called_for_the_next_event_only() -> None:
     seen: list[int] = []
-    listener = once(Tick, lambda event: seen.append(event.n))
+    listener = once(Pinged, lambda event: seen.append(event.n))
     active_before = listener.active
 
-    publish_many([Tick(n=1), Tick(n=2)])
-    publish(Tick(n=3))
+    publish_many([Pinged(n=1), Pinged(n=2)])
+    publish(Pinged(n=3))
 
     assert seen == [1]
     assert (active_before, listener.active) == (True, False)
@@ -111,16 +103,16 @@ def test_once_is_called_for_the_next_event_only() -> None:
 @transactional
 def test_remove_unsubscribes_and_reports_whether_it_did() -> None:
     seen: list[int] = []
-    listener = on(Tick, lambda event: seen.append(event.n))
-    publish(Tick(n=1))
+    listener = on(Pinged, lambda event: seen.append(event.n))
+    publish(Pinged(n=1))
 
     assert listener.remove() is True
     assert listener.remove() is False
-    publish(Tick(n=2))
+    publish(Pinged(n=2))
 
     assert seen == [1]
     assert isinstance(listener, Listener)
-    assert listener.event_type == Tick.event_type
+    assert listener.event_type == Pinged.event_type
 
 
 @transactional
@@ -129,7 +121,7 @@ def test_named_events_are_listened_to_by_type_string_and_others_are_ignored() ->
 
     with on(NAMED, seen.append), on("unit_listeners.other", seen.append):
         publish(NAMED, {"x": 1})
-        publish(Tick(n=1))
+        publish(Pinged(n=1))
 
     assert seen == [NamedEvent(NAMED, {"x": 1})]
 
@@ -138,11 +130,11 @@ def test_named_events_are_listened_to_by_type_string_and_others_are_ignored() ->
 def test_async_listeners_are_awaited() -> None:
     seen: list[int] = []
 
-    async def listen(event: Tick) -> None:
+    async def listen(event: Pinged) -> None:
         await sync_to_async(seen.append)(event.n)
 
-    with on(Tick, listen):
-        publish(Tick(n=4))
+    with on(Pinged, listen):
+        publish(Pinged(n=4))
 
     assert seen == [4]
 
@@ -153,22 +145,22 @@ def test_a_raising_listener_is_logged_and_breaks_nothing(
 ) -> None:
     received: list[int] = []
     seen: list[int] = []
-    receiver(Tick, name="unit.listeners.receiver")(lambda event: received.append(event.n))
+    receiver(Pinged, name="unit.listeners.receiver")(lambda event: received.append(event.n))
 
-    def broken(event: Tick) -> None:
+    def broken(event: Pinged) -> None:
         raise Boom("listener bug")
 
     with (
-        on(Tick, broken),
-        on(Tick, lambda event: seen.append(event.n)),
+        on(Pinged, broken),
+        on(Pinged, lambda event: seen.append(event.n)),
         caplog.at_level(logging.ERROR, logger="django_domain_events"),
     ):
-        publish(Tick(n=1))
+        publish(Pinged(n=1))
 
     assert seen == [1]
     assert received == [1]
     [record] = [r for r in caplog.records if r.message.startswith("Listener ")]
-    assert "unit_listeners.tick" in record.message
+    assert "testapp.Pinged" in record.message
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], Boom)
 
@@ -179,4 +171,4 @@ def test_bad_arguments_raise_at_once() -> None:
     with pytest.raises(TypeError, match=r"once\(\) takes a DomainEvent subclass"):
         once("", print)
     with pytest.raises(TypeError, match="is not callable"):
-        on(Tick, None)  # type: ignore[arg-type]
+        on(Pinged, None)  # type: ignore[arg-type]

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from django_domain_events import DomainEvent, publish, receiver
+from django_domain_events import publish, receiver
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery
 from django_domain_events.observability.log_filter import CorrelationFilter
+from tests.testapp.events import Pinged
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 app_logger = logging.getLogger("tests.unit.log_filter")
-
-
-@dataclass(frozen=True)
-class Logged(DomainEvent):
-    event_type = "unit_log_filter.logged"
-
-    n: int
 
 
 class Keep(logging.Handler):
@@ -48,18 +41,18 @@ def kept() -> Iterator[list[logging.LogRecord]]:
 
 @pytest.fixture
 def receivers(receiver_registry: Registry) -> None:
-    @receiver(Logged, name="unit_log_filter.first")
-    def first(event: Logged) -> None:
+    @receiver(Pinged, name="unit_log_filter.first")
+    def first(event: Pinged) -> None:
         app_logger.info("first got %d", event.n)
         if event.n == 1:
-            publish(Logged(n=2))
+            publish(Pinged(n=2))
 
 
 def test_records_inside_receivers_carry_correlation_and_causation(
     kept: list[logging.LogRecord], receivers: None
 ) -> None:
     app_logger.info("before")
-    cause = publish(Logged(n=1), correlation_id="checkout-42")
+    cause = publish(Pinged(n=1), correlation_id="checkout-42")
 
     before, first, second = kept
     assert (before.correlation_id, before.causation_id, before.event_id) == ("-", "-", "-")

@@ -11,7 +11,6 @@ import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from django.core.management import call_command
@@ -20,24 +19,18 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from django_domain_events import DomainEvent, GiveUp, publish, receiver
+from django_domain_events import GiveUp, publish, receiver
 from django_domain_events.checks import check_settings
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.observability import metrics as metrics_module
 from django_domain_events.testing import drain
 from tests.imports_probe import imported_by_a_plain_publish
+from tests.testapp.events import Pinged
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ON = {"METRICS": True, "METRICS_CACHE_SECONDS": 0}
-
-
-@dataclass(frozen=True)
-class Rang(DomainEvent):
-    event_type = "unit_metrics.rang"
-
-    n: int
 
 
 @pytest.fixture
@@ -49,15 +42,15 @@ def registry() -> Iterator[CollectorRegistry]:
 
 @pytest.fixture
 def receivers(receiver_registry: Registry) -> None:
-    receiver(Rang, name="unit_metrics.ok")(lambda event: None)
+    receiver(Pinged, name="unit_metrics.ok")(lambda event: None)
 
-    @receiver(Rang, name="unit_metrics.flaky")
-    def flaky(event: Rang) -> None:
+    @receiver(Pinged, name="unit_metrics.flaky")
+    def flaky(event: Pinged) -> None:
         if event.n % 2:
             raise ValueError("odd")
 
-    @receiver(Rang, name="unit_metrics.hopeless")
-    def hopeless(event: Rang) -> None:
+    @receiver(Pinged, name="unit_metrics.hopeless")
+    def hopeless(event: Pinged) -> None:
         raise GiveUp("never")
 
 
@@ -82,10 +75,10 @@ def value(
 @override_settings(DOMAIN_EVENTS=ON)
 def test_counters_count_publishes_and_every_delivery_outcome() -> None:
     for n in (1, 2, 3):
-        publish(Rang(n=n))
+        publish(Pinged(n=n))
 
     samples = scrape()
-    assert value(samples, "domain_events_published_total", event_type="unit_metrics.rang") == 3
+    assert value(samples, "domain_events_published_total", event_type="testapp.Pinged") == 3
     deliveries = "domain_events_deliveries_total"
     assert value(samples, deliveries, receiver="unit_metrics.ok", outcome="delivered") == 3
     assert value(samples, deliveries, receiver="unit_metrics.flaky", outcome="delivered") == 1
@@ -101,7 +94,7 @@ def test_counters_count_publishes_and_every_delivery_outcome() -> None:
 @pytest.mark.usefixtures("registry", "receivers")
 @override_settings(DOMAIN_EVENTS=ON)
 def test_gauges_read_the_outbox_on_scrape() -> None:
-    publish(Rang(n=1))
+    publish(Pinged(n=1))
     # Full jitter can make the failed delivery's retry due within milliseconds: put it an hour
     # away, so the scrape below finds it waiting whatever the machine's speed.
     Delivery.objects.filter(state=DeliveryState.FAILED).update(
@@ -122,24 +115,24 @@ def test_gauges_read_the_outbox_on_scrape() -> None:
 @pytest.mark.usefixtures("registry", "receivers")
 @override_settings(DOMAIN_EVENTS={"METRICS": True, "METRICS_CACHE_SECONDS": 3600})
 def test_gauges_are_cached_between_scrapes() -> None:
-    publish(Rang(n=2))
+    publish(Pinged(n=2))
     assert value(scrape(), "domain_events_outbox_dead_deliveries") == 1
 
-    publish(Rang(n=4))
+    publish(Pinged(n=4))
 
     samples = scrape()
     assert value(samples, "domain_events_outbox_dead_deliveries") == 1
-    assert value(samples, "domain_events_published_total", event_type="unit_metrics.rang") == 2
+    assert value(samples, "domain_events_published_total", event_type="testapp.Pinged") == 2
 
 
 @pytest.mark.usefixtures("registry", "receivers")
 @override_settings(DOMAIN_EVENTS={**ON, "DISPATCHER": "deferred"})
 def test_deliveries_run_later_are_counted_where_they_run() -> None:
-    publish(Rang(n=2))
+    publish(Pinged(n=2))
 
     samples = scrape()
     deliveries = "domain_events_deliveries_total"
-    assert value(samples, "domain_events_published_total", event_type="unit_metrics.rang") == 1
+    assert value(samples, "domain_events_published_total", event_type="testapp.Pinged") == 1
     assert (deliveries, (("outcome", "delivered"), ("receiver", "unit_metrics.ok"))) not in samples
 
     drain()
@@ -154,12 +147,10 @@ def test_deliveries_run_later_are_counted_where_they_run() -> None:
 
 @pytest.mark.usefixtures("receivers")
 def test_nothing_is_counted_when_metrics_are_off(registry: CollectorRegistry) -> None:
-    publish(Rang(n=1))
+    publish(Pinged(n=1))
 
     assert (
-        registry.get_sample_value(
-            "domain_events_published_total", {"event_type": "unit_metrics.rang"}
-        )
+        registry.get_sample_value("domain_events_published_total", {"event_type": "testapp.Pinged"})
         is None
     )
     assert metrics_module._instruments is None
@@ -176,7 +167,7 @@ def test_enabled_follows_the_setting() -> None:
 
 @pytest.mark.usefixtures("registry", "receivers")
 def test_events_status_prints_the_gauges_in_prometheus_format() -> None:
-    publish(Rang(n=2))
+    publish(Pinged(n=2))
     out = io.StringIO()
 
     call_command("events_status", "--prometheus", stdout=out)
@@ -206,7 +197,7 @@ def free_port() -> int:
 @pytest.mark.usefixtures("registry", "receivers")
 @override_settings(DOMAIN_EVENTS={**ON, "DISPATCHER": "deferred", "RELAY_GRACE": 0})
 def test_relay_serves_metrics_on_its_port() -> None:
-    publish(Rang(n=2))
+    publish(Pinged(n=2))
     # Left pending at commit; the relay hands them to the sync dispatcher, in this process.
     Delivery.objects.update(dispatcher="sync")
     port = free_port()

@@ -5,29 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from dataclasses import dataclass
 
 import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from django_domain_events import DomainEvent, RetryAfter, publish, receiver
+from django_domain_events import RetryAfter, publish, receiver
 from django_domain_events.declaration.receivers import make_receiver
 from django_domain_events.declaration.registry import Receiver, Registry
 from django_domain_events.declaration.retry import RetryPolicy, policy_for
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.testing import drain
-
-
-@dataclass(frozen=True)
-class Throttled(DomainEvent):
-    event_type = "unit_retry.throttled"
-
-    n: int
+from tests.testapp.events import Pinged
 
 
 def a_receiver(max_attempts: int | None = None) -> Receiver:
-    return make_receiver(Throttled, lambda event: None, max_attempts=max_attempts)
+    return make_receiver(Pinged, lambda event: None, max_attempts=max_attempts)
 
 
 @pytest.fixture
@@ -116,12 +109,12 @@ def test_retry_after_refuses_a_negative_delay() -> None:
 def test_failed_delivery_is_scheduled_with_the_configured_backoff(
     receiver_registry: Registry, ceiling_delays: None
 ) -> None:
-    @receiver(Throttled, name="unit.retry.backoff", max_attempts=4)
-    def fails(event: Throttled) -> None:
+    @receiver(Pinged, name="unit.retry.backoff", max_attempts=4)
+    def fails(event: Pinged) -> None:
         raise ConnectionError("service unavailable")
 
     with override_settings(DOMAIN_EVENTS={"RETRY_BASE_DELAY": 100, "RETRY_MAX_DELAY": 150}):
-        publish(Throttled(n=1))
+        publish(Pinged(n=1))
         first = Delivery.objects.get()
         drain(max_rounds=1)
         second = Delivery.objects.get()
@@ -141,16 +134,16 @@ def test_failed_delivery_is_scheduled_with_the_configured_backoff(
 def test_max_attempts_setting_applies_to_receivers_without_their_own(
     receiver_registry: Registry,
 ) -> None:
-    @receiver(Throttled, name="unit.retry.default_limit")
-    def fails(event: Throttled) -> None:
+    @receiver(Pinged, name="unit.retry.default_limit")
+    def fails(event: Pinged) -> None:
         raise ConnectionError("service unavailable")
 
-    @receiver(Throttled, name="unit.retry.own_limit", max_attempts=4)
-    def also_fails(event: Throttled) -> None:
+    @receiver(Pinged, name="unit.retry.own_limit", max_attempts=4)
+    def also_fails(event: Pinged) -> None:
         raise ConnectionError("service unavailable")
 
     with override_settings(DOMAIN_EVENTS={"MAX_ATTEMPTS": 2}):
-        publish(Throttled(n=1))
+        publish(Pinged(n=1))
         drain()
 
     attempts = dict(Delivery.objects.values_list("receiver", "attempts"))
@@ -162,12 +155,12 @@ def test_max_attempts_setting_applies_to_receivers_without_their_own(
 def test_a_late_failure_of_a_long_retrying_receiver_is_recorded(
     receiver_registry: Registry,
 ) -> None:
-    @receiver(Throttled, name="unit.retry.patient", max_attempts=5000)
-    def fails(event: Throttled) -> None:
+    @receiver(Pinged, name="unit.retry.patient", max_attempts=5000)
+    def fails(event: Pinged) -> None:
         raise ConnectionError("still down")
 
     with override_settings(DOMAIN_EVENTS={"DISPATCHER": "deferred"}):
-        publish(Throttled(n=1))
+        publish(Pinged(n=1))
     Delivery.objects.update(state=DeliveryState.FAILED, attempts=1100)
 
     result = drain(max_rounds=1)
@@ -181,12 +174,12 @@ def test_a_late_failure_of_a_long_retrying_receiver_is_recorded(
 
 @pytest.mark.django_db(transaction=True)
 def test_retry_after_counts_towards_max_attempts(receiver_registry: Registry) -> None:
-    @receiver(Throttled, name="unit.retry.retry_after", max_attempts=2)
-    def throttled(event: Throttled) -> None:
+    @receiver(Pinged, name="unit.retry.retry_after", max_attempts=2)
+    def throttled(event: Pinged) -> None:
         raise RetryAfter(0)
 
     before = timezone.now()
-    publish(Throttled(n=1))
+    publish(Pinged(n=1))
     first = Delivery.objects.get()
     assert first.state == DeliveryState.FAILED
     assert first.next_attempt_at == first.last_attempt_at

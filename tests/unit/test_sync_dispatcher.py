@@ -8,7 +8,6 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -20,7 +19,6 @@ from django.utils import timezone
 
 from django_domain_events import (
     Dispatcher,
-    DomainEvent,
     Envelope,
     GiveUp,
     OwedDelivery,
@@ -34,6 +32,7 @@ from django_domain_events import (
 from django_domain_events.declaration.registry import Receiver, Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.testing import drain
+from tests.testapp.events import Pinged, Ponged
 from tests.testapp.models import Effect, Order
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,20 +40,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LOGGER = "django_domain_events"
 RECORDING = "tests.unit.test_sync_dispatcher.RecordingDispatcher"
 EXPLODING = "tests.unit.test_sync_dispatcher.ExplodingDispatcher"
-
-
-@dataclass(frozen=True)
-class Pinged(DomainEvent):
-    event_type = "unit_sync.pinged"
-
-    n: int
-
-
-@dataclass(frozen=True)
-class Ponged(DomainEvent):
-    event_type = "unit_sync.ponged"
-
-    n: int
 
 
 class RecordingDispatcher(Dispatcher):
@@ -142,7 +127,7 @@ def test_receiver_gets_the_typed_event_and_its_envelope(receiver_registry: Regis
     delivery = Delivery.objects.get()
     assert envelope == Envelope(
         event_id=event_id,
-        event_type="unit_sync.pinged",
+        event_type="testapp.Pinged",
         version=1,
         occurred_at=row.occurred_at,
         correlation_id=str(event_id),

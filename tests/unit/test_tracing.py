@@ -4,7 +4,7 @@ delivery runs at commit or later from the outbox."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,31 +16,18 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from django_domain_events import DomainEvent, publish, publish_many, receiver
+from django_domain_events import publish, publish_many, receiver
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.delivery.runner import run_delivery
 from django_domain_events.dispatchers.base import Dispatcher
 from django_domain_events.models import Delivery, OutboxEvent
 from django_domain_events.testing import drain
+from tests.testapp.events import Pinged, Ponged
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ON = {"TRACING": True}
-
-
-@dataclass(frozen=True)
-class Pinged(DomainEvent):
-    event_type = "unit_tracing.pinged"
-
-    n: int
-
-
-@dataclass(frozen=True)
-class Ponged(DomainEvent):
-    event_type = "unit_tracing.ponged"
-
-    n: int
 
 
 @pytest.fixture
@@ -81,10 +68,10 @@ def test_a_trace_goes_from_the_request_through_publish_to_every_receiver(
 
     named = by_name(spans)
     request = named["request"]
-    ping = named["publish unit_tracing.pinged"]
-    on_ping = named["process unit_tracing.pinged"]
-    pong = named["publish unit_tracing.ponged"]
-    on_pong = named["process unit_tracing.ponged"]
+    ping = named["publish testapp.Pinged"]
+    on_ping = named["process testapp.Pinged"]
+    pong = named["publish testapp.Ponged"]
+    on_pong = named["process testapp.Ponged"]
     assert parent_of(ping) == request.context.span_id
     assert parent_of(on_ping) == ping.context.span_id
     assert parent_of(pong) == on_ping.context.span_id
@@ -105,24 +92,24 @@ def test_spans_carry_messaging_and_correlation_attributes(
     ping_id = publish(Pinged(n=1), correlation_id="order-7")
 
     named = by_name(spans)
-    pong_id = OutboxEvent.objects.get(event_type="unit_tracing.ponged").pk
-    assert dict(named["publish unit_tracing.pinged"].attributes or {}) == {
+    pong_id = OutboxEvent.objects.get(event_type="testapp.Ponged").pk
+    assert dict(named["publish testapp.Pinged"].attributes or {}) == {
         "messaging.system": "django_domain_events",
         "messaging.operation.type": "send",
         "messaging.operation.name": "publish",
-        "messaging.destination.name": "unit_tracing.pinged",
+        "messaging.destination.name": "testapp.Pinged",
         "messaging.message.id": str(ping_id),
         "messaging.message.conversation_id": "order-7",
         "domain_events.correlation_id": "order-7",
         "domain_events.causation_id": "",
     }
-    on_pong = dict(named["process unit_tracing.ponged"].attributes or {})
+    on_pong = dict(named["process testapp.Ponged"].attributes or {})
     delivery_id = on_pong.pop("domain_events.delivery_id")
     assert on_pong == {
         "messaging.system": "django_domain_events",
         "messaging.operation.type": "process",
         "messaging.operation.name": "process",
-        "messaging.destination.name": "unit_tracing.ponged",
+        "messaging.destination.name": "testapp.Ponged",
         "messaging.consumer.group.name": "unit_tracing.on_pong",
         "messaging.message.id": str(pong_id),
         "messaging.message.conversation_id": "order-7",
@@ -142,7 +129,7 @@ def test_a_delivery_run_later_continues_the_trace_stored_with_its_event(
 ) -> None:
     with trace.get_tracer("tests").start_as_current_span("request"):
         publish(Pinged(n=2))
-    publish_span = by_name(spans)["publish unit_tracing.pinged"]
+    publish_span = by_name(spans)["publish testapp.Pinged"]
     spans.clear()
 
     # Run from the outbox, as the relay or a worker would: its own span is linked, the context
@@ -151,15 +138,15 @@ def test_a_delivery_run_later_continues_the_trace_stored_with_its_event(
         drain()
 
     named = by_name(spans)
-    on_ping = named["process unit_tracing.pinged"]
+    on_ping = named["process testapp.Pinged"]
     assert parent_of(on_ping) == publish_span.context.span_id
     assert on_ping.context.trace_id == publish_span.context.trace_id
     assert [link.context.span_id for link in on_ping.links] == [
         named["relay round"].context.span_id
     ]
     assert (on_ping.attributes or {})["domain_events.dispatcher"] == "deferred"
-    assert parent_of(named["process unit_tracing.ponged"]) == (
-        named["publish unit_tracing.ponged"].context.span_id
+    assert parent_of(named["process testapp.Ponged"]) == (
+        named["publish testapp.Ponged"].context.span_id
     )
 
 
@@ -168,7 +155,7 @@ def test_a_delivery_run_later_continues_the_trace_stored_with_its_event(
 def test_a_failing_receiver_marks_its_span_as_an_error(spans: InMemorySpanExporter) -> None:
     publish(Pinged(n=-1))
 
-    on_ping = by_name(spans)["process unit_tracing.pinged"]
+    on_ping = by_name(spans)["process testapp.Pinged"]
     assert on_ping.status.status_code is StatusCode.ERROR
     assert [event.name for event in on_ping.events] == ["exception"]
     assert (on_ping.events[0].attributes or {})["exception.message"] == "negative ping"
@@ -284,8 +271,8 @@ def test_a_delivery_handed_over_without_headers_reads_them_from_the_outbox(
         publish(Pinged(n=3))
 
     named = by_name(spans)
-    assert parent_of(named["process unit_tracing.pinged"]) == (
-        named["publish unit_tracing.pinged"].context.span_id
+    assert parent_of(named["process testapp.Pinged"]) == (
+        named["publish testapp.Pinged"].context.span_id
     )
 
 
@@ -301,7 +288,7 @@ def test_an_unreadable_stored_context_starts_a_new_trace_and_the_receiver_still_
 
     drain()
 
-    on_ping = by_name(spans)["process unit_tracing.pinged"]
+    on_ping = by_name(spans)["process testapp.Pinged"]
     assert on_ping.parent is None
     assert Delivery.objects.get(event_id=event_id).state == "delivered"
     assert "Unreadable trace context" in caplog.text

@@ -10,10 +10,9 @@ from django.db import transaction
 
 from django_domain_events import publish
 from django_domain_events.models import Delivery, DeliveryState
+from tests.brokers import Broker, current_celery_app, make_app
 from tests.tcp_proxy import TCPProxy
 from tests.testapp import receivers
-
-from .conftest import Broker, current_celery_app, make_app
 
 pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -24,10 +24,10 @@ from opentelemetry.trace import SpanKind
 
 from django_domain_events import publish
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from tests.brokers import Broker
+from tests.processes import CeleryWorker, wait_until
 from tests.testapp import receivers
 from tests.tracing_sdk import read_spans
-
-from .conftest import Broker, Worker, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -46,10 +46,10 @@ def traced_worker(
     tmp_path: Path,
     spans_file: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Worker]:
+) -> Iterator[CeleryWorker]:
     """A worker as the ``worker`` fixture's, with tracing on and its spans in ``spans_file``."""
     monkeypatch.setenv("DOMAIN_EVENTS_TEST_SPANS_FILE", str(spans_file))
-    started = Worker(broker, queue, tmp_path)
+    started = CeleryWorker(broker.url, queue, tmp_path)
     started.start(purge=True)
     try:
         yield started
@@ -69,7 +69,7 @@ def consumer_spans(path: Path, count: int) -> list[dict[str, Any]]:
 
 
 def test_the_worker_continues_the_trace_of_the_request_that_published(
-    traced_worker: Worker, queue: str, spans: InMemorySpanExporter, spans_file: Path
+    traced_worker: CeleryWorker, queue: str, spans: InMemorySpanExporter, spans_file: Path
 ) -> None:
     traced = {"DISPATCHER": "sync", "CELERY_QUEUE": queue, "TRACING": True}
     with (
@@ -79,9 +79,9 @@ def test_the_worker_continues_the_trace_of_the_request_that_published(
     ):
         event_id = publish(receivers.RECORDED, {"order_id": 7})
 
-    wait_for(lambda: delivered(event_id), "both deliveries", worker=traced_worker)
-    worker_spans = wait_for(
-        lambda: consumer_spans(spans_file, 2), "the worker's spans", worker=traced_worker
+    wait_until(lambda: delivered(event_id), "both deliveries", report=traced_worker.log)
+    worker_spans = wait_until(
+        lambda: consumer_spans(spans_file, 2), "the worker's spans", report=traced_worker.log
     )
 
     here = {span.name: span for span in spans.get_finished_spans()}

@@ -15,10 +15,9 @@ from django_celery_results.models import TaskResult
 from django_domain_events import publish
 from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME
 from django_domain_events.models import Delivery, DeliveryState
+from tests.processes import CeleryWorker, wait_until
 from tests.testapp import receivers
 from tests.testapp.models import Effect
-
-from .conftest import Worker, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -41,7 +40,7 @@ def task_results(count: int) -> list[TaskResult]:
     return results if len(results) >= count else []
 
 
-def test_sync_and_async_receivers_run_in_the_worker(worker: Worker) -> None:
+def test_sync_and_async_receivers_run_in_the_worker(worker: CeleryWorker) -> None:
     with transaction.atomic():
         event_id = publish(receivers.RECORDED, {"order_id": 7})
         # Written already dispatched, each with its task id (its own id): sending them after
@@ -51,7 +50,7 @@ def test_sync_and_async_receivers_run_in_the_worker(worker: Worker) -> None:
             (DeliveryState.DISPATCHED, str(row.pk)) for row in written
         }
 
-    rows = wait_for(lambda: settled(event_id, 2), "both deliveries", worker=worker)
+    rows = wait_until(lambda: settled(event_id, 2), "both deliveries", report=worker.log)
 
     assert [(row.receiver, row.state, row.attempts) for row in rows] == [
         ("celery_tests.record", DeliveryState.DELIVERED, 1),
@@ -59,7 +58,7 @@ def test_sync_and_async_receivers_run_in_the_worker(worker: Worker) -> None:
     ]
     assert effects(event_id) == [("celery_tests.record", 1), ("celery_tests.record_async", 1)]
     # With django-celery-results, each task leaves a TaskResult that says how it went.
-    results = wait_for(lambda: task_results(2), "the task results", worker=worker)
+    results = wait_until(lambda: task_results(2), "the task results", report=worker.log)
     assert sorted((result.status, result.result) for result in results) == [
         ("SUCCESS", '"delivered"'),
         ("SUCCESS", '"delivered"'),
@@ -68,10 +67,10 @@ def test_sync_and_async_receivers_run_in_the_worker(worker: Worker) -> None:
     assert {row.task_id for row in rows} == {result.task_id for result in results}
 
 
-def test_a_failed_attempt_is_retried_through_celery(worker: Worker) -> None:
+def test_a_failed_attempt_is_retried_through_celery(worker: CeleryWorker) -> None:
     event_id = publish(receivers.FLAKY, {"succeed_at": 2, "retry_after": 0.2})
 
-    [row] = wait_for(lambda: settled(event_id), "the retried delivery", worker=worker)
+    [row] = wait_until(lambda: settled(event_id), "the retried delivery", report=worker.log)
 
     assert (row.state, row.attempts, row.last_error) == (
         DeliveryState.DELIVERED,
@@ -80,15 +79,16 @@ def test_a_failed_attempt_is_retried_through_celery(worker: Worker) -> None:
     )
     assert effects(event_id) == [("celery_tests.flaky", 2)]
     # The retry was a task of its own, sent by the first with a countdown.
-    results = {r.task_id: r.result for r in wait_for(lambda: task_results(2), "the results")}
+    found = wait_until(lambda: task_results(2), "the task results", report=worker.log)
+    results = {result.task_id: result.result for result in found}
     assert sorted(results.values()) == ['"delivered"', '"failed"']
     assert results[row.task_id] == '"delivered"'
 
 
-def test_a_receiver_that_gives_up_makes_its_delivery_dead(worker: Worker) -> None:
+def test_a_receiver_that_gives_up_makes_its_delivery_dead(worker: CeleryWorker) -> None:
     event_id = publish(receivers.DOOMED, {})
 
-    [row] = wait_for(lambda: settled(event_id), "the dead delivery", worker=worker)
+    [row] = wait_until(lambda: settled(event_id), "the dead delivery", report=worker.log)
 
     assert (row.state, row.attempts, row.last_error) == (
         DeliveryState.DEAD,
@@ -110,7 +110,7 @@ def lock_waiters() -> int:
 
 
 def test_two_copies_of_one_task_run_the_receiver_once(
-    worker: Worker, celery_app: Celery, tmp_path: Path
+    worker: CeleryWorker, celery_app: Celery, tmp_path: Path
 ) -> None:
     hold, started = tmp_path / "hold", tmp_path / "started"
     hold.touch()
@@ -126,11 +126,11 @@ def test_two_copies_of_one_task_run_the_receiver_once(
     )
 
     # One copy runs the receiver, holding the row; the other waits for the row's lock.
-    wait_for(started.exists, "a copy to start the receiver", worker=worker)
-    wait_for(lock_waiters, "the other copy to wait for the row lock", worker=worker)
+    wait_until(started.exists, "a copy to start the receiver", report=worker.log)
+    wait_until(lock_waiters, "the other copy to wait for the row lock", report=worker.log)
     hold.unlink()
 
-    results = wait_for(lambda: task_results(2), "both copies to finish", worker=worker)
+    results = wait_until(lambda: task_results(2), "both copies to finish", report=worker.log)
     assert copy in {result.task_id for result in results}
     # Redis may hand a task held past its visibility timeout out once more: another skip.
     outcomes = sorted(result.result for result in results)
@@ -142,12 +142,12 @@ def test_two_copies_of_one_task_run_the_receiver_once(
 
 
 def test_a_worker_killed_mid_receiver_leaves_the_effect_exactly_once(
-    worker: Worker, tmp_path: Path
+    worker: CeleryWorker, tmp_path: Path
 ) -> None:
     hold, started = tmp_path / "hold", tmp_path / "started"
     hold.touch()
     event_id = publish(receivers.HELD, {"hold": str(hold), "started": str(started)})
-    wait_for(started.exists, "the receiver to start", worker=worker)
+    wait_until(started.exists, "the receiver to start", report=worker.log)
 
     worker.kill()  # SIGKILL, pool processes included, while the receiver runs
     hold.unlink()
@@ -156,6 +156,6 @@ def test_a_worker_killed_mid_receiver_leaves_the_effect_exactly_once(
 
     # The broker hands the unacknowledged task to the new worker (RabbitMQ when the
     # connection drops, Redis after the visibility timeout), which runs the receiver again.
-    [row] = wait_for(lambda: settled(event_id), "the redelivered task", worker=worker)
+    [row] = wait_until(lambda: settled(event_id), "the redelivered task", report=worker.log)
     assert (row.state, row.attempts) == (DeliveryState.DELIVERED, 1)
     assert effects(event_id) == [("celery_tests.held", 1)]

@@ -20,9 +20,10 @@ from django_domain_events import publish_many
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState
-from tests.integration.celery.conftest import Broker
+from tests.brokers import Broker
+from tests.processes import CeleryWorker, wait_until
 
-from .conftest import OrderingWorker, manage, wait_until
+from .conftest import manage, report_on
 from .lines import runs, stepped
 from .receivers import ORDERED, UNORDERED
 
@@ -125,7 +126,7 @@ def test_a_dead_delivery_blocks_its_key_until_a_person_retries_it(
     broker: Broker,
     queue: str,
     celery_app: Celery,
-    start_workers: Callable[[int, Broker], list[OrderingWorker]],
+    start_workers: Callable[[int, Broker], list[CeleryWorker]],
     stepped_receivers: Registry,
     tmp_path: Path,
 ) -> None:
@@ -142,7 +143,11 @@ def test_a_dead_delivery_blocks_its_key_until_a_person_retries_it(
             )
 
     wait_until(
-        everything_but_the_blocked_lines_settled, "the unblocked deliveries", workers=workers
+        everything_but_the_blocked_lines_settled,
+        "the unblocked deliveries",
+        timeout=120,
+        interval=0.25,
+        report=report_on(workers),
     )
 
     # Behind each dead delivery, the rest of its line waits and has never run, while the
@@ -175,7 +180,13 @@ def test_a_dead_delivery_blocks_its_key_until_a_person_retries_it(
     assert retried.returncode == 0, retried.stdout + retried.stderr
     assert "Retried 1 dead deliveries" in retried.stdout
 
-    wait_until(line_delivered(BY_COMMAND), f"the line of {BY_COMMAND}", workers=workers)
+    wait_until(
+        line_delivered(BY_COMMAND),
+        f"the line of {BY_COMMAND}",
+        timeout=120,
+        interval=0.25,
+        report=report_on(workers),
+    )
     assert runs(ORDERED)[BY_COMMAND] == list(range(PER_KEY))
     assert states(BY_ADMIN) == blocked_line()  # retrying one line leaves the other blocked
     status = manage("events_status", broker_url=broker.url, queue=queue)
@@ -185,7 +196,13 @@ def test_a_dead_delivery_blocks_its_key_until_a_person_retries_it(
 
     retry_in_the_admin(dead[BY_ADMIN])
 
-    wait_until(line_delivered(BY_ADMIN), f"the line of {BY_ADMIN}", workers=workers)
+    wait_until(
+        line_delivered(BY_ADMIN),
+        f"the line of {BY_ADMIN}",
+        timeout=120,
+        interval=0.25,
+        report=report_on(workers),
+    )
     assert runs(ORDERED)[BY_ADMIN] == list(range(PER_KEY))
     assert not Delivery.objects.exclude(state=DeliveryState.DELIVERED).exists()
     status = manage("events_status", broker_url=broker.url, queue=queue)

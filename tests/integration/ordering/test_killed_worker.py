@@ -15,9 +15,10 @@ import pytest
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.relay import Relay, RelayTotals
 from django_domain_events.models import Delivery, DeliveryState
-from tests.integration.celery.conftest import Broker
+from tests.brokers import Broker
+from tests.processes import CeleryWorker, wait_until
 
-from .conftest import OrderingWorker, wait_until, wait_until_delivered
+from .conftest import report_on, wait_until_delivered
 from .lines import assert_in_publish_order, publish_interleaved, runs
 from .receivers import ORDERED
 
@@ -28,7 +29,7 @@ KEYS, PER_KEY = 20, 20
 
 def test_a_worker_killed_mid_line_leaves_every_line_in_order(
     broker: Broker,
-    start_workers: Callable[[int, Broker], list[OrderingWorker]],
+    start_workers: Callable[[int, Broker], list[CeleryWorker]],
     stepped_receivers: Registry,
 ) -> None:
     keys = [f"x{index:02}" for index in range(KEYS)]
@@ -37,7 +38,9 @@ def test_a_worker_killed_mid_line_leaves_every_line_in_order(
     wait_until(
         lambda: sum(map(len, runs(ORDERED).values())) >= KEYS * PER_KEY // 4,
         "a quarter of the lines to be delivered",
-        workers=workers,
+        timeout=120,
+        interval=0.25,
+        report=report_on(workers),
     )
 
     workers[0].kill()

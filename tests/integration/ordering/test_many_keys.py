@@ -17,9 +17,10 @@ import pytest
 
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
-from tests.integration.celery.conftest import Broker
+from tests.brokers import Broker
+from tests.processes import CeleryWorker
 
-from .conftest import OrderingWorker, wait_until_delivered
+from .conftest import wait_until_delivered
 from .lines import assert_in_publish_order, publish_interleaved
 from .receivers import ORDERED
 
@@ -35,7 +36,7 @@ SIZES = {
 
 def test_every_key_is_delivered_once_in_publish_order_by_four_workers(
     broker: Broker,
-    start_workers: Callable[[int, Broker], list[OrderingWorker]],
+    start_workers: Callable[[int, Broker], list[CeleryWorker]],
     stepped_receivers: Registry,
 ) -> None:
     key_count, per_key = SIZES[broker.name]

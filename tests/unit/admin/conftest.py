@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from django_domain_events import GiveUp, receiver
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.registry import Registry
 
 HOSTILE = "<script>alert('x')</script>"
 
@@ -27,30 +26,29 @@ class Switches:
 
 
 @pytest.fixture
-def switches() -> Iterator[Switches]:
-    """Three receivers of ``unit_admin.pinged`` in an isolated registry: ``unit_admin.ok``,
+def switches(receiver_registry: Registry) -> Switches:
+    """Three receivers of ``unit_admin.pinged`` in the test's registry: ``unit_admin.ok``,
     ``unit_admin.flaky`` (fails, retried later, while named in ``failing``) and
     ``unit_admin.fragile`` (gives up at once while named in ``failing``)."""
     state = Switches(failing={"unit_admin.flaky", "unit_admin.fragile"})
-    with registry.isolated():
 
-        @receiver(PINGED, name="unit_admin.ok")
-        def ok(event: Any) -> None:
-            state.runs.append(("unit_admin.ok", event.payload))
+    @receiver(PINGED, name="unit_admin.ok")
+    def ok(event: Any) -> None:
+        state.runs.append(("unit_admin.ok", event.payload))
 
-        @receiver(PINGED, name="unit_admin.flaky")
-        def flaky(event: Any) -> None:
-            state.runs.append(("unit_admin.flaky", event.payload))
-            if "unit_admin.flaky" in state.failing:
-                raise ValueError(HOSTILE)
+    @receiver(PINGED, name="unit_admin.flaky")
+    def flaky(event: Any) -> None:
+        state.runs.append(("unit_admin.flaky", event.payload))
+        if "unit_admin.flaky" in state.failing:
+            raise ValueError(HOSTILE)
 
-        @receiver(PINGED, name="unit_admin.fragile")
-        def fragile(event: Any) -> None:
-            state.runs.append(("unit_admin.fragile", event.payload))
-            if "unit_admin.fragile" in state.failing:
-                raise GiveUp(HOSTILE)
+    @receiver(PINGED, name="unit_admin.fragile")
+    def fragile(event: Any) -> None:
+        state.runs.append(("unit_admin.fragile", event.payload))
+        if "unit_admin.fragile" in state.failing:
+            raise GiveUp(HOSTILE)
 
-        yield state
+    return state
 
 
 def login(user: User) -> Client:

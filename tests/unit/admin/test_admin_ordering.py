@@ -3,7 +3,6 @@ line, blocked lines on the dashboard, and the retry and skip actions letting a l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +16,7 @@ from django.utils.http import urlencode
 
 from django_domain_events import GiveUp, publish, receiver
 from django_domain_events.admin import lines
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
 
 from .conftest import login, staff_with
@@ -46,34 +45,33 @@ class Line:
 
 
 @pytest.fixture
-def line() -> Iterator[Line]:
-    """Receivers of ``unit_admin.step`` in an isolated registry: ``unit_admin.ordered``
+def line(receiver_registry: Registry) -> Line:
+    """Receivers of ``unit_admin.step`` in the test's registry: ``unit_admin.ordered``
     (ordered, blocks on a dead delivery), ``unit_admin.skipper`` (ordered, skips dead ones)
     and ``unit_admin.plain`` (not ordered), the first two failing as ``line`` says."""
     state = Line()
-    with registry.isolated():
 
-        def run(name: str, event: Any) -> None:
-            spot = (event.payload["key"], event.payload["n"])
-            if spot in state.give_up:
-                raise GiveUp(f"step {spot} cannot be done")
-            if spot in state.fail:
-                raise ValueError(f"step {spot} failed")
-            state.runs.append((name, *spot))
+    def run(name: str, event: Any) -> None:
+        spot = (event.payload["key"], event.payload["n"])
+        if spot in state.give_up:
+            raise GiveUp(f"step {spot} cannot be done")
+        if spot in state.fail:
+            raise ValueError(f"step {spot} failed")
+        state.runs.append((name, *spot))
 
-        @receiver(STEP, name="unit_admin.ordered", ordered=True)
-        def ordered(event: Any) -> None:
-            run("unit_admin.ordered", event)
+    @receiver(STEP, name="unit_admin.ordered", ordered=True)
+    def ordered(event: Any) -> None:
+        run("unit_admin.ordered", event)
 
-        @receiver(STEP, name="unit_admin.skipper", ordered=True, on_dead="skip")
-        def skipper(event: Any) -> None:
-            run("unit_admin.skipper", event)
+    @receiver(STEP, name="unit_admin.skipper", ordered=True, on_dead="skip")
+    def skipper(event: Any) -> None:
+        run("unit_admin.skipper", event)
 
-        @receiver(STEP, name="unit_admin.plain")
-        def plain(event: Any) -> None:
-            pass
+    @receiver(STEP, name="unit_admin.plain")
+    def plain(event: Any) -> None:
+        pass
 
-        yield state
+    return state
 
 
 def step(key: str, n: int) -> None:
@@ -448,33 +446,6 @@ def test_the_dashboard_takes_no_more_queries_for_more_blocked_lines(
 
     assert page.context["stats"].blocked_keys == 4
     assert len(four) == len(one)
-
-
-@pytest.mark.postgres
-def test_the_line_queries_read_the_ordered_index(line: Line) -> None:
-    dead = blocked_line(line)
-    last = of("unit_admin.ordered", "a", 3)
-    _, listed = lines.blocked("default")
-    queries = {
-        "held up by": lines.line_of(last).filter(
-            ordering_seq__lt=3, state__in=lines.blocking_states(last.receiver)
-        ),
-        "ahead": lines.line_of(last)
-        .filter(ordering_seq__lt=3)
-        .exclude(state=DeliveryState.DELIVERED),
-        "behind": lines.waiting_behind(dead),
-    }
-    assert listed
-
-    with connection.cursor() as cursor:
-        cursor.execute("SET enable_seqscan = off")
-        try:
-            plans = {name: queryset.explain() for name, queryset in queries.items()}
-        finally:
-            cursor.execute("RESET enable_seqscan")
-
-    for name, plan in plans.items():
-        assert "dde_delivery_ordered_idx" in plan, (name, plan)
 
 
 def test_counts_in_a_line_stop_at_the_limit(

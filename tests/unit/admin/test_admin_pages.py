@@ -12,7 +12,8 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from django_domain_events import NamedEvent, publish, publish_many
+from django_domain_events import NamedEvent, publish, publish_many, receiver
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 
 from .conftest import HOSTILE, PINGED, Switches
@@ -222,18 +223,13 @@ def test_a_search_by_event_id_is_exact(superuser_client: Client, switches: Switc
 
 
 def test_a_search_by_causation_id_finds_the_events_it_caused(
-    superuser_client: Client,
+    superuser_client: Client, receiver_registry: Registry
 ) -> None:
-    from django_domain_events import receiver
-    from django_domain_events.declaration.registry import registry
+    @receiver("unit_admin.cause", name="unit_admin.causes")
+    def causes(event: object) -> None:
+        publish("unit_admin.effect", {})
 
-    with registry.isolated():
-
-        @receiver("unit_admin.cause", name="unit_admin.causes")
-        def causes(event: object) -> None:
-            publish("unit_admin.effect", {})
-
-        cause = publish("unit_admin.cause", {})
+    cause = publish("unit_admin.cause", {})
 
     found = superuser_client.get(f"{EVENTS}?q={cause}").context["cl"].result_list
     event_types = sorted(row.event_type for row in found)

@@ -1,10 +1,10 @@
 """The admin's building blocks: the JSON highlighter, the chart layout, the counting paginator
-and the distinct-values reader."""
+and the distinct-values reader. Its estimates on PostgreSQL are in
+``tests/integration/test_postgres_admin.py``."""
 
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 
 from django_domain_events import publish
@@ -72,25 +72,6 @@ def test_small_results_are_counted_exactly() -> None:
 
     assert bounded_count(queryset) == (3, False)
     assert EstimatedCountPaginator(queryset, 2).num_pages == 2
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_large_results_are_estimated_on_postgres() -> None:
-    for n in range(30):
-        publish("unit_admin.counted", {"n": n})
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE domain_events_outbox_event")
-
-    count, estimated = bounded_count(OutboxEvent.objects.all(), exact_limit=10)
-    filtered, filtered_estimated = bounded_count(
-        OutboxEvent.objects.filter(event_type="unit_admin.counted"), exact_limit=10
-    )
-
-    assert estimated
-    assert filtered_estimated
-    assert 10 < count <= 60
-    assert 10 < filtered <= 60
 
 
 @pytest.mark.django_db(transaction=True)

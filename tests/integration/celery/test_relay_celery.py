@@ -12,7 +12,8 @@ from django.db.models.functions import Now
 from django_domain_events import publish
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState
-from tests.integration.celery.conftest import Broker, Worker, current_celery_app, make_app, wait_for
+from tests.brokers import Broker, current_celery_app, make_app
+from tests.processes import CeleryWorker, wait_until
 from tests.tcp_proxy import TCPProxy
 from tests.testapp import receivers
 from tests.testapp.models import Effect
@@ -39,7 +40,7 @@ def effects(event_id: uuid.UUID) -> list[tuple[str, int]]:
 
 
 def test_deliveries_the_broker_refused_are_sent_by_the_relay(
-    broker: Broker, queue: str, worker: Worker
+    broker: Broker, queue: str, worker: CeleryWorker
 ) -> None:
     event_id = publish_while_the_broker_is_down(broker, queue)
     assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.PENDING}
@@ -47,12 +48,12 @@ def test_deliveries_the_broker_refused_are_sent_by_the_relay(
     totals = Relay(grace=0).run_pass()
 
     assert (totals.claimed, totals.sent) == (2, 2)
-    wait_for(lambda: delivered_once(event_id), "the worker to deliver", worker=worker)
+    wait_until(lambda: delivered_once(event_id), "the worker to deliver", report=worker.log)
     assert effects(event_id) == [("celery_tests.record", 1), ("celery_tests.record_async", 1)]
 
 
 def test_deliveries_whose_task_was_lost_are_sent_again_after_the_timeout(
-    broker: Broker, queue: str, worker: Worker
+    broker: Broker, queue: str, worker: CeleryWorker
 ) -> None:
     event_id = publish_while_the_broker_is_down(broker, queue)
     # As a publisher that wrote them dispatched and died before sending leaves them.
@@ -65,5 +66,5 @@ def test_deliveries_whose_task_was_lost_are_sent_again_after_the_timeout(
     totals = Relay(dispatch_timeout=300).run_pass()
 
     assert (totals.claimed, totals.sent) == (2, 2)
-    wait_for(lambda: delivered_once(event_id), "the worker to deliver", worker=worker)
+    wait_until(lambda: delivered_once(event_id), "the worker to deliver", report=worker.log)
     assert effects(event_id) == [("celery_tests.record", 1), ("celery_tests.record_async", 1)]

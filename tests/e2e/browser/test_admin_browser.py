@@ -3,7 +3,6 @@ holds a script, retry a dead delivery through its confirmation page, see the das
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from django_domain_events import GiveUp, publish, receiver
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -21,21 +20,20 @@ EVENT_TYPE = "browser.order_placed"
 
 
 @pytest.fixture
-def shop() -> Iterator[dict[str, bool]]:
-    """Two receivers in an isolated registry; ``browser.erp`` gives up while ``failing``."""
+def shop(receiver_registry: Registry) -> dict[str, bool]:
+    """Two receivers in the test's registry; ``browser.erp`` gives up while ``failing``."""
     switches = {"failing": True}
-    with registry.isolated():
 
-        @receiver(EVENT_TYPE, name="browser.mailer")
-        def mailer(event: Any) -> None:
-            pass
+    @receiver(EVENT_TYPE, name="browser.mailer")
+    def mailer(event: Any) -> None:
+        pass
 
-        @receiver(EVENT_TYPE, name="browser.erp")
-        def erp(event: Any) -> None:
-            if switches["failing"]:
-                raise GiveUp("ERP unreachable")
+    @receiver(EVENT_TYPE, name="browser.erp")
+    def erp(event: Any) -> None:
+        if switches["failing"]:
+            raise GiveUp("ERP unreachable")
 
-        yield switches
+    return switches
 
 
 def sign_in(browser: Any, live_admin: str) -> None:

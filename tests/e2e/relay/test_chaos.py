@@ -19,13 +19,13 @@ import pytest
 from django.utils import timezone
 
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from tests.conftest import require_service
-from tests.integration.celery.conftest import BROKERS, Broker, Worker, delete_queue, make_app
+from tests.brokers import BROKERS, delete_queue, make_app
+from tests.processes import CeleryWorker, wait_until
 from tests.tcp_proxy import TCPProxy
 from tests.testapp.models import Effect
 from tests.testapp.receivers import RECORDED
 
-from .conftest import Process, wait_for
+from .conftest import Process
 
 pytestmark = [
     pytest.mark.postgres,
@@ -41,11 +41,11 @@ def test_chaos_loses_duplicates_and_strands_nothing(
     start: Callable[..., Process], queue: str, tmp_path: Path
 ) -> None:
     redis = BROKERS["redis"]
-    require_service(redis.name, redis.host, redis.port, redis.how_to_start)
+    redis.require()
     proxy = TCPProxy(redis.host, redis.port)
-    through_proxy = Broker("redis", redis.with_port(proxy.port), redis.how_to_start)
+    through_proxy = redis.with_port(proxy.port)
     env = {
-        "DOMAIN_EVENTS_TEST_BROKER_URL": through_proxy.url,
+        "DOMAIN_EVENTS_TEST_BROKER_URL": through_proxy,
         "DOMAIN_EVENTS_TEST_CELERY_QUEUE": queue,
     }
     settings = {
@@ -57,9 +57,11 @@ def test_chaos_loses_duplicates_and_strands_nothing(
         "DISPATCH_TIMEOUT": 5,
     }
     stop = tmp_path / "stop"
-    workers = [Worker(through_proxy, queue, tmp_path / f"worker-{n}") for n in range(2)]
+    workers = [
+        CeleryWorker(through_proxy, queue, tmp_path / f"worker-{n}", name=f"worker-{n}")
+        for n in range(2)
+    ]
     for worker in workers:
-        worker.directory.mkdir()
         worker.start()
 
     def start_relay() -> Process:
@@ -67,9 +69,7 @@ def test_chaos_loses_duplicates_and_strands_nothing(
 
     relays = [start_relay(), start_relay()]
     publishers = [
-        start(
-            "-m", "tests.integration.relay.chaos_publisher", str(stop), settings=settings, env=env
-        )
+        start("-m", "tests.e2e.relay.chaos_publisher", str(stop), settings=settings, env=env)
         for _ in range(2)
     ]
     chaos = random.Random(os.environ.get("DOMAIN_EVENTS_CHAOS_SEED"))
@@ -100,7 +100,7 @@ def test_chaos_loses_duplicates_and_strands_nothing(
             assert publisher.wait() == 0, publisher.output()
         published = sum(int(p.output().rsplit("published ", 1)[1]) for p in publishers)
         # Everything settles within the redelivery and dispatch timeouts.
-        wait_for(
+        wait_until(
             lambda: not Delivery.objects.exclude(state=DeliveryState.DELIVERED).exists(),
             "every delivery to be delivered",
             timeout=90,

@@ -1,6 +1,6 @@
 """A publisher that dies between its commit and its dispatch.
 
-``python -m tests.integration.relay.publisher COUNT COMMITTED_FILE`` publishes COUNT events in
+``python -m tests.e2e.relay.publisher COUNT COMMITTED_FILE`` publishes COUNT events in
 one transaction. Its first on-commit hook, which runs before the one that would dispatch the
 deliveries, writes COMMITTED_FILE and waits to be killed.
 """

@@ -1,7 +1,7 @@
 """A publisher for the chaos test: publishes an event every few milliseconds, each in its own
 transaction, until the STOP_FILE exists, then prints how many it published.
 
-``python -m tests.integration.relay.chaos_publisher STOP_FILE``
+``python -m tests.e2e.relay.chaos_publisher STOP_FILE``
 """
 
 from __future__ import annotations

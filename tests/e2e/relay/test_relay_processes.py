@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -22,10 +21,11 @@ from django_domain_events.declaration.events import NamedEvent
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from tests.processes import wait_until
 from tests.tcp_proxy import TCPProxy
 from tests.testapp.models import Effect
 
-from .conftest import Process, wait_for
+from .conftest import Process
 from .receivers import HELD, POISON, POISON_ATTEMPTS, RECORD, RECORDED
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -33,6 +33,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(trans
 RACE_EVENTS = int(os.environ.get("DOMAIN_EVENTS_RELAY_RACE_EVENTS", "1000"))
 """Events in the race between relays: 1,000 (2,000 deliveries) keeps CI quick; set 5000 for
 the 10,000 deliveries of the full proof."""
+
+FAILED_BATCH = "A batch failed on a database error"
+"""What ``relay_events`` prints each time a pass fails on a database error."""
 
 FAST = {"RELAY_GRACE": 0, "RELAY_INTERVAL": 0.05, "RETRY_BASE_DELAY": 0, "RETRY_MAX_DELAY": 0}
 
@@ -53,8 +56,8 @@ def test_a_publisher_killed_after_commit_is_delivered_by_the_relay_once(
     start: Callable[..., Process], relay_receivers: Registry, tmp_path: Path
 ) -> None:
     committed = tmp_path / "committed"
-    publisher = start("-m", "tests.integration.relay.publisher", "50", str(committed))
-    wait_for(committed.exists, "the publisher's commit")
+    publisher = start("-m", "tests.e2e.relay.publisher", "50", str(committed))
+    wait_until(committed.exists, "the publisher's commit", report=publisher.output)
     publisher.kill()
     # Committed, never dispatched: 50 events, a delivery per receiver each, all pending.
     assert OutboxEvent.objects.count() == 50
@@ -102,11 +105,11 @@ def test_a_relay_paused_past_its_lease_cannot_touch_what_another_relay_claimed(
     # The held delivery is the oldest, so it is the first the paused relay runs.
     Delivery.objects.filter(event_id=held_event).update(created_at=Now() - dt.timedelta(minutes=1))
     paused = start("relay_events", "--once", settings={"RELAY_GRACE": 0, "RELAY_LEASE": 1})
-    wait_for(started.exists, "the paused relay to start the held delivery")
+    wait_until(started.exists, "the paused relay to start the held delivery", report=paused.output)
     paused.signal(signal.SIGSTOP)
     hold.unlink()
     # Its lease ends (by the database clock) while it is stopped.
-    wait_for(
+    wait_until(
         lambda: not Delivery.objects.filter(claimed_until__gt=Now()).exists(),
         "the paused relay's lease to end",
     )
@@ -137,9 +140,10 @@ def test_a_poison_receiver_goes_dead_while_the_others_flow(
     event_ids = publish_owed(20, poison=True)
     relay = start("relay_events", settings=FAST)
 
-    wait_for(
+    wait_until(
         lambda: Delivery.objects.filter(receiver=POISON, state=DeliveryState.DEAD).count() == 20,
         "the poison receiver's deliveries to go dead",
+        report=relay.output,
     )
     relay.signal(signal.SIGTERM)
 
@@ -171,9 +175,10 @@ def test_pruning_while_the_relay_delivers_loses_nothing_unsettled(
     relay = start("relay_events", "--batch-size", "20", settings=FAST)
     pruner = start("prune_events", "--older-than", "7d", "--batch-size", "25")
     assert pruner.wait() == 0, pruner.output()
-    wait_for(
+    wait_until(
         lambda: not Delivery.objects.exclude(state=DeliveryState.DELIVERED).exists(),
         "the relay to deliver everything owed",
+        report=relay.output,
     )
     relay.signal(signal.SIGTERM)
     assert relay.wait() == 0, relay.output()
@@ -199,19 +204,30 @@ def test_a_relay_recovers_from_the_database_going_away_without_a_restart(
             settings=settings,
             env={"DOMAIN_EVENTS_TEST_DB_PORT": str(proxy.port)},
         )
-        wait_for(lambda: Effect.objects.count() >= 40, "the relay to get going")
+        wait_until(
+            lambda: Effect.objects.count() >= 40, "the relay to get going", report=relay.output
+        )
         proxy.cut()
-        wait_for(
-            lambda: "A batch failed on a database error" in relay.output(),
+        wait_until(
+            lambda: FAILED_BATCH in relay.output(),
             "the relay to notice the outage",
+            report=relay.output,
         )
         during_outage = Effect.objects.count()
-        time.sleep(0.5)
+        failed_passes = relay.output().count(FAILED_BATCH)
+        # The relay goes on trying: once another pass has failed, it has had its chance to
+        # deliver during the outage, and must not have.
+        wait_until(
+            lambda: relay.output().count(FAILED_BATCH) > failed_passes,
+            "the relay to fail another pass during the outage",
+            report=relay.output,
+        )
         assert Effect.objects.count() == during_outage
         proxy.restore()
-        wait_for(
+        wait_until(
             lambda: not Delivery.objects.exclude(state=DeliveryState.DELIVERED).exists(),
             "the relay to deliver everything after the outage",
+            report=relay.output,
         )
         relay.signal(signal.SIGTERM)
         assert relay.wait() == 0, relay.output()

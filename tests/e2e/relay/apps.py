@@ -6,7 +6,7 @@ from django.apps import AppConfig
 
 
 class RelayTestsConfig(AppConfig):
-    name = "tests.integration.relay"
+    name = "tests.e2e.relay"
     label = "relay_tests"
 
     def ready(self) -> None:

@@ -10,37 +10,23 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from django.db import connection
 
 from django_domain_events.declaration.registry import Registry
 
-# The Celery tests' brokers and workers, for the relay's tests with Celery.
-from tests.integration.celery.conftest import broker, celery_app, queue, worker  # noqa: F401
+# A queue of the test's own, for the chaos test's Celery workers.
+from tests.brokers import queue
+from tests.processes import ROOT, process_env
 
 from .receivers import register
 
-ROOT = Path(__file__).resolve().parents[3]
-T = TypeVar("T")
+__all__ = ["queue"]
 
-
-def process_env(domain_events: dict[str, Any], extra: dict[str, str]) -> dict[str, str]:
-    """The environment of a test process: the test database, the relay tests' settings."""
-    return {
-        **os.environ,
-        **extra,
-        "DJANGO_SETTINGS_MODULE": "tests.integration.relay.settings",
-        "DOMAIN_EVENTS_TEST_DB": "postgres",
-        # pytest-django's test database, which this settings_dict now names.
-        "DOMAIN_EVENTS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
-        "DOMAIN_EVENTS_TEST_SETTINGS": json.dumps(domain_events),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+SETTINGS = "tests.e2e.relay.settings"
 
 
 class Process:
@@ -54,7 +40,9 @@ class Process:
             self.popen = subprocess.Popen(
                 [sys.executable, *args],
                 cwd=ROOT,
-                env=process_env(domain_events, env),
+                env=process_env(
+                    SETTINGS, DOMAIN_EVENTS_TEST_SETTINGS=json.dumps(domain_events), **env
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -127,15 +115,3 @@ def relay_receivers(receiver_registry: Registry) -> Registry:
     """This process's registry with the receivers the test processes have."""
     register()
     return receiver_registry
-
-
-def wait_for(condition: Callable[[], T], what: str, *, timeout: float = 30) -> T:
-    """Poll ``condition`` until it returns something true, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"Gave up after {timeout:g} s waiting for {what}.")
-        time.sleep(0.05)

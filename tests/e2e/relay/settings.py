@@ -8,7 +8,7 @@ import os
 
 from tests.settings import *  # noqa: F403
 
-INSTALLED_APPS = [*INSTALLED_APPS, "tests.integration.relay.apps.RelayTestsConfig"]  # noqa: F405
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.e2e.relay.apps.RelayTestsConfig"]  # noqa: F405
 DOMAIN_EVENTS = {
     "DISPATCHER": "sync",
     **json.loads(os.environ.get("DOMAIN_EVENTS_TEST_SETTINGS", "{}")),
