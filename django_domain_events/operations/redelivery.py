@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from django_domain_events.conf import settings
 from django_domain_events.declaration.registry import Receiver, is_ordered, registry
-from django_domain_events.delivery import ordering
 from django_domain_events.delivery.relay import Relay, RelayTotals
 from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.override import dispatcher_override
@@ -32,6 +31,7 @@ from django_domain_events.operations.selection import (
     EventSelection,
     SelectionError,
 )
+from django_domain_events.publishing import sequencing
 
 RETRYABLE_STATES = (DeliveryState.FAILED, DeliveryState.DEAD)
 """States of deliveries a person can retry."""
@@ -103,7 +103,7 @@ def _replay(
     with transaction.atomic(using=using):
         # A concurrent prune_events deleting one of the events makes this INSERT fail on its
         # foreign key: the replay errors rather than writing deliveries that vanish.
-        ordering.sequence_models(connections[using], using, rows)
+        sequencing.sequence_models(connections[using], using, rows)
         Delivery.objects.using(using).bulk_create(rows)
         claimed = relay.claim([row.pk for row in rows], states=(DeliveryState.PENDING,))
     return rows, _hand_over_on_commit(relay, claimed, using)

@@ -34,7 +34,6 @@ from django_domain_events.declaration.events import (
     key_of,
 )
 from django_domain_events.declaration.registry import is_ordered, registry
-from django_domain_events.delivery import ordering
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.override import _override as _dispatcher_override
@@ -42,6 +41,7 @@ from django_domain_events.exceptions import PayloadError
 from django_domain_events.ids import uuid7
 from django_domain_events.models import DeliveryState, OutboxEvent
 from django_domain_events.observability import debug_logging, tracing
+from django_domain_events.publishing import sequencing
 from django_domain_events.publishing.batch import batch_for
 from django_domain_events.publishing.captures import captures
 from django_domain_events.publishing.writer import writer_for
@@ -335,7 +335,7 @@ def _insert(
 ) -> None:
     try:
         if any(item.ordering_key for item in owed):
-            ordering.sequence(connection, alias, deliveries, owed)
+            sequencing.sequence(connection, alias, deliveries, owed)
         writer_for(connection).write(events, deliveries)
     except BaseException:
         # An event must never commit without its deliveries: if the caller catches this error
