@@ -485,13 +485,14 @@ def run_steps(
     pending = lanes(steps)
     results: dict[str, Result] = {}
     ready = threading.Condition()
+    stopping = threading.Event()
     for future in installed.values():
         future.add_done_callback(lambda _: _notify(ready))
     live = jobs == 1 or len(steps) == 1
 
     def next_lane() -> list[Step] | None:
         with ready:
-            while pending:
+            while pending and not stopping.is_set():
                 lane = next((ln for ln in pending if installed[ln[0].env.name].done()), None)
                 if lane is not None:
                     pending.remove(lane)
@@ -504,14 +505,23 @@ def run_steps(
             if installed[lane[0].env.name].result().status != "ok":
                 continue
             for step in lane:
+                if stopping.is_set():
+                    return
                 results[step.name] = run_step(step, logs)
 
     with (
         tempfile.TemporaryDirectory(prefix="dde-test-logs-") as logs,
         ThreadPoolExecutor(max_workers=jobs) as pool,
     ):
-        for done in [pool.submit(work, None if live else Path(logs)) for _ in range(jobs)]:
-            done.result()
+        workers = [pool.submit(work, None if live else Path(logs)) for _ in range(jobs)]
+        try:
+            for done in workers:
+                done.result()
+        except BaseException:
+            # Ctrl-C reached the running steps too; start no more.
+            stopping.set()
+            _notify(ready)
+            raise
     return [results[step.name] for step in steps if step.name in results]
 
 
