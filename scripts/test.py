@@ -486,19 +486,39 @@ def run_steps(
     results: dict[str, Result] = {}
     ready = threading.Condition()
     stopping = threading.Event()
+    idle = 0
     for future in installed.values():
         future.add_done_callback(lambda _: _notify(ready))
     live = jobs == 1 or len(steps) == 1
 
+    def startable() -> list[Step] | None:
+        # The heaviest lane whose venv is ready, unless the idle workers are all owed to
+        # heavier lanes still waiting for theirs: a short lane taken first would hold up the
+        # longest one for its whole length.
+        owed = 0
+        for lane in pending:
+            if not installed[lane[0].env.name].done():
+                owed += 1
+            elif idle > owed:
+                return lane
+        return None
+
     def next_lane() -> list[Step] | None:
+        nonlocal idle
         with ready:
-            while pending and not stopping.is_set():
-                lane = next((ln for ln in pending if installed[ln[0].env.name].done()), None)
-                if lane is not None:
-                    pending.remove(lane)
-                    return lane
-                ready.wait()
-            return None
+            idle += 1
+            try:
+                while pending and not stopping.is_set():
+                    lane = startable()
+                    if lane is not None:
+                        pending.remove(lane)
+                        return lane
+                    ready.wait()
+                return None
+            finally:
+                idle -= 1
+                # A worker leaving the idle ones changes what the others may start.
+                ready.notify_all()
 
     def work(logs: Path | None) -> None:
         while (lane := next_lane()) is not None:
