@@ -40,6 +40,17 @@ class BenchmarkError(Exception):
     """A case is broken: it did not time anything, or did not do the work it claims."""
 
 
+class BudgetExceeded(BaseException):
+    """The run's wall-clock budget (``run.py --budget``) ran out. A ``BaseException``, as
+    ``KeyboardInterrupt`` is, so that no ``except Exception`` in a case swallows it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the run's budget of {seconds:g} s ran out")
+        self.seconds = seconds
+        self.during: str | None = None
+        """The case that was running, and on which alias."""
+
+
 @dataclass(frozen=True)
 class Config:
     """How much work a run does."""
@@ -52,6 +63,9 @@ class Config:
     quick: bool = False
     latency_samples: int = 200
     """Samples taken by latency cases."""
+    smoke: bool = False
+    """Every case once, without the warm-up: proves each case runs and does the work it
+    claims (``run.py --smoke``); its figures mean nothing."""
 
 
 @dataclass(frozen=True)
@@ -459,6 +473,14 @@ class Result:
 Progress = Callable[[str], None]
 
 
+def _measure(case: Case, alias: str, config: Config) -> Sample:
+    try:
+        return case.measure(alias, config)
+    except BudgetExceeded as exc:
+        exc.during = exc.during or f"{case.key} on {alias}"
+        raise
+
+
 def run_database(
     alias: str, cases: Sequence[Case], config: Config, progress: Progress
 ) -> list[Result]:
@@ -466,25 +488,26 @@ def run_database(
     repeated cases, then the cases that run once."""
     repeated = [case for case in cases if case.repeated]
     once = [case for case in cases if not case.repeated]
-    # Imports, cached SQL and connection set-up are paid here, before anything is timed.
-    warmup = dataclasses.replace(config, n=min(config.n, WARMUP_N))
-    for case in repeated:
-        databases.reset(alias)
-        case.measure(alias, warmup)
+    if not config.smoke:
+        # Imports, cached SQL and connection set-up are paid here, before anything is timed.
+        warmup = dataclasses.replace(config, n=min(config.n, WARMUP_N))
+        for case in repeated:
+            databases.reset(alias)
+            _measure(case, alias, warmup)
     samples: dict[str, list[Sample]] = {case.key: [] for case in cases}
     for rep in range(config.reps):
         # Every other repetition runs backwards, so a steady drift in the machine's speed does
         # not always favour the cases that run first.
         for case in repeated if rep % 2 == 0 else repeated[::-1]:
-            databases.reset(alias)
-            sample = case.measure(alias, config)
+            databases.reset(alias, checkpoint=not config.smoke)
+            sample = _measure(case, alias, config)
             samples[case.key].append(sample)
             progress(f"[{alias}] rep {rep + 1}/{config.reps} {case.key}: {case.describe(sample)}")
     for case in once:
-        databases.reset(alias)
-        sample = case.measure(alias, config)
+        databases.reset(alias, checkpoint=not config.smoke)
+        sample = _measure(case, alias, config)
         samples[case.key].append(sample)
         progress(f"[{alias}] {case.key}: {case.describe(sample)}")
-    databases.reset(alias)
+    databases.reset(alias, checkpoint=not config.smoke)
     vendor = connections[alias].vendor
     return [Result(case, alias, case.summarise(samples, vendor)) for case in cases]

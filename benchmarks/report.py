@@ -94,6 +94,7 @@ def document(
             "reps": config.reps,
             "memory_events": config.memory_events,
             "quick": config.quick,
+            "smoke": config.smoke,
         },
         "machine": dict(info),
         "load_average": dict(load),
@@ -147,6 +148,12 @@ def table(results: Sequence[Result], databases: Mapping[str, Mapping[str, Any]])
     return "\n".join(lines)
 
 
+def _mode(config: Mapping[str, Any]) -> str:
+    if config.get("smoke"):
+        return " (smoke run: each case once, the figures mean nothing)"
+    return " (QUICK)" if config["quick"] else ""
+
+
 def markdown(doc: Mapping[str, Any], results: Sequence[Result]) -> str:
     """The Markdown results page: what was measured, on what, and the table."""
     config, info = doc["config"], doc["machine"]
@@ -154,7 +161,7 @@ def markdown(doc: Mapping[str, Any], results: Sequence[Result]) -> str:
     if info["package_has_uncommitted_changes"]:
         commit += " + uncommitted changes to django_domain_events"
     lines = [
-        f"# Benchmark results {doc['started'][:10]}" + (" (QUICK)" if config["quick"] else ""),
+        f"# Benchmark results {doc['started'][:10]}" + _mode(config),
         "",
         f"- N = {config['n']:,} per repetition, {config['reps']} repetitions interleaved; "
         f"RSS case: {config['memory_events']:,} events after a warm-up of a tenth of that.",

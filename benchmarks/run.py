@@ -2,14 +2,15 @@
 """Run the benchmark suite: every case, on SQLite and PostgreSQL, in one process.
 
     python benchmarks/run.py                         # N = 10,000, 5 repetitions, both databases
-    QUICK=1 python benchmarks/run.py                 # small N: checks the suite runs (CI)
+    QUICK=1 python benchmarks/run.py                 # N = 1,000, 3 repetitions: rough figures
+    python benchmarks/run.py --smoke                 # every case once, N = 20: does it run? (CI)
     python benchmarks/run.py --db sqlite --case publish-1 --profile
 
 Writes ``benchmarks/results/<YYYY-MM-DD>.json`` (every raw number, the machine, the database
-servers) and ``<YYYY-MM-DD>.md`` (the table), and prints the table. QUICK runs and runs of
-chosen cases add ``-quick`` / ``-partial`` to the name, so they never replace a full run's
-results. PostgreSQL (127.0.0.1:5432) is skipped when it does not answer, unless asked for by
-``--db postgres``.
+servers) and ``<YYYY-MM-DD>.md`` (the table), and prints the table. QUICK, smoke and runs of
+chosen cases add ``-quick`` / ``-smoke`` / ``-partial`` to the name, so they never replace a
+full run's results. PostgreSQL (127.0.0.1:5432) is skipped when it does not answer, unless asked
+for by ``--db postgres`` or required by ``DOMAIN_EVENTS_REQUIRE_SERVICES``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import cProfile
 import datetime as dt
 import os
 import pstats
+import signal
 import sys
 import tempfile
 import time
@@ -31,6 +33,13 @@ if str(ROOT) not in sys.path:
 
 FULL = {"n": 10_000, "reps": 5, "memory_events": 100_000, "latency_samples": 200}
 QUICK = {"n": 1_000, "reps": 3, "memory_events": 5_000, "latency_samples": 50}
+# Twenty: the ordering cases' many keys are then two keys of ten events each. Two events for
+# the RSS case: each of its readings is a full gc.collect(), seconds on a loaded machine.
+SMOKE = {"n": 20, "reps": 1, "memory_events": 2, "latency_samples": 5}
+SMOKE_BUDGET = 300
+"""Seconds a smoke run may take, from its start to its last case, before it fails: a hung case
+must not hold the test command for long. A smoke run of both databases took 133 s under a load
+average of 13 to 16 on 2 CPUs."""
 
 
 def say(message: str) -> None:
@@ -41,7 +50,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python benchmarks/run.py",
         description="Measure django_domain_events against raw ORM floors, on SQLite and "
-        "PostgreSQL. QUICK=1 in the environment runs a small N (a smoke test).",
+        "PostgreSQL. QUICK=1 in the environment runs a small N.",
     )
     parser.add_argument(
         "--db",
@@ -69,17 +78,45 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="directory for the results files (default: benchmarks/results)",
     )
     parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run every case once with N = 20 and no warm-up, within a budget: checks that "
+        "each case runs and does its work; the figures mean nothing",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        metavar="SECONDS",
+        help=f"fail the run if it takes longer than this (default with --smoke: {SMOKE_BUDGET})",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="run each chosen case once under cProfile and print where the time goes; "
         "writes no results",
     )
     args = parser.parse_args(argv)
-    for name in ("n", "reps", "memory_events"):
+    for name in ("n", "reps", "memory_events", "budget"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.smoke and args.budget is None:
+        args.budget = SMOKE_BUDGET
     return args
+
+
+def start_budget(seconds: float | None) -> None:
+    """Raise ``BudgetExceeded`` in the main thread once ``seconds`` have passed."""
+    if seconds is None:
+        return
+
+    from benchmarks.harness import BudgetExceeded
+
+    def expired(signum: int, frame: object) -> None:
+        raise BudgetExceeded(seconds)
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def profile(aliases: Sequence[str], keys: Sequence[str] | None, n: int) -> None:
@@ -112,13 +149,15 @@ def run(args: argparse.Namespace, quick: bool) -> int:
     from benchmarks import cases, databases, harness, report
 
     cases.load()
-    defaults = QUICK if quick else FULL
+    quick = quick and not args.smoke
+    defaults = SMOKE if args.smoke else QUICK if quick else FULL
     config = harness.Config(
         n=args.n or defaults["n"],
         reps=args.reps or defaults["reps"],
         memory_events=args.memory_events or defaults["memory_events"],
         quick=quick,
         latency_samples=defaults["latency_samples"],
+        smoke=args.smoke,
     )
     try:
         chosen = harness.select(args.case)
@@ -128,7 +167,8 @@ def run(args: argparse.Namespace, quick: bool) -> int:
     chosen, unavailable = harness.available(chosen)
     for key, reason in unavailable.items():
         say(f"skipping case {key}: {reason}")
-    if unavailable and os.environ.get("DOMAIN_EVENTS_REQUIRE_SERVICES"):
+    required = bool(os.environ.get("DOMAIN_EVENTS_REQUIRE_SERVICES"))
+    if unavailable and required:
         say("error: DOMAIN_EVENTS_REQUIRE_SERVICES is set, so every case must run")
         return 2
 
@@ -138,7 +178,7 @@ def run(args: argparse.Namespace, quick: bool) -> int:
         reason = databases.unavailable(alias)
         if reason is None:
             continue
-        if args.db != "all":
+        if args.db != "all" or required:
             say(f"error: {reason}")
             return 2
         say(f"skipping {alias}: {reason}")
@@ -177,7 +217,9 @@ def run(args: argparse.Namespace, quick: bool) -> int:
     )
     page = report.markdown(doc, results)
     stem = started.date().isoformat()
-    if quick or args.case:
+    if args.smoke:
+        stem += "-smoke"
+    elif quick or args.case:
         stem += "-quick" if quick else "-partial"
     json_path, md_path = report.write(args.out, stem, doc, page)
     print(page)
@@ -187,6 +229,20 @@ def run(args: argparse.Namespace, quick: bool) -> int:
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
+    # Importable before django.setup(): the harness touches the settings only when it runs.
+    from benchmarks.harness import BudgetExceeded
+
+    start_budget(args.budget)
+    try:
+        return setup_and_run(args)
+    except BudgetExceeded as exc:
+        say(f"error: {exc}" + (f", during {exc.during}" if exc.during else ""))
+        return 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def setup_and_run(args: argparse.Namespace) -> int:
     quick = os.environ.get("QUICK", "").strip().lower() in {"1", "true", "yes"}
     with tempfile.TemporaryDirectory(prefix="dde-bench-") as tmp:
         # Set before Django reads its settings; a project's own DJANGO_SETTINGS_MODULE in the

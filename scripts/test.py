@@ -6,9 +6,13 @@
     python3 scripts/test.py --env py312-dj6 --db postgres -- -k publish -x
 
 Each matrix entry gets a virtualenv in .venvs/<name>, made on first use and reinstalled when
-pyproject.toml changes. Tests run on SQLite, and on PostgreSQL when 127.0.0.1:5432 answers.
-With CI=true a missing Python 3.11/3.12 or PostgreSQL fails the run instead of being skipped, and
-tests that need services (Redis, RabbitMQ, ...) fail instead of skipping.
+pyproject.toml changes. The tests run on the databases of its entry in MATRIX (SQLite, and
+PostgreSQL when 127.0.0.1:5432 answers), or on the one --db names. With CI=true a missing
+Python or PostgreSQL fails the run instead of being skipped, and tests that need services
+(Redis, RabbitMQ, ...) fail instead of skipping.
+
+Steps run --jobs at a time, each as soon as its virtualenv is ready; the output of each is kept
+in a log and printed whole when it ends (with --jobs 1, or a single step, it streams instead).
 
 The last line printed is "N passed, N failed[, N skipped]"; a step that fails without failing a
 test (lint, mypy, docs, an install, a test run that crashed or ran nothing) counts as one failure,
@@ -18,41 +22,65 @@ so the exit status is 0 exactly when that line says "0 failed". Stdlib only.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import venvs
 
 ROOT = venvs.ROOT
-EXTRAS = "test,lint,docs,postgres,celery"
+EXTRAS = "test,postgres,celery"
 PACKAGE = "django_domain_events"
 PG_ADDRESS = ("127.0.0.1", 5432)
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 PYTEST_WORKERS = "2"
+# Measured on 2 CPUs under a load of 15 to 25: each PostgreSQL run takes about as long as the
+# three SQLite runs one after the other, so the two start first, on lanes of their own, and the
+# third lane takes the rest. A third xdist worker per PostgreSQL run only added CPU-starved
+# Celery workers.
+JOBS = 3
+"""Steps run at once by default."""
+SAME_ON_EVERY_DATABASE = ("tests/e2e/test_demo.py",)
+"""Tests that never use the test database (the demo project has its own SQLite file): run in
+the SQLite pass of each entry only, when no pytest arguments narrow the run."""
+BENCHMARK_BUDGET = 300
+"""Seconds the benchmark smoke run may take before it is stopped and fails (see its --budget)."""
 CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+# Another checkout on the same PostgreSQL server (a second worktree, a colleague's run) must not
+# create or drop this one's test databases.
+CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:6]
 
 
 @dataclass(frozen=True)
 class Env:
-    """One matrix entry: a Python version and the Django series tested on it."""
+    """One matrix entry: a Python version, the Django series tested on it, and the databases
+    its tests run on."""
 
     name: str
     python: str
     django: str
     stubs: str
-    required: bool
+    databases: tuple[str, ...]
+    mypy: bool
+    """Whether to type-check the package here: once per Django series and its stubs."""
+    lint: bool = False
+    """Whether ruff, the docs build and the benchmark smoke run use this entry's venv; they run
+    when this entry does."""
 
     @property
     def venv(self) -> Path:
@@ -60,13 +88,40 @@ class Env:
 
     @property
     def pip_args(self) -> list[str]:
-        return ["-e", f".[{EXTRAS}]", self.django, self.stubs]
+        # Only what the entry's steps use: each tool more is minutes of install on a fresh clone.
+        extras = EXTRAS + (",lint" if self.mypy or self.lint else "")
+        extras += ",docs" if self.lint else ""
+        return ["-e", f".[{extras}]", self.django, *([self.stubs] if self.mypy else [])]
 
 
+# Each Django series on its oldest and newest Python, on both databases; Python 3.12 in between
+# on SQLite, which is where an interpreter difference would show.
 MATRIX = (
-    Env("py311-dj52", "3.11", "Django>=5.2,<5.3", "django-stubs>=5.2,<5.3", required=True),
-    Env("py312-dj6", "3.12", "Django>=6.0,<7", "django-stubs>=6.0,<7", required=True),
-    Env("py313-dj6", "3.13", "Django>=6.0,<7", "django-stubs>=6.0,<7", required=False),
+    Env(
+        "py311-dj52",
+        "3.11",
+        "Django>=5.2,<5.3",
+        "django-stubs>=5.2,<5.3",
+        databases=("sqlite", "postgres"),
+        mypy=True,
+        lint=True,
+    ),
+    Env(
+        "py312-dj6",
+        "3.12",
+        "Django>=6.0,<7",
+        "django-stubs>=6.0,<7",
+        databases=("sqlite",),
+        mypy=False,
+    ),
+    Env(
+        "py313-dj6",
+        "3.13",
+        "Django>=6.0,<7",
+        "django-stubs>=6.0,<7",
+        databases=("sqlite", "postgres"),
+        mypy=True,
+    ),
 )
 DATABASES = ("sqlite", "postgres")
 
@@ -101,8 +156,13 @@ class Run:
         return result
 
 
+# Steps running at once print through this lock, a whole block at a time.
+OUTPUT = threading.RLock()
+
+
 def say(message: str = "") -> None:
-    print(message, flush=True)
+    with OUTPUT:
+        print(message, flush=True)
 
 
 def banner(title: str) -> None:
@@ -156,6 +216,8 @@ def find_interpreter(version: str) -> str | None:
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PYTEST_SUMMARY = re.compile(r"^=*\s*(?P<body>.*?)\s+in\s+[\d.]+s(\s+\([\d:]+\))?\s*=*$")
 PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?)\b")
+STOP_GRACE = 30
+"""Seconds a step stopped by its timeout has to exit after SIGINT, before SIGKILL."""
 
 
 def command_env(env: Env, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -174,26 +236,67 @@ def command_env(env: Env, extra: dict[str, str] | None = None) -> dict[str, str]
     return result
 
 
-def stream(cmd: Sequence[str | Path], env: dict[str, str]) -> tuple[int, list[str]]:
-    """Run ``cmd`` in the repository, echoing its output; return its status and last lines."""
-    say(f"$ {shlex.join(str(c) for c in cmd)}")
+@dataclass(frozen=True)
+class Outcome:
+    """How a command ended, and the last lines it printed."""
+
+    code: int
+    tail: list[str]
+    expired: bool
+
+
+def execute(
+    cmd: Sequence[str | Path],
+    env: dict[str, str],
+    *,
+    log: Path | None = None,
+    timeout: float | None = None,
+) -> Outcome:
+    """Run ``cmd`` in the repository, its output echoed, or written to ``log`` when given.
+
+    After ``timeout`` seconds it gets SIGINT (the benchmarks stop their Celery worker on it),
+    then SIGKILL if it is still there ``STOP_GRACE`` seconds later.
+    """
     tail: deque[str] = deque(maxlen=200)
-    with subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-    ) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            tail.append(ANSI.sub("", line.rstrip("\n")))
-    return proc.returncode, list(tail)
+    expired = threading.Event()
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(log.open("w")) if log is not None else subprocess.PIPE
+        proc = stack.enter_context(
+            subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+        )
+
+        def stop() -> None:
+            expired.set()
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+        if timeout is not None:
+            timer = threading.Timer(timeout, stop)
+            timer.daemon = True
+            timer.start()
+            stack.callback(timer.cancel)
+        if proc.stdout is not None:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                tail.append(ANSI.sub("", line.rstrip("\n")))
+        proc.wait()
+    if log is not None:
+        lines = log.read_text(errors="replace").splitlines()
+        tail.extend(ANSI.sub("", line) for line in lines[-200:])
+    return Outcome(proc.returncode, list(tail), expired.is_set())
 
 
 def parse_pytest_summary(lines: Sequence[str]) -> dict[str, int] | None:
@@ -214,13 +317,65 @@ def parse_pytest_summary(lines: Sequence[str]) -> dict[str, int] | None:
     return None
 
 
-def run_step(run: Run, step: str, env: Env, cmd: Sequence[str | Path]) -> Result:
-    banner(step)
+# Steps -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of the run, in the virtualenv of ``env``."""
+
+    name: str
+    env: Env
+    cmd: tuple[str | Path, ...]
+    extra: dict[str, str] = field(default_factory=dict)
+    pytest: bool = False
+    timeout: float | None = None
+    check: Callable[[], str | None] | None = None
+    """After the command succeeded: why the step failed all the same, or None."""
+    lane: str = ""
+    """Steps of one lane run one after another, in order; each other step is a lane of its own."""
+    weight: float = 0
+    """About how long the step takes, in seconds: the longest lanes start first."""
+
+
+def judge(step: Step, outcome: Outcome, seconds: float) -> Result:
+    counts = parse_pytest_summary(outcome.tail) if step.pytest else None
+    if outcome.expired:
+        note = f"stopped after {step.timeout:g} s"
+        return Result(step.name, "failed", seconds, note, counts)
+    if outcome.code != 0:
+        if step.pytest and outcome.code == 5:
+            note = "no tests ran (pytest exit status 5)"
+        else:
+            note = f"{'pytest ' if step.pytest else ''}exit status {outcome.code}"
+        return Result(step.name, "failed", seconds, note, counts)
+    note = (step.check() if step.check else None) or ""
+    return Result(step.name, "failed" if note else "ok", seconds, note, counts)
+
+
+def run_step(step: Step, logs: Path | None) -> Result:
+    """Run ``step``: streaming its output, or, with ``logs``, keeping it in a file there and
+    printing it whole when the step ends, so steps that run at once stay readable."""
+    command = f"$ {shlex.join(str(c) for c in step.cmd)}"
+    env = command_env(step.env, step.extra)
     started = time.monotonic()
-    code, _ = stream(cmd, command_env(env))
-    status = "ok" if code == 0 else "failed"
-    note = "" if code == 0 else f"exit status {code}"
-    return run.add(Result(step, status, time.monotonic() - started, note))
+    if logs is None:
+        banner(step.name)
+        say(command)
+        outcome = execute(step.cmd, env, timeout=step.timeout)
+        result = judge(step, outcome, time.monotonic() - started)
+        say(f"--> {step.name}: {result.status} in {result.seconds:.0f}s")
+        return result
+    say(f"[{time.strftime('%H:%M:%S')}] started {step.name}")
+    log = logs / (re.sub(r"\W+", "-", step.name).strip("-") + ".log")
+    outcome = execute(step.cmd, env, log=log, timeout=step.timeout)
+    result = judge(step, outcome, time.monotonic() - started)
+    with OUTPUT:
+        banner(f"{step.name} (output of the step, which ended at {time.strftime('%H:%M:%S')})")
+        say(command)
+        sys.stdout.write(log.read_text(errors="replace"))
+        say(f"--> {step.name}: {result.status} in {result.seconds:.0f}s")
+    return result
 
 
 def wants_own_workers(pytest_args: Sequence[str]) -> bool:
@@ -233,13 +388,12 @@ def wants_own_workers(pytest_args: Sequence[str]) -> bool:
     return False
 
 
-def run_pytest(run: Run, env: Env, db: str, pytest_args: Sequence[str]) -> Result:
-    step = f"pytest {env.name} {db}"
-    banner(step)
+def pytest_step(env: Env, db: str, pytest_args: Sequence[str]) -> Step:
     extra = {
         "DOMAIN_EVENTS_TEST_DB": db,
-        # One database per matrix entry, so runs never share one.
-        "DOMAIN_EVENTS_TEST_DB_NAME": "dde_" + re.sub(r"\W", "_", env.name),
+        # One database per matrix entry and checkout, so no two runs share one; pytest-django
+        # prefixes it with test_ and suffixes each xdist worker's.
+        "DOMAIN_EVENTS_TEST_DB_NAME": "_".join(["dde", re.sub(r"\W", "_", env.name), CHECKOUT]),
     }
     if CI:
         extra["DOMAIN_EVENTS_REQUIRE_SERVICES"] = "1"
@@ -248,15 +402,152 @@ def run_pytest(run: Run, env: Env, db: str, pytest_args: Sequence[str]) -> Resul
         cmd += ["-n", PYTEST_WORKERS]
     if sys.stdout.isatty():
         cmd.append("--color=yes")
+    if db != "sqlite" and not pytest_args:
+        cmd += [f"--ignore={path}" for path in SAME_ON_EVERY_DATABASE if (ROOT / path).exists()]
     cmd += pytest_args
-    started = time.monotonic()
-    code, tail = stream(cmd, command_env(env, extra))
-    counts = parse_pytest_summary(tail)
-    seconds = time.monotonic() - started
-    if code == 0:
-        return run.add(Result(step, "ok", seconds, counts=counts))
-    note = "no tests ran (pytest exit status 5)" if code == 5 else f"pytest exit status {code}"
-    return run.add(Result(step, "failed", seconds, note, counts))
+    weight = 1500 if db == "postgres" else 700
+    return Step(f"pytest {env.name} {db}", env, tuple(cmd), extra, pytest=True, weight=weight)
+
+
+def benchmark_step(env: Env, db: str, out: Path) -> Step:
+    """The benchmark suite's smoke run: every case once with a tiny N, within a budget, and a
+    results table written. Never a timing: how fast this machine is today is no test result."""
+    cmd = [venvs.python_of(env.venv), "benchmarks/run.py", "--smoke", "--db", db, "--out", out]
+    cmd += ["--budget", str(BENCHMARK_BUDGET)]
+    # Its own PostgreSQL database: a benchmark run elsewhere on this server uses dde_bench.
+    extra = {"DDE_BENCH_POSTGRES_NAME": f"dde_bench_smoke_{CHECKOUT}"}
+    if CI:
+        extra["DOMAIN_EVENTS_REQUIRE_SERVICES"] = "1"  # a case or database that is down fails
+
+    def wrote_table() -> str | None:
+        if any("| case |" in path.read_text() for path in out.glob("*.md")):
+            return None
+        return "the run wrote no results table"
+
+    return Step(
+        "benchmarks (smoke)",
+        env,
+        tuple(cmd),
+        extra,
+        timeout=BENCHMARK_BUDGET + STOP_GRACE,
+        check=wrote_table,
+        lane="lint",
+        weight=150,
+    )
+
+
+def plan(
+    envs: Sequence[Env], dbs: dict[str, list[str]], args: argparse.Namespace, out: Path
+) -> list[Step]:
+    """Every step of the run, in the order of the summary."""
+    steps: list[Step] = []
+    first = next((env for env in envs if env.lint), None)
+    if first is not None and not args.fast:
+        python = venvs.python_of(first.venv)
+        for name, cmd in (
+            ("ruff check", (python, "-m", "ruff", "check", ".")),
+            ("ruff format --check", (python, "-m", "ruff", "format", "--check", ".")),
+        ):
+            steps.append(Step(name, first, cmd, lane="lint", weight=10))
+        if (ROOT / "docs" / "conf.py").exists():
+            # -E: Sphinx does not notice docstring changes, and an incremental build would not
+            # repeat the warnings of pages it skips.
+            sphinx = (python, "-m", "sphinx", "-W", "--keep-going", "-E", "-b", "html")
+            cmd = (*sphinx, "docs", "docs/_build/html")
+            steps.append(Step("sphinx-build", first, cmd, lane="lint", weight=60))
+        if (ROOT / "benchmarks" / "run.py").exists():
+            # PostgreSQL too unless it is down, which is then already this run's skip or failure.
+            benchmark_db = args.db or ("all" if "postgres" in dbs[first.name] else "sqlite")
+            steps.append(benchmark_step(first, benchmark_db, out))
+    for env in envs:
+        if not args.fast and env.mypy and (ROOT / PACKAGE).is_dir():
+            cmd = (venvs.python_of(env.venv), "-m", "mypy", PACKAGE)
+            steps.append(Step(f"mypy {env.name}", env, cmd, weight=180))
+        for db in dbs[env.name]:
+            steps.append(pytest_step(env, db, args.pytest_args))
+    return steps
+
+
+def lanes(steps: Sequence[Step]) -> list[list[Step]]:
+    """``steps`` grouped into lanes, the longest first."""
+    grouped: dict[str, list[Step]] = {}
+    for step in steps:
+        grouped.setdefault(step.lane or step.name, []).append(step)
+    return sorted(grouped.values(), key=lambda lane: -sum(step.weight for step in lane))
+
+
+def run_steps(
+    steps: Sequence[Step], installed: dict[str, Future[Result]], jobs: int
+) -> list[Result]:
+    """Run ``steps``, ``jobs`` lanes at once, each lane once its virtualenv is ready; return
+    their results in the order of ``steps``. The steps of a venv that failed to install do not
+    run (that failure is its own result)."""
+    pending = lanes(steps)
+    results: dict[str, Result] = {}
+    ready = threading.Condition()
+    stopping = threading.Event()
+    idle = 0
+    for future in installed.values():
+        future.add_done_callback(lambda _: _notify(ready))
+    live = jobs == 1 or len(steps) == 1
+
+    def startable() -> list[Step] | None:
+        # The heaviest lane whose venv is ready, unless the idle workers are all owed to
+        # heavier lanes still waiting for theirs: a short lane taken first would hold up the
+        # longest one for its whole length.
+        owed = 0
+        for lane in pending:
+            if not installed[lane[0].env.name].done():
+                owed += 1
+            elif idle > owed:
+                return lane
+        return None
+
+    def next_lane() -> list[Step] | None:
+        nonlocal idle
+        with ready:
+            idle += 1
+            try:
+                while pending and not stopping.is_set():
+                    lane = startable()
+                    if lane is not None:
+                        pending.remove(lane)
+                        return lane
+                    ready.wait()
+                return None
+            finally:
+                idle -= 1
+                # A worker leaving the idle ones changes what the others may start.
+                ready.notify_all()
+
+    def work(logs: Path | None) -> None:
+        while (lane := next_lane()) is not None:
+            if installed[lane[0].env.name].result().status != "ok":
+                continue
+            for step in lane:
+                if stopping.is_set():
+                    return
+                results[step.name] = run_step(step, logs)
+
+    with (
+        tempfile.TemporaryDirectory(prefix="dde-test-logs-") as logs,
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+    ):
+        workers = [pool.submit(work, None if live else Path(logs)) for _ in range(jobs)]
+        try:
+            for done in workers:
+                done.result()
+        except BaseException:
+            # Ctrl-C reached the running steps too; start no more.
+            stopping.set()
+            _notify(ready)
+            raise
+    return [results[step.name] for step in steps if step.name in results]
+
+
+def _notify(condition: threading.Condition) -> None:
+    with condition:
+        condition.notify_all()
 
 
 def postgres_reachable() -> bool:
@@ -270,7 +561,7 @@ def postgres_reachable() -> bool:
 # The run -----------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     own, pytest_args = list(argv), []
     if "--" in own:
         at = own.index("--")
@@ -286,11 +577,25 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         choices=[e.name for e in MATRIX],
         help="run only this matrix entry (repeatable)",
     )
-    parser.add_argument("--db", choices=DATABASES, help="run the tests on this database only")
     parser.add_argument(
-        "--fast", action="store_true", help="skip ruff, docs, the quick benchmarks and mypy"
+        "--db",
+        choices=DATABASES,
+        help="run the tests on this database only (default: each entry's own databases)",
     )
-    return parser.parse_args(own), pytest_args
+    parser.add_argument(
+        "--fast", action="store_true", help="skip ruff, docs, the benchmark smoke run and mypy"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=JOBS,
+        help=f"steps to run at once (default {JOBS}); with 1 each step's output streams",
+    )
+    args = parser.parse_args(own)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    args.pytest_args = pytest_args
+    return args
 
 
 def select_envs(run: Run, wanted: Sequence[str] | None) -> list[tuple[Env, str]]:
@@ -310,26 +615,21 @@ def select_envs(run: Run, wanted: Sequence[str] | None) -> list[tuple[Env, str]]
             f"no working Python {env.python} with venv found ({where}); "
             f"install it with: pyenv install {env.python}"
         )
-        # Asked for by name, or required in CI: its absence is a failure. A required one is only
-        # skipped on a developer's machine; an optional one is only ever noted.
-        fails = bool(wanted) or (CI and env.required)
-        if env.required or wanted:
-            say(f"{env.name}: {'ERROR' if fails else 'SKIPPED'}: {message}")
-        else:
-            say(f"{env.name}: note: {message}; its entry is optional")
-        run.add(
-            Result(
-                f"python {env.python} ({env.name})", "failed" if fails else "skipped", note=message
-            )
-        )
+        # Asked for by name, or in CI: its absence is a failure. Only on a developer's machine,
+        # running everything, is it skipped.
+        fails = bool(wanted) or CI
+        say(f"{env.name}: {'ERROR' if fails else 'SKIPPED'}: {message}")
+        status = "failed" if fails else "skipped"
+        run.add(Result(f"python {env.python} ({env.name})", status, note=message))
     return chosen
 
 
-def install(run: Run, chosen: Sequence[tuple[Env, str]]) -> list[Env]:
-    """Make every chosen venv, in parallel; return the envs that are ready."""
+def install(
+    chosen: Sequence[tuple[Env, str]], pool: ThreadPoolExecutor
+) -> dict[str, Future[Result]]:
+    """Start making every chosen venv, in parallel; each future's result says whether its venv
+    is ready."""
     banner("Virtualenvs")
-    if not chosen:
-        return []
 
     def make(env: Env, interpreter: str) -> Result:
         started = time.monotonic()
@@ -343,73 +643,39 @@ def install(run: Run, chosen: Sequence[tuple[Env, str]]) -> list[Env]:
                 log_path=log,
             )
         except (OSError, subprocess.SubprocessError, venvs.VenvError) as exc:
-            say(f"[{env.name}] FAILED: {exc}")
-            if log.exists():
-                lines = log.read_text(errors="replace").splitlines()[-40:]
-                say("\n".join(f"[{env.name}]   {line}" for line in lines))
+            with OUTPUT:
+                say(f"[{env.name}] FAILED: {exc}")
+                if log.exists():
+                    lines = log.read_text(errors="replace").splitlines()[-40:]
+                    say("\n".join(f"[{env.name}]   {line}" for line in lines))
             return Result(f"install {env.name}", "failed", time.monotonic() - started, str(exc))
         seconds = time.monotonic() - started
         say(f"[{env.name}] ready ({seconds:.0f}s)")
         return Result(f"install {env.name}", "ok", seconds)
 
-    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-        results = list(pool.map(lambda pair: make(*pair), chosen))
-    for result in results:
-        run.add(result)
-    return [env for (env, _), result in zip(chosen, results, strict=True) if result.status == "ok"]
+    return {env.name: pool.submit(make, env, interpreter) for env, interpreter in chosen}
 
 
-def lint(run: Run, env: Env) -> None:
-    python = venvs.python_of(env.venv)
-    run_step(run, "ruff check", env, [python, "-m", "ruff", "check", "."])
-    run_step(run, "ruff format --check", env, [python, "-m", "ruff", "format", "--check", "."])
-    if (ROOT / "docs" / "conf.py").exists():
-        # -E: Sphinx does not notice docstring changes, and an incremental build would not repeat
-        # the warnings of pages it skips.
-        sphinx = [python, "-m", "sphinx", "-W", "--keep-going", "-E", "-b", "html"]
-        run_step(run, "sphinx-build", env, [*sphinx, "docs", "docs/_build/html"])
-    if (ROOT / "benchmarks" / "run.py").exists():
-        benchmarks_quick(run, env)
-
-
-def benchmarks_quick(run: Run, env: Env) -> None:
-    """Run the benchmark suite with QUICK=1 and check it wrote its table. Never a timing: how
-    fast this machine is today is no test result."""
-    step = "benchmarks (quick)"
-    banner(step)
-    started = time.monotonic()
-    db = "all" if postgres_reachable() else "sqlite"
-    with tempfile.TemporaryDirectory(prefix="dde-bench-") as out:
-        cmd = [venvs.python_of(env.venv), "benchmarks/run.py", "--db", db, "--out", out]
-        extra = {"QUICK": "1"}
-        if CI:
-            extra["DOMAIN_EVENTS_REQUIRE_SERVICES"] = "1"  # a case whose service is down fails
-        code, _ = stream(cmd, command_env(env, extra))
-        tables = [path for path in Path(out).glob("*.md") if "| case |" in path.read_text()]
-    if code != 0:
-        status, note = "failed", f"exit status {code}"
-    elif not tables:
-        status, note = "failed", "the run wrote no results table"
-    else:
-        status, note = "ok", ""
-    run.add(Result(step, status, time.monotonic() - started, note))
-
-
-def databases(run: Run, wanted: str | None) -> list[str]:
+def databases(run: Run, envs: Sequence[Env], wanted: str | None) -> dict[str, list[str]]:
+    """The databases each of ``envs`` is tested on: its own, or ``wanted``; PostgreSQL only
+    when it answers."""
     banner("Databases")
-    chosen = [wanted] if wanted else list(DATABASES)
-    if "postgres" in chosen and not postgres_reachable():
+    chosen = {env.name: [wanted] if wanted else list(env.databases) for env in envs}
+    if any("postgres" in dbs for dbs in chosen.values()) and not postgres_reachable():
         host, port = PG_ADDRESS
         message = f"PostgreSQL not reachable at {host}:{port} — start it with: {PG_START}"
         fails = CI or wanted == "postgres"
         say(f"{'ERROR' if fails else 'SKIPPED'}: {message}")
         run.add(Result("postgres", "failed" if fails else "skipped", note=message))
-        chosen.remove("postgres")
-    say(f"testing on: {', '.join(chosen) or 'nothing'}")
+        for dbs in chosen.values():
+            if "postgres" in dbs:
+                dbs.remove("postgres")
+    for env in envs:
+        say(f"{env.name}: {', '.join(chosen[env.name]) or 'nothing'}")
     return chosen
 
 
-def report(run: Run) -> int:
+def report(run: Run, started: float, load: tuple[float, ...]) -> int:
     banner("Summary")
     totals = {"passed": 0, "failed": 0, "skipped": 0}
     width = max(len(r.step) for r in run.results)
@@ -434,6 +700,11 @@ def report(run: Run) -> int:
         for r in notes:
             say(f"{r.step}: {r.status}: {r.note}")
     say()
+    minutes, seconds = divmod(round(time.monotonic() - started), 60)
+    say(
+        f"wall time {minutes}m {seconds:02d}s; load average {load[0]:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs"
+    )
     line = f"{totals['passed']} passed, {totals['failed']} failed"
     if totals["skipped"]:
         line += f", {totals['skipped']} skipped"
@@ -442,26 +713,28 @@ def report(run: Run) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    args, pytest_args = parse_args(argv)
+    started, load = time.monotonic(), os.getloadavg()
+    args = parse_args(argv)
     run = Run()
     say(f"scripts/test.py in {ROOT}" + (" (CI: skips are failures)" if CI else ""))
 
-    ready = install(run, select_envs(run, args.env))
-    if not ready:
+    chosen = select_envs(run, args.env)
+    if not chosen:
         run.add(Result("matrix", "failed", note="no matrix entry could be set up"))
-        return report(run)
-
-    if not args.fast:
-        lint(run, ready[0])
-    dbs = databases(run, args.db)
-    for env in ready:
-        if not args.fast and (ROOT / PACKAGE).is_dir():
-            run_step(
-                run, f"mypy {env.name}", env, [venvs.python_of(env.venv), "-m", "mypy", PACKAGE]
-            )
-        for db in dbs:
-            run_pytest(run, env, db, pytest_args)
-    return report(run)
+        return report(run, started, load)
+    envs = [env for env, _ in chosen]
+    dbs = databases(run, envs, args.db)
+    with (
+        ThreadPoolExecutor(max_workers=len(chosen)) as pool,
+        tempfile.TemporaryDirectory(prefix="dde-bench-") as out,
+    ):
+        installed = install(chosen, pool)
+        say(f"steps start as their virtualenv is ready, {args.jobs} at a time")
+        results = run_steps(plan(envs, dbs, args, Path(out)), installed, args.jobs)
+    for future in installed.values():
+        run.add(future.result())
+    run.results += results
+    return report(run, started, load)
 
 
 if __name__ == "__main__":

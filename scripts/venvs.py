@@ -114,10 +114,10 @@ def ensure(
         (venv / STAMP).unlink(missing_ok=True)
         where = f" (log: {log_path.relative_to(ROOT)})" if log_path is not None else ""
         report(f"pip install {shlex.join(pip_args)}{where}")
-        _run(
-            [python_of(venv), "-m", "pip", "install", "--disable-pip-version-check", *pip_args],
-            log,
-        )
+        # --no-compile: byte-compiling every module of every package (Django, mypy, Sphinx...)
+        # costs minutes of CPU on a loaded machine; Python compiles what is imported, on import.
+        pip = [python_of(venv), "-m", "pip", "install", "--disable-pip-version-check"]
+        _run([*pip, "--no-compile", *pip_args], log)
     finally:
         if log is not None:
             log.close()
