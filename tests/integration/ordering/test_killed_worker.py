@@ -33,8 +33,10 @@ def test_a_worker_killed_mid_line_leaves_every_line_in_order(
     stepped_receivers: Registry,
 ) -> None:
     keys = [f"x{index:02}" for index in range(KEYS)]
-    workers = start_workers(3, broker)
+    # Every line is written before a worker runs, so lines are certainly under way (and
+    # deliveries waiting) when one is killed, however fast the publisher is beside them.
     publish_interleaved(keys, PER_KEY)
+    workers = start_workers(3, broker)
     wait_until(
         lambda: sum(map(len, runs(ORDERED).values())) >= KEYS * PER_KEY // 4,
         "a quarter of the lines to be delivered",
