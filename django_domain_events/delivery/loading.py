@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import connections
@@ -72,19 +72,9 @@ def load_delivery(delivery_id: uuid.UUID, using: str) -> LoadedDelivery | None:
         event, envelope, headers = decode_stored(stored)
     except DomainEventsError as exc:
         return LoadedDelivery(owed, str(state), error=exc)
-    owed = OwedDelivery(
-        delivery_id,
-        receiver,
-        dispatcher,
-        queue,
-        using,
-        attempts=attempts,
-        event=event,
-        envelope=envelope,
-        ordering_key=key,
-        headers=headers,
+    return LoadedDelivery(
+        replace(owed, event=event, envelope=envelope, headers=headers), str(state)
     )
-    return LoadedDelivery(owed, str(state))
 
 
 def load_events(using: str, event_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, StoredEvent]:
