@@ -81,6 +81,11 @@ class Env:
     lint: bool = False
     """Whether ruff, the docs build and the benchmark smoke run use this entry's venv; they run
     when this entry does."""
+    processes: bool = False
+    """Whether its PostgreSQL pass runs the tests of real processes (markers ``services`` and
+    ``e2e``: Celery workers on real brokers, relays killed by signals). They prove what brokers,
+    signals and process deaths do, which no Django or Python version changes, and they are most
+    of a run's time: one entry runs them, every other PostgreSQL pass runs the rest."""
 
     @property
     def venv(self) -> Path:
@@ -121,6 +126,7 @@ MATRIX = (
         "django-stubs>=6.0,<7",
         databases=("sqlite", "postgres"),
         mypy=True,
+        processes=True,
     ),
 )
 DATABASES = ("sqlite", "postgres")
@@ -404,10 +410,12 @@ def pytest_step(env: Env, db: str, pytest_args: Sequence[str]) -> Step:
         cmd.append("--color=yes")
     if db != "sqlite" and not pytest_args:
         cmd += [f"--ignore={path}" for path in SAME_ON_EVERY_DATABASE if (ROOT / path).exists()]
+        if not env.processes:
+            cmd += ["-m", "not services and not e2e"]
     cmd += pytest_args
     weight = 1500 if db == "postgres" else 700
-    # The PostgreSQL passes run the real-worker tests: one at a time, so two of them never share
-    # the cores with eight Celery workers (their ordering tests then missed their deadlines).
+    # The PostgreSQL passes run one at a time, so the one with real workers never shares the
+    # cores with another's (their ordering tests then missed their deadlines).
     lane = "postgres" if db == "postgres" else ""
     return Step(
         f"pytest {env.name} {db}", env, tuple(cmd), extra, pytest=True, weight=weight, lane=lane
