@@ -40,11 +40,16 @@ DEFAULTS: dict[str, Any] = {
     "TRACING": False,
     # The Celery dispatcher: the dotted path of the Celery app (None: Celery's current app, the
     # project's own), the queue of receivers that name none (None: Celery's routing decides),
-    # the seconds a publish may spend retrying an unreachable broker, and the longest retry
-    # wait sent through Celery as a countdown (longer ones are left to the relay).
+    # the seconds a publish may spend retrying an unreachable broker, the seconds a connect to
+    # or an answer from the broker may take when sending (where Celery's own settings do not
+    # say), the seconds after a failed send during which the broker is not tried at all, and
+    # the longest retry wait sent through Celery as a countdown (longer ones are left to the
+    # relay).
     "CELERY_APP": None,
     "CELERY_QUEUE": None,
     "CELERY_PUBLISH_TIMEOUT": 1.5,
+    "CELERY_BROKER_TIMEOUT": 1.0,
+    "CELERY_BROKER_COOLDOWN": 5.0,
     "CELERY_MAX_RETRY_DELAY": 60.0,
     # The relay: deliveries claimed per batch, seconds between rounds that found nothing, the
     # age a pending delivery must reach before the relay takes it (so the dispatch at commit is
@@ -139,6 +144,14 @@ class Settings:
     @property
     def CELERY_PUBLISH_TIMEOUT(self) -> float:
         return float(self._get("CELERY_PUBLISH_TIMEOUT"))
+
+    @property
+    def CELERY_BROKER_TIMEOUT(self) -> float:
+        return float(self._get("CELERY_BROKER_TIMEOUT"))
+
+    @property
+    def CELERY_BROKER_COOLDOWN(self) -> float:
+        return float(self._get("CELERY_BROKER_COOLDOWN"))
 
     @property
     def CELERY_MAX_RETRY_DELAY(self) -> float:

@@ -54,6 +54,8 @@ def check_settings(
         ("RETRY_MAX_DELAY", int | float, 0),
         ("MAX_PAYLOAD_BYTES", int, 1),
         ("CELERY_PUBLISH_TIMEOUT", int | float, 0),
+        ("CELERY_BROKER_TIMEOUT", int | float, 0.001),
+        ("CELERY_BROKER_COOLDOWN", int | float, 0),
         ("CELERY_MAX_RETRY_DELAY", int | float, 0),
         ("RELAY_BATCH_SIZE", int, 1),
         ("RELAY_INTERVAL", int | float, 0),

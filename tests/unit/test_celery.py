@@ -40,6 +40,7 @@ from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.celery.dispatcher import (
     TASK_NAME,
     CeleryDispatcher,
+    bounded_producers,
     keeps_results,
     mark_dispatched,
     publish_retry_policy,
@@ -166,7 +167,7 @@ def test_one_producer_carries_a_transaction_s_tasks(
     receiver_registry: Registry, queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     receiver("unit_celery.many", dispatcher="celery", name="unit_celery.many")(print)
-    pool = memory_app.amqp.producer_pool
+    pool = bounded_producers(memory_app, 1.0)  # the dispatcher's: kombu keeps one per broker
     acquired: list[object] = []
     acquire = pool.acquire
     monkeypatch.setattr(pool, "acquire", lambda *a, **kw: acquired.append(1) or acquire(*a, **kw))
