@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     # Backoff between attempts: full jitter over min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**n).
     "RETRY_BASE_DELAY": 2.0,
     "RETRY_MAX_DELAY": 3600.0,
+    # Seconds one receiver run may take before it counts as a failed attempt (per receiver:
+    # timeout=; None: no limit). See docs/receivers.md for where a run can be interrupted.
+    "RECEIVER_TIMEOUT": 300.0,
     # Largest encoded payload publish() accepts, in bytes.
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     # Most receivers one event type may have (None: no limit); checked at start-up.
@@ -97,6 +100,11 @@ class Settings:
     @property
     def RETRY_MAX_DELAY(self) -> float:
         return float(self._get("RETRY_MAX_DELAY"))
+
+    @property
+    def RECEIVER_TIMEOUT(self) -> float | None:
+        value = self._get("RECEIVER_TIMEOUT")
+        return None if value is None else float(value)
 
     @property
     def MAX_PAYLOAD_BYTES(self) -> int:

@@ -93,6 +93,21 @@ def check_settings(
                 id=f"{PREFIX}.E002",
             )
         )
+    timeout = configured.get("RECEIVER_TIMEOUT", DEFAULTS["RECEIVER_TIMEOUT"])
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        errors.append(
+            Error(
+                f"DOMAIN_EVENTS['RECEIVER_TIMEOUT'] is {timeout!r}; it must be None or a number "
+                f"of seconds above 0.",
+                hint=f"The default is {DEFAULTS['RECEIVER_TIMEOUT']!r}; None sets no limit.",
+                id=f"{PREFIX}.E002",
+            )
+        )
     for key, default in (
         ("STATUS_MAX_DEAD", "None (dead deliveries do not make events_status fail)"),
         ("STATUS_MAX_BLOCKED_KEYS", "0 (any blocked ordering key makes events_status fail)"),

@@ -27,9 +27,14 @@ from django_domain_events.declaration.envelope import (
     set_current_envelope,
 )
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
-from django_domain_events.declaration.registry import Receiver, registry, skips_dead
+from django_domain_events.declaration.registry import (
+    Receiver,
+    registry,
+    skips_dead,
+    time_limit_for,
+)
 from django_domain_events.declaration.retry import policy_for
-from django_domain_events.delivery import ordering
+from django_domain_events.delivery import ordering, time_limit
 from django_domain_events.delivery.loading import load_delivery, load_headers
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
@@ -57,14 +62,20 @@ class _Undeliverable(Exception):
 
 def call_receiver(receiver: Receiver, event: DomainEvent | NamedEvent, envelope: Envelope) -> None:
     """Call the receiver's function with the event (and envelope, if it asks for it), running
-    ``async def`` receivers to completion from this synchronous context."""
+    ``async def`` receivers to completion from this synchronous context. A run longer than
+    the receiver's time limit raises ``ReceiverTimedOut`` where it can be interrupted (see
+    ``time_limit``)."""
     kwargs: dict[str, Any] = {"envelope": envelope} if receiver.takes_envelope else {}
+    limit = time_limit_for(receiver)
     token = set_current_envelope(envelope)
     try:
         if receiver.is_async:
-            async_to_sync(receiver.func)(event, **kwargs)
+            async_to_sync(time_limit.awaited_within)(
+                limit, receiver.name, receiver.func(event, **kwargs)
+            )
         else:
-            receiver.func(event, **kwargs)
+            with time_limit.interrupting_after(limit, receiver.name):
+                receiver.func(event, **kwargs)
     finally:
         reset_current_envelope(token)
 
@@ -208,7 +219,8 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
     except _Undeliverable as exc:
         return _settle_failure(owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True)
     except Exception as exc:
-        return _settle_failure(owed, receiver, attempt, exc, envelope=envelope, event=event)
+        failure = time_limit.explained(exc, receiver.name, time_limit_for(receiver))
+        return _settle_failure(owed, receiver, attempt, failure, envelope=envelope, event=event)
     signals.send(
         signals.delivery_succeeded,
         sender=type(event),

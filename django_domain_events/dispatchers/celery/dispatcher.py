@@ -23,6 +23,7 @@ from kombu import pools
 from kombu.utils.url import maybe_sanitize_url
 
 from django_domain_events.conf import settings
+from django_domain_events.declaration.registry import registry, time_limit_for
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
 from django_domain_events.dispatchers.celery import cooldown
 from django_domain_events.exceptions import DispatcherError
@@ -78,6 +79,20 @@ def bounded_producers(app: Celery, timeout: float) -> pools.ProducerPool:
     producers: pools.ProducerPool = pools.producers[connection]
     producers.limit = app.pool.limit
     return producers
+
+
+HARD_TIME_LIMIT_AFTER = 10.0
+"""Seconds after a receiver's soft time limit at which its worker process is killed: for a
+receiver that swallowed ``SoftTimeLimitExceeded`` or is stuck where it cannot be raised."""
+
+
+def time_limits(owed: OwedDelivery) -> dict[str, float]:
+    """The task's ``soft_time_limit`` and ``time_limit`` for the delivery's receiver (see
+    ``@receiver(timeout=...)``); none when it has no limit."""
+    limit = time_limit_for(registry.get(owed.receiver))
+    if limit is None:
+        return {}
+    return {"soft_time_limit": limit, "time_limit": limit + HARD_TIME_LIMIT_AFTER}
 
 
 def _timed_out(exc: BaseException, interval: float) -> None:
@@ -221,6 +236,7 @@ class CeleryDispatcher(Dispatcher):
                         task_id=task_id,
                         producer=producer,
                         queue=owed.queue or queue,
+                        **time_limits(owed),
                         **options,
                     )
                     sent.append((owed, task_id))

@@ -26,7 +26,17 @@ from tests.tcp_proxy import TCPProxy
 from tests.testapp.models import Effect
 
 from .conftest import Process
-from .receivers import HELD, POISON, POISON_ATTEMPTS, RECORD, RECORDED
+from .receivers import (
+    HANG,
+    HANG_ATTEMPTS,
+    HANG_TIMEOUT,
+    HELD,
+    HUNG,
+    POISON,
+    POISON_ATTEMPTS,
+    RECORD,
+    RECORDED,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -236,3 +246,30 @@ def test_a_relay_recovers_from_the_database_going_away_without_a_restart(
 
     assert relay.totals()["errors"] >= 1
     assert recorded_per_event() == dict.fromkeys(event_ids, 1)
+
+
+def test_a_hung_receiver_times_out_and_the_relay_delivers_the_others(
+    start: Callable[..., Process], relay_receivers: Registry
+) -> None:
+    with use_dispatcher("deferred"):
+        events = publish_many([NamedEvent(HUNG, {"n": n}) for n in range(3)])
+    hung = Delivery.objects.filter(receiver=HANG)
+
+    def settled() -> bool:
+        rows = Delivery.objects.filter(event_id__in=events)
+        return not rows.exclude(state__in=(DeliveryState.DELIVERED, DeliveryState.DEAD)).exists()
+
+    relay = start("relay_events", settings=FAST)
+    wait_until(settled, "the relay to settle every delivery", timeout=120, report=relay.output)
+    relay.signal(signal.SIGTERM)
+    assert relay.wait() == 0, relay.output()
+
+    others = Delivery.objects.filter(event_id__in=events).exclude(receiver=HANG)
+    assert set(others.values_list("state", flat=True)) == {DeliveryState.DELIVERED}
+    assert [(row.state, row.attempts) for row in hung] == [(DeliveryState.DEAD, HANG_ATTEMPTS)] * 3
+    for row in hung:
+        assert row.last_error.startswith(
+            f"ReceiverTimedOut: Receiver {HANG} timed out after {HANG_TIMEOUT} s"
+        )
+    # Only the deliveries that returned left an effect: the hung ones' were rolled back.
+    assert recorded_per_event() == dict.fromkeys(events, 1)
