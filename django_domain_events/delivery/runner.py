@@ -34,7 +34,7 @@ from django_domain_events.declaration.registry import (
     time_limit_for,
 )
 from django_domain_events.declaration.retry import policy_for
-from django_domain_events.delivery import ordering, time_limit
+from django_domain_events.delivery import lost_connections, ordering, time_limit
 from django_domain_events.delivery.loading import load_delivery, load_headers
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
@@ -182,8 +182,9 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
     now = timezone.now()
     attempt = owed.attempts + 1
     event, envelope, headers = owed.event, owed.envelope, owed.headers
-    released = None
+    released = started_on = None
     try:
+        started_on = lost_connections.opened(owed.using)
         with transaction.atomic(using=owed.using):
             claimed = _claim(owed, now)
             if claimed is None:
@@ -219,8 +220,13 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
     except _Undeliverable as exc:
         return _settle_failure(owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True)
     except Exception as exc:
+        lost = lost_connections.lost_connection(exc, owed.using, started_on)
+        if lost and lost_connections.forgiven(owed):
+            return _release_lost(owed, receiver, attempt - 1, exc), None
+        lost_connections.forget(owed)
         failure = time_limit.explained(exc, receiver.name, time_limit_for(receiver))
         return _settle_failure(owed, receiver, attempt, failure, envelope=envelope, event=event)
+    lost_connections.forget(owed)
     signals.send(
         signals.delivery_succeeded,
         sender=type(event),
@@ -230,6 +236,17 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
         using=owed.using,
     )
     return Outcome.DELIVERED, released
+
+
+def _release_lost(
+    owed: OwedDelivery, receiver: Receiver, attempts: int, exc: BaseException
+) -> Outcome:
+    # The connection died under the run: its transaction, claim included, is gone with it.
+    # The delivery is retried soon without spending one of the receiver's attempts.
+    lost_connections.release(owed, receiver, attempts, exc)
+    if metrics.enabled():
+        metrics.lost_connection(owed)
+    return Outcome.FAILED
 
 
 def _settle_failure(

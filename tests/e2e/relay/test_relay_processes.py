@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -273,3 +274,40 @@ def test_a_hung_receiver_times_out_and_the_relay_delivers_the_others(
         )
     # Only the deliveries that returned left an effect: the hung ones' were rolled back.
     assert recorded_per_event() == dict.fromkeys(events, 1)
+
+
+def idle_in_transaction_backends() -> list[int]:
+    """Other backends of the test database that sit in an open transaction, waiting."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state = 'idle in transaction'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def test_a_lost_database_connection_spends_no_attempt(
+    start: Callable[..., Process], relay_receivers: Registry, tmp_path: Path
+) -> None:
+    started, hold = tmp_path / "started", tmp_path / "hold"
+    hold.touch()
+    with use_dispatcher("deferred"):
+        event_id = publish(HELD, {"started": str(started), "hold": str(hold)})
+    relay = start("relay_events", settings=FAST)
+    wait_until(started.exists, "the receiver to start", report=relay.output)
+    # The relay's connection, in the receiver's transaction while the receiver waits.
+    [backend] = wait_until(idle_in_transaction_backends, "the receiver's transaction")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    hold.unlink()  # the receiver goes on, and its next query finds the connection gone
+
+    delivered = Delivery.objects.filter(event_id=event_id, state=DeliveryState.DELIVERED)
+    wait_until(delivered.exists, "the relay to deliver it again", report=relay.output)
+    relay.signal(signal.SIGTERM)
+    assert relay.wait() == 0, relay.output()
+
+    # The run the lost connection ended was not counted: the one that delivered is attempt 1.
+    assert delivered.get().attempts == 1
+    assert list(Effect.objects.filter(event_id=event_id).values_list("attempt", flat=True)) == [1]
+    assert (relay.totals()["failed"], relay.totals()["delivered"]) == (1, 1)
