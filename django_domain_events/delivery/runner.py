@@ -205,6 +205,8 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
                 attempt=attempt,
                 ordering_key=envelope.ordering_key,
             )
+            if not receiver.is_async:
+                time_limit.bound_idle_transaction(owed.using, time_limit_for(receiver))
             if metrics.enabled():
                 metrics.receiver_started(owed, envelope.occurred_at)
             if tracing.enabled():

@@ -12,8 +12,11 @@ Where a run can be interrupted:
   a little later that kills the pool process, for code that swallows the exception).
 
 Elsewhere (a sync receiver run in another thread, such as the ``"sync"`` dispatcher in a threaded
-web server), a run cannot be interrupted: it runs to its end. Its delivery is not lost: if its
-process dies, the claim lapses and the relay sends it again after ``DISPATCH_TIMEOUT``.
+web server), a run cannot be interrupted: it runs to its end. On PostgreSQL its transaction is
+then given ``idle_in_transaction_session_timeout``: if it sits idle past the limit, the server
+ends it and releases the delivery's row lock, so the relay sends the delivery again after
+``DISPATCH_TIMEOUT`` while the thread carries on. Elsewhere its delivery is not lost either: if
+its process dies, the relay sends it again after ``DISPATCH_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from django.db import connections
 
 from django_domain_events.exceptions import ReceiverTimedOut
 
@@ -78,11 +83,38 @@ async def awaited_within(
 
 def explained(exc: Exception, receiver: str, seconds: float | None) -> Exception:
     """``exc`` as the failure to record: Celery's ``SoftTimeLimitExceeded`` (raised inside the
-    receiver by a worker's soft time limit) becomes ``ReceiverTimedOut``, which says what
+    receiver by a worker's soft time limit) and PostgreSQL's end of a transaction left idle
+    past ``bound_idle_transaction()``'s limit become ``ReceiverTimedOut``, which says what
     happened; anything else is returned as it is."""
     # Matched by name: Celery is imported only where a Celery dispatcher is used.
-    if type(exc).__name__ != "SoftTimeLimitExceeded" or seconds is None:
+    celery_limit = type(exc).__name__ == "SoftTimeLimitExceeded"
+    if seconds is None or not (celery_limit or _idle_transaction_ended(exc)):
         return exc
     timed_out = ReceiverTimedOut(receiver, seconds).with_traceback(exc.__traceback__)
     timed_out.__cause__ = exc
     return timed_out
+
+
+_IDLE_IN_TRANSACTION_TIMEOUT = "25P03"
+"""PostgreSQL's SQLSTATE for a session ended by ``idle_in_transaction_session_timeout``."""
+
+
+def _idle_transaction_ended(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None) == _IDLE_IN_TRANSACTION_TIMEOUT
+
+
+def bound_idle_transaction(using: str, seconds: float | None) -> None:
+    """Where a sync run cannot be interrupted, on PostgreSQL: let the server end the run's
+    transaction (the one in progress) if it sits idle for ``seconds``, releasing the delivery's
+    row lock."""
+    if seconds is None or can_interrupt():
+        return
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+            [str(max(int(seconds * 1000), 1))],
+        )
