@@ -22,6 +22,7 @@ from django_domain_events.exceptions import (
     EventDefinitionError,
     GiveUp,
     PayloadError,
+    ReceiverTimedOut,
     RetryAfter,
     UnknownEventTypeError,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "OwedDelivery",
     "PayloadError",
     "Receiver",
+    "ReceiverTimedOut",
     "RetryAfter",
     "UnknownEventTypeError",
     "apublish",

@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     # Backoff between attempts: full jitter over min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**n).
     "RETRY_BASE_DELAY": 2.0,
     "RETRY_MAX_DELAY": 3600.0,
+    # Seconds one receiver run may take before it counts as a failed attempt (per receiver:
+    # timeout=; None: no limit). See docs/receivers.md for where a run can be interrupted.
+    "RECEIVER_TIMEOUT": 300.0,
     # Largest encoded payload publish() accepts, in bytes.
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     # Most receivers one event type may have (None: no limit); checked at start-up.
@@ -40,11 +43,16 @@ DEFAULTS: dict[str, Any] = {
     "TRACING": False,
     # The Celery dispatcher: the dotted path of the Celery app (None: Celery's current app, the
     # project's own), the queue of receivers that name none (None: Celery's routing decides),
-    # the seconds a publish may spend retrying an unreachable broker, and the longest retry
-    # wait sent through Celery as a countdown (longer ones are left to the relay).
+    # the seconds a publish may spend retrying an unreachable broker, the seconds a connect to
+    # or an answer from the broker may take when sending (where Celery's own settings do not
+    # say), the seconds after a failed send during which the broker is not tried at all, and
+    # the longest retry wait sent through Celery as a countdown (longer ones are left to the
+    # relay).
     "CELERY_APP": None,
     "CELERY_QUEUE": None,
     "CELERY_PUBLISH_TIMEOUT": 1.5,
+    "CELERY_BROKER_TIMEOUT": 1.0,
+    "CELERY_BROKER_COOLDOWN": 5.0,
     "CELERY_MAX_RETRY_DELAY": 60.0,
     # The relay: deliveries claimed per batch, seconds between rounds that found nothing, the
     # age a pending delivery must reach before the relay takes it (so the dispatch at commit is
@@ -94,6 +102,11 @@ class Settings:
         return float(self._get("RETRY_MAX_DELAY"))
 
     @property
+    def RECEIVER_TIMEOUT(self) -> float | None:
+        value = self._get("RECEIVER_TIMEOUT")
+        return None if value is None else float(value)
+
+    @property
     def MAX_PAYLOAD_BYTES(self) -> int:
         return int(self._get("MAX_PAYLOAD_BYTES"))
 
@@ -139,6 +152,14 @@ class Settings:
     @property
     def CELERY_PUBLISH_TIMEOUT(self) -> float:
         return float(self._get("CELERY_PUBLISH_TIMEOUT"))
+
+    @property
+    def CELERY_BROKER_TIMEOUT(self) -> float:
+        return float(self._get("CELERY_BROKER_TIMEOUT"))
+
+    @property
+    def CELERY_BROKER_COOLDOWN(self) -> float:
+        return float(self._get("CELERY_BROKER_COOLDOWN"))
 
     @property
     def CELERY_MAX_RETRY_DELAY(self) -> float:

@@ -30,6 +30,19 @@ class DispatcherError(DomainEventsError):
     """A dispatcher name or class in the settings cannot be used."""
 
 
+class ReceiverTimedOut(DomainEventsError):
+    """A receiver ran longer than its ``timeout`` and was interrupted; the run counts as a
+    failed attempt."""
+
+    def __init__(self, receiver: str, seconds: float) -> None:
+        self.receiver = receiver
+        self.seconds = seconds
+        super().__init__(
+            f"Receiver {receiver} timed out after {seconds:g} s (its timeout); raise its "
+            f"@receiver(timeout=...) or DOMAIN_EVENTS['RECEIVER_TIMEOUT'] if it needs longer."
+        )
+
+
 class RetryAfter(Exception):
     """Raise from a receiver to ask for another attempt after ``seconds``.
 

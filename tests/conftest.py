@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,6 +108,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail(
             f"{item.nodeid} {item.stash[MISPLACED]}.\nThe rule: {TIER_RULES}", pytrace=False
         )
+
+
+@pytest.fixture(autouse=True)
+def _no_broker_cooldown() -> Iterator[None]:
+    """End the Celery dispatcher's broker cool-downs after each test, so a test whose broker
+    failed never keeps the next one from sending (without importing Celery for tests that
+    never did)."""
+    yield
+    cooldown = sys.modules.get("django_domain_events.dispatchers.celery.cooldown")
+    if cooldown is not None:
+        cooldown.clear()
 
 
 @pytest.fixture

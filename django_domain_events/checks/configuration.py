@@ -54,6 +54,8 @@ def check_settings(
         ("RETRY_MAX_DELAY", int | float, 0),
         ("MAX_PAYLOAD_BYTES", int, 1),
         ("CELERY_PUBLISH_TIMEOUT", int | float, 0),
+        ("CELERY_BROKER_TIMEOUT", int | float, 0.001),
+        ("CELERY_BROKER_COOLDOWN", int | float, 0),
         ("CELERY_MAX_RETRY_DELAY", int | float, 0),
         ("RELAY_BATCH_SIZE", int, 1),
         ("RELAY_INTERVAL", int | float, 0),
@@ -88,6 +90,21 @@ def check_settings(
                 f"DOMAIN_EVENTS['MAX_RECEIVERS_PER_EVENT'] is {limit!r}; it must be None or an "
                 f"integer >= 1.",
                 hint="The default is None (no limit).",
+                id=f"{PREFIX}.E002",
+            )
+        )
+    timeout = configured.get("RECEIVER_TIMEOUT", DEFAULTS["RECEIVER_TIMEOUT"])
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        errors.append(
+            Error(
+                f"DOMAIN_EVENTS['RECEIVER_TIMEOUT'] is {timeout!r}; it must be None or a number "
+                f"of seconds above 0.",
+                hint=f"The default is {DEFAULTS['RECEIVER_TIMEOUT']!r}; None sets no limit.",
                 id=f"{PREFIX}.E002",
             )
         )

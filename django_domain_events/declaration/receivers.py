@@ -4,6 +4,7 @@ which register ``Receiver`` values in the registry."""
 from __future__ import annotations
 
 import inspect
+import math
 import threading
 import weakref
 from collections.abc import Callable
@@ -48,6 +49,7 @@ def make_receiver(
     name: str | None = None,
     ordered: bool | None = None,
     on_dead: OnDead | None = None,
+    timeout: float | None = None,
 ) -> Receiver:
     """Build a ``Receiver``, refusing argument values that can never be right."""
     if not isinstance(target, str | type):
@@ -69,6 +71,13 @@ def make_receiver(
             f"@receiver(on_dead={on_dead!r}): give 'block' (later deliveries of the key wait "
             f"until a person retries the dead one) or 'skip' (they go on)."
         )
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ValueError(f"@receiver(timeout={timeout!r}): give a number of seconds above 0.")
     return Receiver(
         name=name or default_receiver_name(func),
         event_type=event_type_of(target),
@@ -81,6 +90,7 @@ def make_receiver(
         takes_envelope=_takes_envelope(func),
         ordered=ordered,
         on_dead=on_dead,
+        timeout=None if timeout is None else float(timeout),
     )
 
 
@@ -93,6 +103,7 @@ def receiver(
     name: str | None = None,
     ordered: bool | None = None,
     on_dead: OnDead | None = None,
+    timeout: float | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function (sync or ``async def``) as a receiver of ``event``.
 
@@ -101,7 +112,9 @@ def receiver(
     dispatchers that have queues; ``name`` overrides the stable default ``"module.qualname"``.
     With ``ordered=True`` the deliveries of one ordering key reach it one at a time in publish
     order; ``on_dead`` says whether a dead one holds up the rest (``"block"``) or not
-    (``"skip"``). The function is returned unchanged.
+    (``"skip"``). ``timeout`` is how many seconds one run may take before it counts as a
+    failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``). The function is returned
+    unchanged.
     """
 
     def decorate(func: F) -> F:
@@ -115,6 +128,7 @@ def receiver(
                 name=name,
                 ordered=ordered,
                 on_dead=on_dead,
+                timeout=timeout,
             )
         )
         return func
@@ -142,6 +156,7 @@ class _Handles:
     name: str | None
     ordered: bool | None
     on_dead: OnDead | None
+    timeout: float | None
 
 
 def handles(
@@ -153,6 +168,7 @@ def handles(
     name: str | None = None,
     ordered: bool | None = None,
     on_dead: OnDead | None = None,
+    timeout: float | None = None,
 ) -> Callable[[F], F]:
     """Mark a method of a ``@receiver_class`` class as a receiver of ``event``.
 
@@ -176,9 +192,12 @@ def handles(
             name=name,
             ordered=ordered,
             on_dead=on_dead,
+            timeout=timeout,
         )
         marks: list[_Handles] = func.__dict__.setdefault(_HANDLES_ATTR, [])
-        marks.append(_Handles(event, dispatcher, queue, max_attempts, name, ordered, on_dead))
+        marks.append(
+            _Handles(event, dispatcher, queue, max_attempts, name, ordered, on_dead, timeout)
+        )
         _unclaimed.add(func)
         return func
 
@@ -309,4 +328,5 @@ def _method_receiver(
         name=mark.name or f"{cls.__module__}.{cls.__qualname__}.{attr}",
         ordered=mark.ordered,
         on_dead=mark.on_dead,
+        timeout=mark.timeout,
     )

@@ -36,6 +36,9 @@ class Receiver:
     on_dead: OnDead | None = None
     """For an ordered receiver, what a dead delivery does to those behind it (None: the
     project's ``ORDERED_ON_DEAD``)."""
+    timeout: float | None = None
+    """Seconds one run may take before it counts as a failed attempt (None: the project's
+    ``RECEIVER_TIMEOUT``)."""
 
     @property
     def origin(self) -> str:
@@ -61,6 +64,14 @@ def skips_dead(receiver: Receiver | None) -> bool:
         return False
     on_dead = receiver.on_dead or settings.ORDERED_ON_DEAD
     return on_dead == "skip"
+
+
+def time_limit_for(receiver: Receiver | None) -> float | None:
+    """Seconds one run of ``receiver`` may take (its own ``timeout=``, else
+    ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``); None for no limit."""
+    if receiver is not None and receiver.timeout is not None:
+        return receiver.timeout
+    return settings.RECEIVER_TIMEOUT
 
 
 def _same_registration(a: Receiver, b: Receiver) -> bool:

@@ -27,9 +27,14 @@ from django_domain_events.declaration.envelope import (
     set_current_envelope,
 )
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
-from django_domain_events.declaration.registry import Receiver, registry, skips_dead
+from django_domain_events.declaration.registry import (
+    Receiver,
+    registry,
+    skips_dead,
+    time_limit_for,
+)
 from django_domain_events.declaration.retry import policy_for
-from django_domain_events.delivery import ordering
+from django_domain_events.delivery import lost_connections, ordering, time_limit
 from django_domain_events.delivery.loading import load_delivery, load_headers
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
@@ -57,14 +62,20 @@ class _Undeliverable(Exception):
 
 def call_receiver(receiver: Receiver, event: DomainEvent | NamedEvent, envelope: Envelope) -> None:
     """Call the receiver's function with the event (and envelope, if it asks for it), running
-    ``async def`` receivers to completion from this synchronous context."""
+    ``async def`` receivers to completion from this synchronous context. A run longer than
+    the receiver's time limit raises ``ReceiverTimedOut`` where it can be interrupted (see
+    ``time_limit``)."""
     kwargs: dict[str, Any] = {"envelope": envelope} if receiver.takes_envelope else {}
+    limit = time_limit_for(receiver)
     token = set_current_envelope(envelope)
     try:
         if receiver.is_async:
-            async_to_sync(receiver.func)(event, **kwargs)
+            async_to_sync(time_limit.awaited_within)(
+                limit, receiver.name, receiver.func(event, **kwargs)
+            )
         else:
-            receiver.func(event, **kwargs)
+            with time_limit.interrupting_after(limit, receiver.name):
+                receiver.func(event, **kwargs)
     finally:
         reset_current_envelope(token)
 
@@ -171,8 +182,9 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
     now = timezone.now()
     attempt = owed.attempts + 1
     event, envelope, headers = owed.event, owed.envelope, owed.headers
-    released = None
+    released = started_on = None
     try:
+        started_on = lost_connections.opened(owed.using)
         with transaction.atomic(using=owed.using):
             claimed = _claim(owed, now)
             if claimed is None:
@@ -193,6 +205,8 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
                 attempt=attempt,
                 ordering_key=envelope.ordering_key,
             )
+            if not receiver.is_async:
+                time_limit.bound_idle_transaction(owed.using, time_limit_for(receiver))
             if metrics.enabled():
                 metrics.receiver_started(owed, envelope.occurred_at)
             if tracing.enabled():
@@ -208,7 +222,13 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
     except _Undeliverable as exc:
         return _settle_failure(owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True)
     except Exception as exc:
-        return _settle_failure(owed, receiver, attempt, exc, envelope=envelope, event=event)
+        lost = lost_connections.lost_connection(exc, owed.using, started_on)
+        if lost and lost_connections.forgiven(owed):
+            return _release_lost(owed, receiver, attempt - 1, exc), None
+        lost_connections.forget(owed)
+        failure = time_limit.explained(exc, receiver.name, time_limit_for(receiver))
+        return _settle_failure(owed, receiver, attempt, failure, envelope=envelope, event=event)
+    lost_connections.forget(owed)
     signals.send(
         signals.delivery_succeeded,
         sender=type(event),
@@ -218,6 +238,17 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
         using=owed.using,
     )
     return Outcome.DELIVERED, released
+
+
+def _release_lost(
+    owed: OwedDelivery, receiver: Receiver, attempts: int, exc: BaseException
+) -> Outcome:
+    # The connection died under the run: its transaction, claim included, is gone with it.
+    # The delivery is retried soon without spending one of the receiver's attempts.
+    lost_connections.release(owed, receiver, attempts, exc)
+    if metrics.enabled():
+        metrics.lost_connection(owed)
+    return Outcome.FAILED
 
 
 def _settle_failure(

@@ -93,6 +93,20 @@ class _Instruments:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
             registry=registry,
         )
+        self.lost_connections = Counter(
+            f"{PREFIX}_lost_connections",
+            "Delivery runs ended by a lost database connection, retried without counting as "
+            "one of the receiver's attempts. By receiver.",
+            ["receiver"],
+            registry=registry,
+        )
+        self.sends_skipped = Counter(
+            f"{PREFIX}_sends_skipped",
+            "Deliveries a dispatcher did not send because its broker failed moments ago (the "
+            "cool-down); they stay owed for the relay. By dispatcher.",
+            ["dispatcher"],
+            registry=registry,
+        )
         self.outbox = OutboxCollector()
         registry.register(self.outbox)
         # Labelled children by label values: labels() validates and locks at every call, which
@@ -159,6 +173,18 @@ def delivered(owed: OwedDelivery, outcome: str, seconds: float) -> None:
     instruments = _get_instruments()
     instruments.child(instruments.deliveries, owed.receiver, outcome).inc()
     instruments.child(instruments.duration, owed.receiver).observe(seconds)
+
+
+def lost_connection(owed: OwedDelivery) -> None:
+    """Count a run that a lost database connection ended (not counted as an attempt)."""
+    instruments = _get_instruments()
+    instruments.child(instruments.lost_connections, owed.receiver).inc()
+
+
+def sends_skipped(dispatcher: str, count: int) -> None:
+    """Count deliveries left owed without trying the broker, during its cool-down."""
+    instruments = _get_instruments()
+    instruments.child(instruments.sends_skipped, dispatcher).inc(count)
 
 
 class OutboxCollector:

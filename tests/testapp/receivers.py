@@ -18,6 +18,7 @@ RECORDED = "celery_tests.recorded"
 FLAKY = "celery_tests.flaky"
 DOOMED = "celery_tests.doomed"
 HELD = "celery_tests.held"
+HUNG = "celery_tests.hung"
 
 
 def record(name: str, envelope: Envelope) -> None:
@@ -60,3 +61,11 @@ def held(event: NamedEvent, envelope: Envelope) -> None:
     while hold.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     record("celery_tests.held", envelope)
+
+
+@receiver(HUNG, dispatcher="celery", name="celery_tests.hung", timeout=1, max_attempts=1)
+def hung(event: NamedEvent, envelope: Envelope) -> None:
+    """Records its effect, then never returns: its time limit ends it."""
+    record("celery_tests.hung", envelope)
+    while True:
+        time.sleep(3600)

@@ -40,6 +40,7 @@ from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.celery.dispatcher import (
     TASK_NAME,
     CeleryDispatcher,
+    bounded_producers,
     keeps_results,
     mark_dispatched,
     publish_retry_policy,
@@ -150,6 +151,23 @@ def test_deliveries_the_broker_refuses_go_back_to_pending(
     )
 
 
+@pytest.mark.usefixtures("celery_settings")
+def test_each_task_carries_its_receiver_s_time_limits(
+    receiver_registry: Registry, queue: str
+) -> None:
+    receiver("unit_celery.limited", dispatcher="celery", name="unit_celery.own", timeout=30)(print)
+    receiver("unit_celery.limited", dispatcher="celery", name="unit_celery.default")(print)
+
+    publish("unit_celery.limited", {})
+
+    by_receiver = {  # a task sent at commit has its delivery's id
+        Delivery.objects.get(pk=message.headers["id"]).receiver: message.headers["timelimit"]
+        for message in take(queue)
+    }
+    # Celery's header is [hard, soft]: the worker kills the process 10 s after the soft limit.
+    assert by_receiver == {"unit_celery.own": [40.0, 30.0], "unit_celery.default": [310.0, 300.0]}
+
+
 def test_without_a_queue_celery_routing_decides(receiver_registry: Registry) -> None:
     receiver("unit_celery.routed", dispatcher="celery", name="unit_celery.routed")(print)
     take("dde-unit-default")
@@ -166,7 +184,7 @@ def test_one_producer_carries_a_transaction_s_tasks(
     receiver_registry: Registry, queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     receiver("unit_celery.many", dispatcher="celery", name="unit_celery.many")(print)
-    pool = memory_app.amqp.producer_pool
+    pool = bounded_producers(memory_app, 1.0)  # the dispatcher's: kombu keeps one per broker
     acquired: list[object] = []
     acquire = pool.acquire
     monkeypatch.setattr(pool, "acquire", lambda *a, **kw: acquired.append(1) or acquire(*a, **kw))

@@ -14,16 +14,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery, current_app
+from celery.app.defaults import DEFAULTS as CELERY_DEFAULTS
 from celery.utils.imports import symbol_by_name
 from django.db import connections
 from django.db.models import Case, CharField, Q, Value, When
 from django.utils import timezone
+from kombu import pools
 from kombu.utils.url import maybe_sanitize_url
 
 from django_domain_events.conf import settings
+from django_domain_events.declaration.registry import registry, time_limit_for
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
+from django_domain_events.dispatchers.celery import cooldown
 from django_domain_events.exceptions import DispatcherError
 from django_domain_events.models import Delivery, DeliveryState
+from django_domain_events.observability import metrics
 
 logger = logging.getLogger("django_domain_events")
 
@@ -51,6 +56,51 @@ def publish_retry_policy(timeout: float) -> dict[str, float | int]:
         "interval_step": _RETRY_STEP,
         "interval_max": _RETRY_CEILING,
     }
+
+
+def bounded_producers(app: Celery, timeout: float) -> pools.ProducerPool:
+    """A pool of producers on connections to ``app``'s broker whose connect and every answer
+    are bounded by ``timeout`` seconds, where the app's own settings do not bound them: a
+    ``broker_connection_timeout`` left at Celery's default, and Redis' ``socket_timeout`` and
+    ``socket_connect_timeout`` in ``broker_transport_options``. The app's own connections
+    (its workers') are left as they are."""
+    configured = app.conf.broker_transport_options or {}
+    transport_options = {
+        key: timeout
+        for key in ("socket_timeout", "socket_connect_timeout")
+        if configured.get(key) is None
+    }
+    connect_timeout = app.conf.broker_connection_timeout
+    if connect_timeout is None or connect_timeout == CELERY_DEFAULTS["broker_connection_timeout"]:
+        connect_timeout = timeout
+    connection = app.connection_for_write(
+        connect_timeout=connect_timeout, transport_options=transport_options
+    )
+    producers: pools.ProducerPool = pools.producers[connection]
+    producers.limit = app.pool.limit
+    return producers
+
+
+HARD_TIME_LIMIT_AFTER = 10.0
+"""Seconds after a receiver's soft time limit at which its worker process is killed: for a
+receiver that swallowed ``SoftTimeLimitExceeded`` or is stuck where it cannot be raised."""
+
+
+def time_limits(owed: OwedDelivery) -> dict[str, float]:
+    """The task's ``soft_time_limit`` and ``time_limit`` for the delivery's receiver (see
+    ``@receiver(timeout=...)``); none when it has no limit."""
+    limit = time_limit_for(registry.get(owed.receiver))
+    if limit is None:
+        return {}
+    return {"soft_time_limit": limit, "time_limit": limit + HARD_TIME_LIMIT_AFTER}
+
+
+def _timed_out(exc: BaseException, interval: float) -> None:
+    # kombu's errback between retries of a publish: a broker that let a connect or an answer
+    # time out is hung, not restarted, and asking it again would cost the timeout again.
+    # Raising here ends the retries.
+    if isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutError":
+        raise exc
 
 
 def celery_app(path: str | None) -> Celery:
@@ -83,14 +133,17 @@ class CeleryDispatcher(Dispatcher):
     receiver's queue (else ``DOMAIN_EVENTS["CELERY_QUEUE"]``, else Celery's routing).
 
     The task carries the delivery's id and database alias; the event stays in the outbox. A
-    broker that cannot be reached within ``DOMAIN_EVENTS["CELERY_PUBLISH_TIMEOUT"]`` seconds is
-    logged and the deliveries it did not take stay owed: the publishing code never sees it.
+    broker that cannot be reached within ``DOMAIN_EVENTS["CELERY_PUBLISH_TIMEOUT"]`` seconds, or
+    that does not answer within ``CELERY_BROKER_TIMEOUT``, is logged and the deliveries it did
+    not take stay owed: the publishing code never sees it. For ``CELERY_BROKER_COOLDOWN``
+    seconds after that, this process does not try the broker at all.
     """
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self._app: Celery | None = None
         self._results: tuple[Celery, bool] | None = None
+        self._producers: tuple[Celery, pools.ProducerPool] | None = None
 
     @property
     def app(self) -> Celery:
@@ -146,18 +199,35 @@ class CeleryDispatcher(Dispatcher):
             return []
         if app.conf.task_always_eager:
             return self._run_eagerly(app, deliveries, countdown)
+        broker = app.conf.broker_write_url or app.conf.broker_url or ""
+        if cooldown.active(broker):
+            logger.warning(
+                "Did not send %d deliveries to Celery: a send to broker %s failed less than "
+                "CELERY_BROKER_COOLDOWN seconds ago; they stay owed and the relay will send them",
+                len(deliveries),
+                maybe_sanitize_url(broker),
+            )
+            if metrics.enabled():
+                metrics.sends_skipped(self.name, len(deliveries))
+            return []
         queue = settings.CELERY_QUEUE
+        timeout = settings.CELERY_BROKER_TIMEOUT
         options: dict[str, Any] = {
             "serializer": "json",
             "retry": True,
-            "retry_policy": publish_retry_policy(settings.CELERY_PUBLISH_TIMEOUT),
+            "retry_policy": {
+                **publish_retry_policy(settings.CELERY_PUBLISH_TIMEOUT),
+                "errback": _timed_out,
+            },
+            "confirm_timeout": timeout,
             "ignore_result": not self._keeps_results(app),
         }
         if countdown:
             options["countdown"] = countdown
         sent: list[tuple[OwedDelivery, str]] = []
         try:
-            with app.producer_or_acquire() as producer:
+            producers = self._producer_pool(app, timeout)
+            with producers.acquire(block=True) as producer:  # type: ignore[no-untyped-call]
                 for owed in deliveries:
                     task_id = str(uuid.uuid4()) if mark else str(owed.delivery_id)
                     app.send_task(
@@ -166,16 +236,18 @@ class CeleryDispatcher(Dispatcher):
                         task_id=task_id,
                         producer=producer,
                         queue=owed.queue or queue,
+                        **time_limits(owed),
                         **options,
                     )
                     sent.append((owed, task_id))
         except Exception:
+            cooldown.start(broker, settings.CELERY_BROKER_COOLDOWN)
             logger.exception(
                 "Could not send %d of %d deliveries to Celery (broker %s); they stay owed "
                 "and the relay will send them",
                 len(deliveries) - len(sent),
                 len(deliveries),
-                maybe_sanitize_url(app.conf.broker_url or ""),
+                maybe_sanitize_url(broker),
             )
         if sent and mark:
             by_alias: dict[str, list[tuple[OwedDelivery, str]]] = {}
@@ -204,6 +276,13 @@ class CeleryDispatcher(Dispatcher):
         for owed in deliveries:
             task.apply(args=[str(owed.delivery_id), owed.using])
         return list(deliveries)
+
+    def _producer_pool(self, app: Celery, timeout: float) -> pools.ProducerPool:
+        # Settings changes discard this instance, so the timeout kept here stays right.
+        cached = self._producers
+        if cached is None or cached[0] is not app:
+            cached = self._producers = (app, bounded_producers(app, timeout))
+        return cached[1]
 
     def _keeps_results(self, app: Celery) -> bool:
         cached = self._results

@@ -13,6 +13,8 @@ from tests.testapp.models import Effect
 RECORDED = "relay_tests.recorded"
 """Events of this type reach ``record`` and ``poison``."""
 HELD = "relay_tests.held"
+HUNG = "relay_tests.hung"
+"""Events of this type reach ``record`` and ``hang``."""
 IGNORED = "relay_tests.ignored"
 """Events of this type reach ``ignore``, which does nothing (for measuring the relay)."""
 
@@ -20,7 +22,10 @@ RECORD = "relay_tests.record"
 POISON = "relay_tests.poison"
 HOLD = "relay_tests.hold"
 IGNORE = "relay_tests.ignore"
+HANG = "relay_tests.hang"
 POISON_ATTEMPTS = 3
+HANG_TIMEOUT = 1
+HANG_ATTEMPTS = 2
 
 
 def record(event: NamedEvent, envelope: Envelope) -> None:
@@ -46,6 +51,13 @@ def hold(event: NamedEvent, envelope: Envelope) -> None:
     record(event, envelope)
 
 
+def hang(event: NamedEvent, envelope: Envelope) -> None:
+    """Records its effect (rolled back when it times out), then never returns."""
+    record(event, envelope)
+    while True:
+        time.sleep(3600)
+
+
 def ignore(event: NamedEvent) -> None:
     """Does nothing."""
 
@@ -56,3 +68,5 @@ def register() -> None:
     receiver(RECORDED, name=POISON, max_attempts=POISON_ATTEMPTS)(poison)
     receiver(HELD, name=HOLD)(hold)
     receiver(IGNORED, name=IGNORE)(ignore)
+    receiver(HUNG, name=f"{RECORD}.beside_hang")(record)
+    receiver(HUNG, name=HANG, timeout=HANG_TIMEOUT, max_attempts=HANG_ATTEMPTS)(hang)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -26,7 +27,17 @@ from tests.tcp_proxy import TCPProxy
 from tests.testapp.models import Effect
 
 from .conftest import Process
-from .receivers import HELD, POISON, POISON_ATTEMPTS, RECORD, RECORDED
+from .receivers import (
+    HANG,
+    HANG_ATTEMPTS,
+    HANG_TIMEOUT,
+    HELD,
+    HUNG,
+    POISON,
+    POISON_ATTEMPTS,
+    RECORD,
+    RECORDED,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -236,3 +247,67 @@ def test_a_relay_recovers_from_the_database_going_away_without_a_restart(
 
     assert relay.totals()["errors"] >= 1
     assert recorded_per_event() == dict.fromkeys(event_ids, 1)
+
+
+def test_a_hung_receiver_times_out_and_the_relay_delivers_the_others(
+    start: Callable[..., Process], relay_receivers: Registry
+) -> None:
+    with use_dispatcher("deferred"):
+        events = publish_many([NamedEvent(HUNG, {"n": n}) for n in range(3)])
+    hung = Delivery.objects.filter(receiver=HANG)
+
+    def settled() -> bool:
+        rows = Delivery.objects.filter(event_id__in=events)
+        return not rows.exclude(state__in=(DeliveryState.DELIVERED, DeliveryState.DEAD)).exists()
+
+    relay = start("relay_events", settings=FAST)
+    wait_until(settled, "the relay to settle every delivery", timeout=120, report=relay.output)
+    relay.signal(signal.SIGTERM)
+    assert relay.wait() == 0, relay.output()
+
+    others = Delivery.objects.filter(event_id__in=events).exclude(receiver=HANG)
+    assert set(others.values_list("state", flat=True)) == {DeliveryState.DELIVERED}
+    assert [(row.state, row.attempts) for row in hung] == [(DeliveryState.DEAD, HANG_ATTEMPTS)] * 3
+    for row in hung:
+        assert row.last_error.startswith(
+            f"ReceiverTimedOut: Receiver {HANG} timed out after {HANG_TIMEOUT} s"
+        )
+    # Only the deliveries that returned left an effect: the hung ones' were rolled back.
+    assert recorded_per_event() == dict.fromkeys(events, 1)
+
+
+def idle_in_transaction_backends() -> list[int]:
+    """Other backends of the test database that sit in an open transaction, waiting."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state = 'idle in transaction'"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+def test_a_lost_database_connection_spends_no_attempt(
+    start: Callable[..., Process], relay_receivers: Registry, tmp_path: Path
+) -> None:
+    started, hold = tmp_path / "started", tmp_path / "hold"
+    hold.touch()
+    with use_dispatcher("deferred"):
+        event_id = publish(HELD, {"started": str(started), "hold": str(hold)})
+    relay = start("relay_events", settings=FAST)
+    wait_until(started.exists, "the receiver to start", report=relay.output)
+    # The relay's connection, in the receiver's transaction while the receiver waits.
+    [backend] = wait_until(idle_in_transaction_backends, "the receiver's transaction")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    hold.unlink()  # the receiver goes on, and its next query finds the connection gone
+
+    delivered = Delivery.objects.filter(event_id=event_id, state=DeliveryState.DELIVERED)
+    wait_until(delivered.exists, "the relay to deliver it again", report=relay.output)
+    relay.signal(signal.SIGTERM)
+    assert relay.wait() == 0, relay.output()
+
+    # The run the lost connection ended was not counted: the one that delivered is attempt 1.
+    assert delivered.get().attempts == 1
+    assert list(Effect.objects.filter(event_id=event_id).values_list("attempt", flat=True)) == [1]
+    assert (relay.totals()["failed"], relay.totals()["delivered"]) == (1, 1)

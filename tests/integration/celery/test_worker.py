@@ -98,6 +98,18 @@ def test_a_receiver_that_gives_up_makes_its_delivery_dead(worker: CeleryWorker) 
     assert effects(event_id) == []
 
 
+def test_a_hung_receiver_is_ended_by_its_time_limit(worker: CeleryWorker) -> None:
+    event_id = publish(receivers.HUNG, {})
+
+    [row] = wait_until(lambda: settled(event_id), "the timed-out delivery", report=worker.log)
+
+    assert (row.state, row.attempts) == (DeliveryState.DEAD, 1)
+    assert row.last_error.startswith(
+        "ReceiverTimedOut: Receiver celery_tests.hung timed out after 1 s"
+    )
+    assert effects(event_id) == []  # rolled back with the attempt
+
+
 def lock_waiters() -> int:
     """Backends of the test database waiting for a row lock right now."""
     with connection.cursor() as cursor:
