@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
-from django_domain_events.declaration.codec import PayloadJSONEncoder
+from django_domain_events.declaration.codec import PayloadJSONEncoder, UnreadableJSON
 from django_domain_events.ids import uuid7
 
 
@@ -140,6 +140,24 @@ OutboxEventManager = models.Manager.from_queryset(OutboxEventQuerySet)
 DeliveryManager = models.Manager.from_queryset(DeliveryQuerySet)
 
 
+class StoredJSONField(models.JSONField):
+    """A ``JSONField`` that reads any stored value without raising: a value too deeply nested
+    for the decoder comes back as ``UnreadableJSON`` (its text and why), as Django already
+    gives the text of invalid JSON. Loading, listing and deleting such a row then work, and
+    running its delivery records why it cannot be delivered."""
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        try:
+            return super().from_db_value(value, expression, connection)
+        except RecursionError:
+            return UnreadableJSON(str(value), "nested too deeply for the JSON decoder")
+
+    def deconstruct(self) -> Any:
+        # Stored exactly as a JSONField: migrations need not know the difference.
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.JSONField", args, kwargs
+
+
 class OutboxEvent(models.Model):
     """A published event, kept as the audit trail of what happened."""
 
@@ -158,7 +176,7 @@ class OutboxEvent(models.Model):
     version = models.PositiveIntegerField(
         _("version"), default=1, help_text=_("Schema version of the payload as written.")
     )
-    payload = models.JSONField(
+    payload = StoredJSONField(
         _("payload"),
         encoder=PayloadJSONEncoder,
         help_text=_("The event's fields, as JSON. Never edited after publish."),
@@ -184,7 +202,7 @@ class OutboxEvent(models.Model):
         default="",
         help_text=_("Events with one key reach ordered receivers in publish order."),
     )
-    headers = models.JSONField(
+    headers = StoredJSONField(
         _("headers"),
         default=dict,
         blank=True,

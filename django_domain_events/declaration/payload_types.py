@@ -22,6 +22,12 @@ from django_domain_events.exceptions import EventDefinitionError
 
 Checker = Callable[[Any, str], None]
 
+MAX_PAYLOAD_DEPTH = 100
+"""Deepest nesting of objects and arrays a payload may have, the payload itself counting as
+one level. Far below what the JSON decoders and Python's recursion limit can read back, so a
+payload that is published can always be read, and one deeper is refused, at publish or when
+read from a stored row."""
+
 
 class Mismatch(Exception):
     def __init__(self, path: str, expected: str, value: Any, hint: str = "") -> None:
@@ -33,6 +39,38 @@ def describe(value: Any) -> str:
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return f"{type(value).__name__} {shown}"
+
+
+def too_deep(value: Any, limit: int = MAX_PAYLOAD_DEPTH) -> str | None:
+    """The path of the first container in ``value`` nested more than ``limit`` levels deep
+    (``value`` itself being level one), or None. Walks with a stack of its own, not
+    recursion, so any depth (or a container holding itself) gets an answer."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            children: Iterable[tuple[str, Any]] = (
+                (f"[{key!r}]", child) for key, child in item.items()
+            )
+        elif kind is list or kind is tuple:
+            children = ((f"[{index}]", child) for index, child in enumerate(item))
+        elif hasattr(kind, "__dataclass_fields__"):
+            children = ((f".{name}", getattr(item, name)) for name in kind.__dataclass_fields__)
+        else:
+            continue
+        if depth > limit:
+            return path
+        for step, child in children:
+            child_kind = type(child)
+            if (
+                child_kind is dict
+                or child_kind is list
+                or child_kind is tuple
+                or hasattr(child_kind, "__dataclass_fields__")
+            ):
+                stack.append((child, path + step, depth + 1))
+    return None
 
 
 def _hint_for(expected: type, value: Any) -> str:

@@ -1,0 +1,202 @@
+"""Bad input and changed rows: payloads nested too deeply, identifiers the columns cannot hold,
+stored rows changed after publish. Publish refuses the first two before any SQL; a stored row,
+whatever it holds, never takes down a relay batch or loops: its delivery goes dead, saying why."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from django_domain_events import (
+    Envelope,
+    NamedEvent,
+    PayloadError,
+    publish,
+    receiver,
+    use_dispatcher,
+)
+from django_domain_events.declaration.payload_types import MAX_PAYLOAD_DEPTH
+from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.loading import load_delivery
+from django_domain_events.delivery.relay import Relay
+from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from tests.testapp.models import Effect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TICKED = "poison_unit.ticked"
+OTHER = "poison_unit.other"
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """A dict ``depth`` levels deep: {"a": {"a": ... {"a": 1}}}, built without recursion."""
+    value: dict[str, Any] = {"a": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def nested_json(depth: int) -> str:
+    return '{"a":' * (depth - 1) + '{"a":1}' + "}" * (depth - 1)
+
+
+def store_payload(event_id: uuid.UUID, text: str) -> None:
+    """Change a stored payload behind the app's back, as a hand-edited row would be."""
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET payload = %s{cast} WHERE id = %s",
+            [text, event_id.hex if connection.vendor == "sqlite" else event_id],
+        )
+
+
+@pytest.fixture
+def recorded(receiver_registry: Registry) -> Registry:
+    """A registry with one receiver of ``TICKED`` and one of ``OTHER``, each recording an
+    Effect per run."""
+
+    @receiver(TICKED, name="poison_unit.record")
+    def record(event: NamedEvent, envelope: Envelope) -> None:
+        Effect.objects.create(
+            receiver="poison_unit.record", event_id=envelope.event_id, attempt=envelope.attempt
+        )
+
+    @receiver(OTHER, name="poison_unit.other")
+    def other(event: NamedEvent, envelope: Envelope) -> None:
+        Effect.objects.create(
+            receiver="poison_unit.other", event_id=envelope.event_id, attempt=envelope.attempt
+        )
+
+    return receiver_registry
+
+
+def publish_deferred(count: int, event_type: str = TICKED) -> list[uuid.UUID]:
+    with use_dispatcher("deferred"):
+        ids = [publish(event_type, {"n": n}) for n in range(count)]
+    hour_ago = timezone.now() - dt.timedelta(hours=1)
+    Delivery.objects.update(created_at=hour_ago, next_attempt_at=hour_ago)
+    return ids
+
+
+def states() -> dict[uuid.UUID, tuple[str, str]]:
+    return {
+        event_id: (state, error)
+        for event_id, state, error in Delivery.objects.values_list(
+            "event_id", "state", "last_error"
+        )
+    }
+
+
+# Nesting ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [MAX_PAYLOAD_DEPTH + 1, 990, 5_000, 100_000])
+def test_publish_refuses_a_payload_nested_past_the_limit_naming_the_path(depth: int) -> None:
+    with pytest.raises(PayloadError) as raised:
+        publish(TICKED, nested(depth))
+
+    message = str(raised.value)
+    path = "['a']" * MAX_PAYLOAD_DEPTH
+    assert message.startswith(f"{TICKED} payload{path}: nested more than {MAX_PAYLOAD_DEPTH}")
+    assert "MAX_PAYLOAD_DEPTH" in message
+    assert not OutboxEvent.objects.exists()
+
+
+def test_a_payload_as_deep_as_the_limit_reads_back_equal(recorded: Registry) -> None:
+    payload = nested(MAX_PAYLOAD_DEPTH)
+    [event_id] = [publish(TICKED, payload)]
+
+    assert OutboxEvent.objects.get(pk=event_id).payload == payload
+
+
+def test_a_list_holding_itself_is_refused_not_looped_over() -> None:
+    looped: list[Any] = []
+    looped.append(looped)
+
+    with pytest.raises(PayloadError, match="nested more than"):
+        publish(TICKED, {"loop": looped})
+
+
+# Stored rows nested too deeply -------------------------------------------------------------
+
+
+def test_the_relay_buries_a_too_deep_row_and_delivers_the_rest(recorded: Registry) -> None:
+    good_one, poisoned, good_two = publish_deferred(3)
+    store_payload(poisoned, nested_json(990))
+
+    totals = Relay().run_pass()
+
+    assert (totals.claimed, totals.delivered, totals.dead, totals.errors) == (3, 2, 1, 0)
+    found = states()
+    assert found[good_one][0] == found[good_two][0] == DeliveryState.DELIVERED
+    state, error = found[poisoned]
+    assert state == DeliveryState.DEAD
+    assert "nested too deeply" in error or "nested more than" in error
+    assert sorted(Effect.objects.values_list("event_id", flat=True)) == sorted([good_one, good_two])
+
+
+@pytest.mark.parametrize("depth", [MAX_PAYLOAD_DEPTH + 1, 990])
+def test_loading_a_too_deep_delivery_reports_why(recorded: Registry, depth: int) -> None:
+    [poisoned] = publish_deferred(1)
+    store_payload(poisoned, nested_json(depth))
+    delivery = Delivery.objects.get()
+
+    loaded = load_delivery(delivery.pk, "default")
+
+    assert loaded is not None
+    assert loaded.owed.event is None
+    assert "nested" in str(loaded.error)
+
+
+def test_a_too_deep_event_can_be_listed_and_deleted(recorded: Registry) -> None:
+    [poisoned] = publish_deferred(1)
+    store_payload(poisoned, nested_json(990))
+
+    row = OutboxEvent.objects.get(pk=poisoned)
+    assert isinstance(row.payload, str)
+    OutboxEvent.objects.filter(pk=poisoned).delete()
+
+    assert not OutboxEvent.objects.exists()
+    assert not Delivery.objects.exists()
+
+
+@pytest.mark.parametrize("text", ['"just a string"', "[1, 2]", "17", "null"])
+def test_a_stored_payload_that_is_not_an_object_goes_dead(recorded: Registry, text: str) -> None:
+    good, poisoned = publish_deferred(2)
+    store_payload(poisoned, text)
+
+    Relay().run_pass()
+
+    found = states()
+    assert found[good][0] == DeliveryState.DELIVERED
+    assert found[poisoned][0] == DeliveryState.DEAD
+    assert "not a JSON object" in found[poisoned][1]
+
+
+# Changed event types and states ------------------------------------------------------------
+
+
+def test_a_delivery_whose_event_type_was_changed_goes_dead_without_running(
+    recorded: Registry,
+) -> None:
+    good, changed, unknown = publish_deferred(3)
+    OutboxEvent.objects.filter(pk=changed).update(event_type=OTHER)
+    OutboxEvent.objects.filter(pk=unknown).update(event_type="poison_unit.nobody")
+
+    totals = Relay().run_pass()
+
+    assert (totals.delivered, totals.dead) == (1, 2)
+    found = states()
+    assert found[good][0] == DeliveryState.DELIVERED
+    for event_id, event_type in ((changed, OTHER), (unknown, "poison_unit.nobody")):
+        state, error = found[event_id]
+        assert state == DeliveryState.DEAD
+        assert f"does not take {event_type!r} events" in error
+    assert list(Effect.objects.values_list("event_id", flat=True)) == [good]
+    assert Delivery.objects.get(event_id=changed).attempts == 1
