@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from django.db import connection
 from django.utils import timezone
 
 from django_domain_events import (
+    DomainEvent,
     Envelope,
+    EventDefinitionError,
     NamedEvent,
     PayloadError,
     publish,
@@ -200,3 +203,62 @@ def test_a_delivery_whose_event_type_was_changed_goes_dead_without_running(
         assert f"does not take {event_type!r} events" in error
     assert list(Effect.objects.values_list("event_id", flat=True)) == [good]
     assert Delivery.objects.get(event_id=changed).attempts == 1
+
+
+# Identifiers -------------------------------------------------------------------------------
+
+BAD_IDENTIFIERS = [
+    pytest.param("a\x00b", "holds a NUL character", id="nul"),
+    pytest.param("a\udc80b", "holds a lone surrogate", id="surrogate"),
+    pytest.param("k" * 256, "is 256 characters long; the longest allowed is 255", id="long"),
+]
+
+
+@pytest.mark.parametrize(("value", "problem"), BAD_IDENTIFIERS)
+@pytest.mark.parametrize(
+    ("argument", "named"),
+    [
+        ("event_type", "The event type (event_type)"),
+        ("ordering_key", f"The ordering key (ordering_key) of a {TICKED!r} event"),
+        ("correlation_id", "correlation_id"),
+    ],
+)
+def test_publish_refuses_an_identifier_its_column_cannot_hold_before_any_sql(
+    django_assert_num_queries: Any, argument: str, named: str, value: str, problem: str
+) -> None:
+    kwargs: dict[str, Any] = {} if argument == "event_type" else {argument: value}
+    event_type = value if argument == "event_type" else TICKED
+
+    with django_assert_num_queries(0), pytest.raises(PayloadError) as raised:
+        publish(event_type, {"n": 1}, **kwargs)
+
+    assert str(raised.value).startswith(f"{named} {problem}")
+    assert not OutboxEvent.objects.exists()
+
+
+@pytest.mark.parametrize("value", [17, uuid.UUID(int=1), b"bytes"])
+def test_publish_refuses_a_correlation_id_that_is_not_a_string(value: Any) -> None:
+    with pytest.raises(PayloadError, match=r"^correlation_id is .*; it must be a string"):
+        publish(TICKED, {"n": 1}, correlation_id=value)
+
+    assert not OutboxEvent.objects.exists()
+
+
+def test_identifiers_as_long_as_the_columns_are_stored_whole() -> None:
+    longest = "é" * 255
+
+    event_id = publish(longest, {"n": 1}, ordering_key=longest, correlation_id=longest)
+
+    row = OutboxEvent.objects.get(pk=event_id)
+    assert (row.event_type, row.ordering_key, row.correlation_id) == (longest,) * 3
+
+
+@pytest.mark.parametrize(("value", "problem"), BAD_IDENTIFIERS)
+def test_an_event_class_whose_type_its_column_cannot_hold_is_a_definition_error(
+    value: str, problem: str
+) -> None:
+    with pytest.raises(EventDefinitionError, match=rf"<locals>\.Bad\.event_type {problem}"):
+
+        @dataclass(frozen=True)
+        class Bad(DomainEvent, abstract=True):
+            event_type = value
