@@ -363,6 +363,13 @@ class Delivery(models.Model):
                 name="dde_delivery_ordered_idx",
             ),
         )
+        constraints = (
+            # A state no code handles would leave the delivery unworked for ever: refused.
+            models.CheckConstraint(
+                condition=models.Q(state__in=DeliveryState.values),
+                name="dde_delivery_state_valid",
+            ),
+        )
         permissions = (("retry_delivery", _("Can retry deliveries")),)
 
     def __str__(self) -> str:

@@ -5,12 +5,16 @@ whatever it holds, never takes down a relay batch or loops: its delivery goes de
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from django_domain_events import (
@@ -28,6 +32,7 @@ from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.loading import load_delivery
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.operations.health import outbox_status
 from tests.testapp.models import Effect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -262,3 +267,51 @@ def test_an_event_class_whose_type_its_column_cannot_hold_is_a_definition_error(
         @dataclass(frozen=True)
         class Bad(DomainEvent, abstract=True):
             event_type = value
+
+
+# Undefined delivery states -----------------------------------------------------------------
+
+
+def test_the_database_refuses_a_state_the_outbox_does_not_define(recorded: Registry) -> None:
+    publish_deferred(1)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Delivery.objects.update(state="bogus")
+
+    assert Delivery.objects.get().state == DeliveryState.PENDING
+
+
+@contextmanager
+def without_state_check() -> Iterator[None]:
+    """A transaction, rolled back at the end, in which the database does not check states:
+    a database without the check constraint (one migrated by hand, say)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                table = connection.ops.quote_name(Delivery._meta.db_table)
+                cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT dde_delivery_state_valid")
+            else:
+                cursor.execute("PRAGMA ignore_check_constraints = ON")
+        try:
+            yield
+        finally:
+            if connection.vendor == "sqlite":
+                with connection.cursor() as cursor:
+                    cursor.execute("PRAGMA ignore_check_constraints = OFF")
+            transaction.set_rollback(True)
+
+
+def test_events_status_reports_deliveries_in_an_undefined_state(recorded: Registry) -> None:
+    publish_deferred(3)
+
+    with without_state_check():
+        Delivery.objects.filter(pk__in=Delivery.objects.values("pk")[:2]).update(state="bogus")
+        status = outbox_status()
+        out = io.StringIO()
+        with pytest.raises(CommandError) as raised:
+            call_command("events_status", stdout=out)
+
+    assert status.undefined_states == {"bogus": 2}
+    assert status.by_state[DeliveryState.PENDING] == 1
+    assert "bogus" not in status.by_state
+    assert "deliveries in a state the outbox does not define (2 'bogus')" in str(raised.value)
