@@ -340,3 +340,22 @@ def test_a_viewer_sees_the_pages_but_no_actions(viewer_client: Client, switches:
     assert events.status_code == deliveries.status_code == 200
     assert "replay_selected_events" not in events.content.decode()
     assert "retry_selected_deliveries" not in deliveries.content.decode()
+
+
+def test_an_event_too_deeply_nested_to_decode_is_shown_and_deleted(
+    superuser_client: Client, noted: OutboxEvent
+) -> None:
+    # Changed after publish, behind the app's back: the admin shows its text and deletes it.
+    text = '{"a":' * 990 + "1" + "}" * 990
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
+    pk = noted.pk.hex if connection.vendor == "sqlite" else noted.pk
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET payload = %s{cast} WHERE id = %s", [text, pk])
+    delete = reverse("admin:django_domain_events_outboxevent_delete", args=(noted.pk,))
+
+    assert superuser_client.get(EVENTS).status_code == 200
+    assert superuser_client.get(event_page(noted.pk)).status_code == 200
+    with override_settings(DOMAIN_EVENTS={"ADMIN_ALLOW_DELETE": True}):
+        assert superuser_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not OutboxEvent.objects.filter(pk=noted.pk).exists()
