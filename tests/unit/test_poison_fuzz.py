@@ -6,11 +6,9 @@ delivery settled: delivered if its row still holds a deliverable event, else dea
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +25,7 @@ from django_domain_events.declaration.payload_types import MAX_PAYLOAD_DEPTH
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from tests.stored_rows import change_event, nested_json
 from tests.testapp.models import Effect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -117,11 +116,6 @@ def test_publish_stores_an_equal_event_or_refuses_it_writing_nothing(
 # Stored rows changed behind the app's back ---------------------------------------------------
 
 
-def nested_json(depth: int) -> str:
-    """A JSON object ``depth`` levels deep."""
-    return '{"a":' * depth + "1" + "}" * depth
-
-
 def undeliverable(change: dict[str, Any]) -> bool:
     """Whether the change leaves a delivery of ``TICKED`` nothing that can be delivered: its
     payload not an object or nested past the limit, or its event of another type. Changed
@@ -152,19 +146,6 @@ tamperings = st.fixed_dictionaries(
 )
 
 
-def tamper(event_id: uuid.UUID, changes: dict[str, Any]) -> None:
-    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-    pk = event_id.hex if connection.vendor == "sqlite" else event_id
-    with connection.cursor() as cursor:
-        for column, value in changes.items():
-            cast = json_cast if column in ("payload", "headers") else ""
-            cursor.execute(
-                f"UPDATE {table} SET {connection.ops.quote_name(column)} = %s{cast} WHERE id = %s",
-                [value, pk],
-            )
-
-
 @pytest.fixture
 def recorded(receiver_registry: Registry) -> Registry:
     @receiver(TICKED, name="poison_fuzz.record")
@@ -192,7 +173,7 @@ def test_a_relay_pass_over_changed_rows_settles_every_delivery(
     hour_ago = timezone.now() - dt.timedelta(hours=1)
     Delivery.objects.update(created_at=hour_ago, next_attempt_at=hour_ago)
     for event_id, change in zip(event_ids, changes, strict=True):
-        tamper(event_id, change)
+        change_event(event_id, **change)
 
     totals = Relay().run_pass()
 

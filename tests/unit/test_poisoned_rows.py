@@ -33,6 +33,7 @@ from django_domain_events.delivery.loading import load_delivery
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.operations.health import outbox_status
+from tests.stored_rows import change_event, nested_json
 from tests.testapp.models import Effect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,21 +48,6 @@ def nested(depth: int) -> dict[str, Any]:
     for _ in range(depth - 1):
         value = {"a": value}
     return value
-
-
-def nested_json(depth: int) -> str:
-    return '{"a":' * (depth - 1) + '{"a":1}' + "}" * (depth - 1)
-
-
-def store_payload(event_id: uuid.UUID, text: str) -> None:
-    """Change a stored payload behind the app's back, as a hand-edited row would be."""
-    cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET payload = %s{cast} WHERE id = %s",
-            [text, event_id.hex if connection.vendor == "sqlite" else event_id],
-        )
 
 
 @pytest.fixture
@@ -136,7 +122,7 @@ def test_a_list_holding_itself_is_refused_not_looped_over() -> None:
 
 def test_the_relay_buries_a_too_deep_row_and_delivers_the_rest(recorded: Registry) -> None:
     good_one, poisoned, good_two = publish_deferred(3)
-    store_payload(poisoned, nested_json(990))
+    change_event(poisoned, payload=nested_json(990))
 
     totals = Relay().run_pass()
 
@@ -152,7 +138,7 @@ def test_the_relay_buries_a_too_deep_row_and_delivers_the_rest(recorded: Registr
 @pytest.mark.parametrize("depth", [MAX_PAYLOAD_DEPTH + 1, 990])
 def test_loading_a_too_deep_delivery_reports_why(recorded: Registry, depth: int) -> None:
     [poisoned] = publish_deferred(1)
-    store_payload(poisoned, nested_json(depth))
+    change_event(poisoned, payload=nested_json(depth))
     delivery = Delivery.objects.get()
 
     loaded = load_delivery(delivery.pk, "default")
@@ -164,7 +150,7 @@ def test_loading_a_too_deep_delivery_reports_why(recorded: Registry, depth: int)
 
 def test_a_too_deep_event_can_be_listed_and_deleted(recorded: Registry) -> None:
     [poisoned] = publish_deferred(1)
-    store_payload(poisoned, nested_json(990))
+    change_event(poisoned, payload=nested_json(990))
 
     row = OutboxEvent.objects.get(pk=poisoned)
     assert isinstance(row.payload, str)
@@ -177,7 +163,7 @@ def test_a_too_deep_event_can_be_listed_and_deleted(recorded: Registry) -> None:
 @pytest.mark.parametrize("text", ['"just a string"', "[1, 2]", "17", "null"])
 def test_a_stored_payload_that_is_not_an_object_goes_dead(recorded: Registry, text: str) -> None:
     good, poisoned = publish_deferred(2)
-    store_payload(poisoned, text)
+    change_event(poisoned, payload=text)
 
     Relay().run_pass()
 

@@ -9,13 +9,13 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from django.db import connection
 
 from django_domain_events import publish_many, use_dispatcher
 from django_domain_events.declaration.events import NamedEvent
 from django_domain_events.declaration.registry import Registry
-from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.models import Delivery, DeliveryState
 from tests.processes import wait_until
+from tests.stored_rows import change_event, nested_json
 
 from .conftest import Process
 from .receivers import RECORDED
@@ -30,10 +30,7 @@ def publish_with_one_poisoned(count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
     with use_dispatcher("deferred"):
         event_ids = publish_many([NamedEvent(RECORDED, {"n": n}) for n in range(count)])
     poisoned = event_ids[1]
-    text = '{"a":' * 989 + '{"a":1}' + "}" * 989
-    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET payload = %s::jsonb WHERE id = %s", [text, poisoned])
+    change_event(poisoned, payload=nested_json(990))
     return poisoned, [event_id for event_id in event_ids if event_id != poisoned]
 
 

@@ -4,33 +4,25 @@ once; the task succeeds and is not sent again."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django_celery_results.models import TaskResult
 
 from django_domain_events import publish
-from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.models import Delivery, DeliveryState
 from tests.processes import CeleryWorker, wait_until
+from tests.stored_rows import change_event, nested_json
 from tests.testapp import receivers
 from tests.testapp.models import Effect
 
 pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
-def poison(event_id: uuid.UUID) -> None:
-    text = '{"a":' * 989 + '{"a":1}' + "}" * 989
-    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET payload = %s::jsonb WHERE id = %s", [text, event_id])
-
-
 def test_a_task_for_an_undecodable_event_settles_it_dead_once(worker: CeleryWorker) -> None:
     with transaction.atomic():
         good = publish(receivers.RECORDED, {"order_id": 1})
         bad = publish(receivers.RECORDED, {"order_id": 2})
-        poison(bad)
+        change_event(bad, payload=nested_json(990))
 
     def all_settled() -> list[Delivery]:
         rows = list(Delivery.objects.filter(event_id__in=(good, bad)))

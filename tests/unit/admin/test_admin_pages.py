@@ -15,6 +15,7 @@ from django.urls import reverse
 from django_domain_events import NamedEvent, publish, publish_many, receiver
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from tests.stored_rows import change_event, nested_json
 
 from .conftest import HOSTILE, PINGED, Switches
 
@@ -346,12 +347,7 @@ def test_an_event_too_deeply_nested_to_decode_is_shown_and_deleted(
     superuser_client: Client, noted: OutboxEvent
 ) -> None:
     # Changed after publish, behind the app's back: the admin shows its text and deletes it.
-    text = '{"a":' * 990 + "1" + "}" * 990
-    cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-    pk = noted.pk.hex if connection.vendor == "sqlite" else noted.pk
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET payload = %s{cast} WHERE id = %s", [text, pk])
+    change_event(noted.pk, payload=nested_json(990))
     delete = reverse("admin:django_domain_events_outboxevent_delete", args=(noted.pk,))
 
     assert superuser_client.get(EVENTS).status_code == 200
