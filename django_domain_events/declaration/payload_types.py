@@ -41,36 +41,49 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {shown}"
 
 
+_LEAVES = frozenset(
+    {str, int, float, bool, type(None), Decimal, uuid.UUID, dt.datetime, dt.date, dt.time}
+)
+"""Types of values that hold no others: the depth walk does not look into them."""
+
+_Link = tuple[Any, Any, bool] | None
+"""How the walk reached a container: (the link of its parent, its key or index or field name,
+whether that is a field name)."""
+
+
 def too_deep(value: Any, limit: int = MAX_PAYLOAD_DEPTH) -> str | None:
     """The path of the first container in ``value`` nested more than ``limit`` levels deep
     (``value`` itself being level one), or None. Walks with a stack of its own, not
-    recursion, so any depth (or a container holding itself) gets an answer."""
-    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    recursion, so any depth (or a container holding itself) gets an answer; the path is only
+    spelled out when there is one to report."""
+    stack: list[tuple[Any, int, _Link]] = [(value, 1, None)]
     while stack:
-        item, path, depth = stack.pop()
+        item, depth, link = stack.pop()
         kind = type(item)
         if kind is dict:
-            children: Iterable[tuple[str, Any]] = (
-                (f"[{key!r}]", child) for key, child in item.items()
-            )
+            pairs: Iterable[tuple[Any, Any]] = item.items()
+            attributes = False
         elif kind is list or kind is tuple:
-            children = ((f"[{index}]", child) for index, child in enumerate(item))
-        elif hasattr(kind, "__dataclass_fields__"):
-            children = ((f".{name}", getattr(item, name)) for name in kind.__dataclass_fields__)
-        else:
+            pairs, attributes = enumerate(item), False
+        elif kind in _LEAVES or not hasattr(kind, "__dataclass_fields__"):
             continue
+        else:
+            pairs = [(name, getattr(item, name)) for name in kind.__dataclass_fields__]
+            attributes = True
         if depth > limit:
-            return path
-        for step, child in children:
-            child_kind = type(child)
-            if (
-                child_kind is dict
-                or child_kind is list
-                or child_kind is tuple
-                or hasattr(child_kind, "__dataclass_fields__")
-            ):
-                stack.append((child, path + step, depth + 1))
+            return _spelled(link)
+        for step, child in pairs:
+            if type(child) not in _LEAVES:
+                stack.append((child, depth + 1, (link, step, attributes)))
     return None
+
+
+def _spelled(link: _Link) -> str:
+    steps: list[str] = []
+    while link is not None:
+        link, step, attribute = link
+        steps.append(f".{step}" if attribute else f"[{step!r}]")
+    return "".join(reversed(steps))
 
 
 def _hint_for(expected: type, value: Any) -> str:
