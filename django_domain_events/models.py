@@ -10,6 +10,7 @@ from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
 from django_domain_events.declaration.codec import PayloadJSONEncoder, UnreadableJSON
+from django_domain_events.declaration.payload_types import MAX_PAYLOAD_DEPTH, too_deep
 from django_domain_events.ids import uuid7
 
 
@@ -141,16 +142,22 @@ DeliveryManager = models.Manager.from_queryset(DeliveryQuerySet)
 
 
 class StoredJSONField(models.JSONField):
-    """A ``JSONField`` that reads any stored value without raising: a value too deeply nested
-    for the decoder comes back as ``UnreadableJSON`` (its text and why), as Django already
-    gives the text of invalid JSON. Loading, listing and deleting such a row then work, and
-    running its delivery records why it cannot be delivered."""
+    """A ``JSONField`` that reads any stored value without raising: a value nested deeper than
+    ``MAX_PAYLOAD_DEPTH`` (which no publish writes) comes back as ``UnreadableJSON``, its text
+    and why, whether or not this Python's decoder could read it, as Django already gives the
+    text of invalid JSON. Loading, listing and deleting such a row then work, and running its
+    delivery records why it cannot be delivered."""
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         try:
-            return super().from_db_value(value, expression, connection)
+            decoded = super().from_db_value(value, expression, connection)
         except RecursionError:
             return UnreadableJSON(str(value), "nested too deeply for the JSON decoder")
+        if (type(decoded) is dict or type(decoded) is list) and too_deep(decoded) is not None:
+            return UnreadableJSON(
+                str(value), f"nested more than {MAX_PAYLOAD_DEPTH} levels deep, the limit"
+            )
+        return decoded
 
     def deconstruct(self) -> Any:
         # Stored exactly as a JSONField: migrations need not know the difference.

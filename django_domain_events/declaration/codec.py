@@ -129,8 +129,8 @@ def encode_payload(event_type: str, payload: Mapping[str, Any], max_bytes: int) 
 def decode_event(event_type: str, version: int, payload: Any) -> DomainEvent | NamedEvent:
     """Turn a stored payload back into its event: the current class (upcast from older
     versions) for typed events, a ``NamedEvent`` for named ones. Raises ``EventDecodeError``
-    for a payload no publish could have written: not a JSON object, unreadable, or nested
-    deeper than ``MAX_PAYLOAD_DEPTH``."""
+    for a payload no publish could have written: not a JSON object, or unreadable (as the
+    outbox's columns give one nested deeper than ``MAX_PAYLOAD_DEPTH``)."""
     _check_stored(event_type, version, payload)
     event_class = event_class_for(event_type)
     if event_class is None:
@@ -154,15 +154,13 @@ def decode_event(event_type: str, version: int, payload: Any) -> DomainEvent | N
 
 
 def _check_stored(event_type: str, version: int, payload: Any) -> None:
+    # The outbox's JSON columns give a value nested past MAX_PAYLOAD_DEPTH as UnreadableJSON.
     if isinstance(payload, UnreadableJSON):
         problem = f"cannot be read as JSON ({payload.reason})"
     elif type(payload) is not dict:
         problem = f"is {describe(payload)}, not a JSON object"
     else:
-        path = too_deep(payload)
-        if path is None:
-            return
-        problem = f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep at payload{path}"
+        return
     raise EventDecodeError(
         f"{event_type} (version {version}): the stored payload {problem}; publish() never "
         f"writes such a payload, so the row was changed after it. Nothing can deliver it."

@@ -27,6 +27,7 @@ from django_domain_events import (
     receiver,
     use_dispatcher,
 )
+from django_domain_events.declaration.codec import UnreadableJSON
 from django_domain_events.declaration.payload_types import MAX_PAYLOAD_DEPTH
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.loading import load_delivery
@@ -153,7 +154,7 @@ def test_a_too_deep_event_can_be_listed_and_deleted(recorded: Registry) -> None:
     change_event(poisoned, payload=nested_json(990))
 
     row = OutboxEvent.objects.get(pk=poisoned)
-    assert isinstance(row.payload, str)
+    assert isinstance(row.payload, UnreadableJSON)
     OutboxEvent.objects.filter(pk=poisoned).delete()
 
     assert not OutboxEvent.objects.exists()
