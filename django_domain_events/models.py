@@ -9,7 +9,8 @@ from django.db import models
 from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
-from django_domain_events.declaration.codec import PayloadJSONEncoder
+from django_domain_events.declaration.codec import PayloadJSONEncoder, UnreadableJSON
+from django_domain_events.declaration.payload_types import MAX_PAYLOAD_DEPTH, too_deep
 from django_domain_events.ids import uuid7
 
 
@@ -140,6 +141,30 @@ OutboxEventManager = models.Manager.from_queryset(OutboxEventQuerySet)
 DeliveryManager = models.Manager.from_queryset(DeliveryQuerySet)
 
 
+class StoredJSONField(models.JSONField):
+    """A ``JSONField`` that reads any stored value without raising: a value nested deeper than
+    ``MAX_PAYLOAD_DEPTH`` (which no publish writes) comes back as ``UnreadableJSON``, its text
+    and why, whether or not this Python's decoder could read it, as Django already gives the
+    text of invalid JSON. Loading, listing and deleting such a row then work, and running its
+    delivery records why it cannot be delivered."""
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        try:
+            decoded = super().from_db_value(value, expression, connection)
+        except RecursionError:
+            return UnreadableJSON(str(value), "nested too deeply for the JSON decoder")
+        if (type(decoded) is dict or type(decoded) is list) and too_deep(decoded) is not None:
+            return UnreadableJSON(
+                str(value), f"nested more than {MAX_PAYLOAD_DEPTH} levels deep, the limit"
+            )
+        return decoded
+
+    def deconstruct(self) -> Any:
+        # Stored exactly as a JSONField: migrations need not know the difference.
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.JSONField", args, kwargs
+
+
 class OutboxEvent(models.Model):
     """A published event, kept as the audit trail of what happened."""
 
@@ -158,7 +183,7 @@ class OutboxEvent(models.Model):
     version = models.PositiveIntegerField(
         _("version"), default=1, help_text=_("Schema version of the payload as written.")
     )
-    payload = models.JSONField(
+    payload = StoredJSONField(
         _("payload"),
         encoder=PayloadJSONEncoder,
         help_text=_("The event's fields, as JSON. Never edited after publish."),
@@ -184,7 +209,7 @@ class OutboxEvent(models.Model):
         default="",
         help_text=_("Events with one key reach ordered receivers in publish order."),
     )
-    headers = models.JSONField(
+    headers = StoredJSONField(
         _("headers"),
         default=dict,
         blank=True,
@@ -343,6 +368,13 @@ class Delivery(models.Model):
                 fields=("ordering_key", "receiver", "ordering_seq"),
                 condition=IN_LINE,
                 name="dde_delivery_ordered_idx",
+            ),
+        )
+        constraints = (
+            # A state no code handles would leave the delivery unworked for ever: refused.
+            models.CheckConstraint(
+                condition=models.Q(state__in=DeliveryState.values),
+                name="dde_delivery_state_valid",
             ),
         )
         permissions = (("retry_delivery", _("Can retry deliveries")),)

@@ -17,12 +17,14 @@ import msgspec
 
 from django_domain_events.declaration.events import DomainEvent, NamedEvent, event_class_for
 from django_domain_events.declaration.payload_types import (
+    MAX_PAYLOAD_DEPTH,
     Checker,
     Mismatch,
     check_json,
     compile_dataclass,
     dataclass_checkers,
     describe,
+    too_deep,
 )
 from django_domain_events.exceptions import EventDecodeError, EventDefinitionError, PayloadError
 
@@ -75,6 +77,15 @@ def _payload_error(label: str, mismatch: Mismatch) -> PayloadError:
     )
 
 
+def _check_depth(label: str, value: Any) -> None:
+    path = too_deep(value)
+    if path is not None:
+        raise PayloadError(
+            f"{label}{path}: nested more than {MAX_PAYLOAD_DEPTH} levels deep, the limit "
+            f"(MAX_PAYLOAD_DEPTH, the payload itself counting as one). Flatten the structure."
+        )
+
+
 def _check_size(label: str, data: bytes, max_bytes: int) -> None:
     if len(data) > max_bytes:
         raise PayloadError(
@@ -87,6 +98,7 @@ def encode_event(event: DomainEvent, max_bytes: int) -> bytes:
     """Validate ``event`` against its declared types and return its JSON encoding."""
     cls = type(event)
     codec = codec_for(cls)
+    _check_depth(cls.__qualname__, event)
     try:
         codec.check(event, "")
     except Mismatch as mismatch:
@@ -104,6 +116,7 @@ def encode_payload(event_type: str, payload: Mapping[str, Any], max_bytes: int) 
                 f"{event_type}: the payload must be a dict, got {describe(payload)}."
             )
         payload = dict(payload)
+    _check_depth(f"{event_type} payload", payload)
     try:
         check_json(payload, "")
     except Mismatch as mismatch:
@@ -115,7 +128,10 @@ def encode_payload(event_type: str, payload: Mapping[str, Any], max_bytes: int) 
 
 def decode_event(event_type: str, version: int, payload: Any) -> DomainEvent | NamedEvent:
     """Turn a stored payload back into its event: the current class (upcast from older
-    versions) for typed events, a ``NamedEvent`` for named ones."""
+    versions) for typed events, a ``NamedEvent`` for named ones. Raises ``EventDecodeError``
+    for a payload no publish could have written: not a JSON object, or unreadable (as the
+    outbox's columns give one nested deeper than ``MAX_PAYLOAD_DEPTH``)."""
+    _check_stored(event_type, version, payload)
     event_class = event_class_for(event_type)
     if event_class is None:
         return NamedEvent(event_type=event_type, payload=payload, version=version)
@@ -135,6 +151,33 @@ def decode_event(event_type: str, version: int, payload: Any) -> DomainEvent | N
             f"{event_class.__qualname__}: {exc}. If the class changed shape, bump its version "
             f"and define upcast()."
         ) from exc
+
+
+def _check_stored(event_type: str, version: int, payload: Any) -> None:
+    # The outbox's JSON columns give a value nested past MAX_PAYLOAD_DEPTH as UnreadableJSON.
+    if isinstance(payload, UnreadableJSON):
+        problem = f"cannot be read as JSON ({payload.reason})"
+    elif type(payload) is not dict:
+        problem = f"is {describe(payload)}, not a JSON object"
+    else:
+        return
+    raise EventDecodeError(
+        f"{event_type} (version {version}): the stored payload {problem}; publish() never "
+        f"writes such a payload, so the row was changed after it. Nothing can deliver it."
+    )
+
+
+class UnreadableJSON(str):
+    """The text of a stored JSON value the decoder could not read, with the reason: what the
+    outbox's JSON columns give instead of raising, so a row holding anything can still be
+    loaded, shown and deleted."""
+
+    reason: str
+
+    def __new__(cls, text: str, reason: str) -> UnreadableJSON:
+        made = super().__new__(cls, text)
+        made.reason = reason
+        return made
 
 
 def decode_json(data: bytes) -> Any:

@@ -10,6 +10,11 @@ from typing import Any, ClassVar, Literal
 
 from django.apps import apps
 
+from django_domain_events.declaration.identifiers import (
+    MAX_IDENTIFIER_LENGTH,
+    check_identifier,
+    identifier_problem,
+)
 from django_domain_events.exceptions import EventDecodeError, EventDefinitionError, PayloadError
 
 # Bumped whenever an event class is defined, so cached lookups know to rebuild.
@@ -49,6 +54,9 @@ class DomainEvent:
             raise EventDefinitionError(
                 f"{cls.__qualname__}.event_type must be a non-empty string, got {cls.event_type!r}."
             )
+        problem = identifier_problem(cls.event_type)
+        if problem is not None:
+            raise EventDefinitionError(f"{cls.__qualname__}.event_type {problem}.")
         if isinstance(cls.version, bool) or not isinstance(cls.version, int) or cls.version < 1:
             raise EventDefinitionError(
                 f"{cls.__qualname__}.version must be an integer >= 1, got {cls.version!r}."
@@ -162,7 +170,7 @@ def event_class_for(event_type: str) -> type[DomainEvent] | None:
     return _by_type.get(event_type)
 
 
-MAX_KEY_LENGTH = 255
+MAX_KEY_LENGTH = MAX_IDENTIFIER_LENGTH
 """Longest ordering key, in characters (the column's length)."""
 
 
@@ -207,9 +215,4 @@ def check_key(value: Any, event_type: str) -> str:
             f"The ordering key of a {event_type!r} event is {type(value).__qualname__} "
             f"{value!r:.60}; it must be a string (or an int or UUID, turned into one)."
         )
-    if len(value) > MAX_KEY_LENGTH:
-        raise PayloadError(
-            f"The ordering key of a {event_type!r} event is {len(value)} characters long; "
-            f"the longest allowed is {MAX_KEY_LENGTH}. Use a shorter key, such as an id."
-        )
-    return value
+    return check_identifier(value, f"The ordering key (ordering_key) of a {event_type!r} event")

@@ -22,6 +22,12 @@ from django_domain_events.exceptions import EventDefinitionError
 
 Checker = Callable[[Any, str], None]
 
+MAX_PAYLOAD_DEPTH = 100
+"""Deepest nesting of objects and arrays a payload may have, the payload itself counting as
+one level. Far below what the JSON decoders and Python's recursion limit can read back, so a
+payload that is published can always be read, and one deeper is refused, at publish or when
+read from a stored row."""
+
 
 class Mismatch(Exception):
     def __init__(self, path: str, expected: str, value: Any, hint: str = "") -> None:
@@ -33,6 +39,51 @@ def describe(value: Any) -> str:
     if len(shown) > 60:
         shown = shown[:57] + "..."
     return f"{type(value).__name__} {shown}"
+
+
+_LEAVES = frozenset(
+    {str, int, float, bool, type(None), Decimal, uuid.UUID, dt.datetime, dt.date, dt.time}
+)
+"""Types of values that hold no others: the depth walk does not look into them."""
+
+_Link = tuple[Any, Any, bool] | None
+"""How the walk reached a container: (the link of its parent, its key or index or field name,
+whether that is a field name)."""
+
+
+def too_deep(value: Any, limit: int = MAX_PAYLOAD_DEPTH) -> str | None:
+    """The path of the first container in ``value`` nested more than ``limit`` levels deep
+    (``value`` itself being level one), or None. Walks with a stack of its own, not
+    recursion, so any depth (or a container holding itself) gets an answer; the path is only
+    spelled out when there is one to report."""
+    stack: list[tuple[Any, int, _Link]] = [(value, 1, None)]
+    while stack:
+        item, depth, link = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            pairs: Iterable[tuple[Any, Any]] = item.items()
+            attributes = False
+        elif kind is list or kind is tuple:
+            pairs, attributes = enumerate(item), False
+        elif kind in _LEAVES or not hasattr(kind, "__dataclass_fields__"):
+            continue
+        else:
+            pairs = [(name, getattr(item, name)) for name in kind.__dataclass_fields__]
+            attributes = True
+        if depth > limit:
+            return _spelled(link)
+        for step, child in pairs:
+            if type(child) not in _LEAVES:
+                stack.append((child, depth + 1, (link, step, attributes)))
+    return None
+
+
+def _spelled(link: _Link) -> str:
+    steps: list[str] = []
+    while link is not None:
+        link, step, attribute = link
+        steps.append(f".{step}" if attribute else f"[{step!r}]")
+    return "".join(reversed(steps))
 
 
 def _hint_for(expected: type, value: Any) -> str:

@@ -16,8 +16,13 @@ from django.db import connections
 from django_domain_events.declaration.codec import decode_event
 from django_domain_events.declaration.envelope import Envelope
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.declaration.registry import registry
 from django_domain_events.dispatchers.base import OwedDelivery
-from django_domain_events.exceptions import DomainEventsError
+from django_domain_events.exceptions import (
+    DomainEventsError,
+    EventDecodeError,
+    UnknownEventTypeError,
+)
 from django_domain_events.models import EVENT_COLUMNS, RUNNABLE_STATES, OutboxEvent
 from django_domain_events.statements import delivery_load
 
@@ -27,7 +32,8 @@ StoredEvent = tuple[DomainEvent | NamedEvent, Envelope, dict[str, Any]]
 
 def decode_stored(values: Sequence[Any]) -> StoredEvent:
     """The event, envelope and headers from the values of ``models.EVENT_COLUMNS``. Raises
-    ``DomainEventsError`` if the payload cannot be decoded into its event."""
+    ``DomainEventsError`` if the payload cannot be decoded into its event, whatever the row
+    holds. Headers that are not a JSON object (a changed row) are read as none."""
     event_id, event_type, version, payload, occurred_at, correlation, causation, key, headers = (
         values
     )
@@ -40,7 +46,31 @@ def decode_stored(values: Sequence[Any]) -> StoredEvent:
         causation_id=causation,
         ordering_key=key,
     )
-    return decode_event(event_type, version, payload), envelope, headers
+    try:
+        event = decode_event(event_type, version, payload)
+    except (RecursionError, ValueError, TypeError) as exc:
+        if isinstance(exc, DomainEventsError):
+            raise
+        raise EventDecodeError(
+            f"{event_type} (version {version}): the stored payload cannot be decoded: "
+            f"{type(exc).__qualname__}: {exc}"
+        ) from exc
+    return event, envelope, headers if type(headers) is dict else {}
+
+
+def receives(receiver: str, event_type: str) -> bool:
+    """Whether the registered receiver ``receiver`` takes events of ``event_type`` (True for
+    a receiver not registered at all: running it reports that)."""
+    found = registry.get(receiver)
+    return found is None or found.event_type == event_type
+
+
+def _not_received(receiver: str, event_type: str) -> UnknownEventTypeError:
+    return UnknownEventTypeError(
+        f"Receiver {receiver!r} does not take {event_type!r} events, the type its stored "
+        f"event names (the row was changed, or the receiver now takes another type). Replay "
+        f"the event to the receivers of its type instead."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +102,8 @@ def load_delivery(delivery_id: uuid.UUID, using: str) -> LoadedDelivery | None:
         event, envelope, headers = decode_stored(stored)
     except DomainEventsError as exc:
         return LoadedDelivery(owed, str(state), error=exc)
+    if not receives(receiver, envelope.event_type):
+        return LoadedDelivery(owed, str(state), error=_not_received(receiver, envelope.event_type))
     return LoadedDelivery(
         replace(owed, event=event, envelope=envelope, headers=headers), str(state)
     )

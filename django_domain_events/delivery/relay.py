@@ -20,7 +20,7 @@ from django_domain_events.conf import settings
 from django_domain_events.declaration.registry import registry
 from django_domain_events.delivery import ordering
 from django_domain_events.delivery.claims import RelayClaims
-from django_domain_events.delivery.loading import load_events
+from django_domain_events.delivery.loading import load_events, receives
 from django_domain_events.delivery.runner import Outcome, run_delivery
 from django_domain_events.dispatchers import BUILTIN_DISPATCHERS, dispatchers
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
@@ -155,8 +155,9 @@ class Relay(RelayClaims):
 
     def _with_events(self, items: Sequence[OwedDelivery]) -> list[OwedDelivery]:
         # Deliveries run here get their events loaded in one query for the batch, instead of
-        # one query each in run_delivery(). One whose event cannot be decoded is left to
-        # run_delivery(), which loads it again and records why it cannot be delivered.
+        # one query each in run_delivery(). One whose event cannot be decoded, or is not of
+        # its receiver's type, is left to run_delivery(), which loads it again and records
+        # why it cannot be delivered.
         event_ids = self._event_ids
         wanted = {event_ids[owed.delivery_id] for owed in items if owed.delivery_id in event_ids}
         if not wanted:
@@ -168,7 +169,7 @@ class Relay(RelayClaims):
             found = loaded.get(event_id) if event_id is not None else None
             ready.append(
                 owed
-                if found is None
+                if found is None or not receives(owed.receiver, found[1].event_type)
                 else replace(owed, event=found[0], envelope=found[1], headers=found[2])
             )
         return ready

@@ -54,6 +54,9 @@ class OutboxStatus:
     """Lines (receiver, ordering key) held up by a dead delivery until a person acts."""
     blocked: tuple[BlockedKey, ...] = ()
     """The first ``BLOCKED_LISTED`` of them, longest blocked first."""
+    undefined_states: dict[str, int] = field(default_factory=dict)
+    """Deliveries in a state ``DeliveryState`` does not define (rows changed by hand, where the
+    database has no check constraint), by state: nothing will ever run or settle them."""
 
     @property
     def dead(self) -> int:
@@ -76,6 +79,7 @@ class OutboxStatus:
             "dead": self.dead,
             "by_receiver": self.by_receiver,
             "blocked_keys": self.blocked_keys,
+            "undefined_states": self.undefined_states,
             "blocked": [
                 {
                     "receiver": line.receiver,
@@ -101,8 +105,9 @@ def outbox_status(
     alias = using or router.db_for_write(Delivery) or DEFAULT_DB_ALIAS
     rows = Delivery.objects.using(alias)
     by_state = dict.fromkeys(STATES, 0)
+    undefined: dict[str, int] = {}
     for state, count in rows.order_by().values_list("state").annotate(n=Count("pk")):
-        by_state[state] = count
+        (by_state if state in by_state else undefined)[state] = count
     by_receiver: dict[str, dict[str, int]] = {}
     # Delivered deliveries are most of the table and say nothing about health.
     unsettled = rows.exclude(state=DeliveryState.DELIVERED).order_by()
@@ -136,6 +141,12 @@ def outbox_status(
             f"a delivery has been owed for {oldest_seconds:.0f} s, more than {limit_age:g} s: "
             f"is a relay running?"
         )
+    if undefined:
+        listed = ", ".join(f"{count} {state!r}" for state, count in sorted(undefined.items()))
+        problems.append(
+            f"deliveries in a state the outbox does not define ({listed}): nothing runs or "
+            f"settles them; set each to 'failed' to retry it, or delete it"
+        )
     dead = by_state[DeliveryState.DEAD]
     if limit_dead is not None and dead > limit_dead:
         problems.append(f"{dead} dead deliveries, more than {limit_dead}")
@@ -161,4 +172,5 @@ def outbox_status(
         problems=tuple(problems),
         blocked_keys=blocked_keys,
         blocked=blocked,
+        undefined_states=undefined,
     )

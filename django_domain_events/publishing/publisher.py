@@ -33,6 +33,7 @@ from django_domain_events.declaration.events import (
     event_class_for,
     key_of,
 )
+from django_domain_events.declaration.identifiers import check_identifier
 from django_domain_events.declaration.registry import is_ordered, registry
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
@@ -121,6 +122,7 @@ def _prepare(
         raise TypeError("publish(NamedEvent(...), payload): the NamedEvent has its payload.")
     if not event.event_type or not isinstance(event.event_type, str):
         raise PayloadError(f"Event type must be a non-empty string, got {event.event_type!r}.")
+    check_identifier(event.event_type, "The event type (event_type)")
     event_class = event_class_for(event.event_type)
     if event_class is not None:
         raise PayloadError(
@@ -180,6 +182,8 @@ class _Rows:
 def _write(
     prepared: Sequence[_Prepared], using: str | None, correlation_id: str | None
 ) -> list[uuid.UUID]:
+    if correlation_id is not None:
+        check_identifier(correlation_id, "correlation_id")
     if not tracing.enabled():
         return _write_rows(prepared, using, correlation_id, None)
     with tracing.PublishSpan([item.event_type for item in prepared]) as span:

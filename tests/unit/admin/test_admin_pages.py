@@ -15,6 +15,7 @@ from django.urls import reverse
 from django_domain_events import NamedEvent, publish, publish_many, receiver
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from tests.stored_rows import change_event, nested_json
 
 from .conftest import HOSTILE, PINGED, Switches
 
@@ -340,3 +341,17 @@ def test_a_viewer_sees_the_pages_but_no_actions(viewer_client: Client, switches:
     assert events.status_code == deliveries.status_code == 200
     assert "replay_selected_events" not in events.content.decode()
     assert "retry_selected_deliveries" not in deliveries.content.decode()
+
+
+def test_an_event_too_deeply_nested_to_decode_is_shown_and_deleted(
+    superuser_client: Client, noted: OutboxEvent
+) -> None:
+    # Changed after publish, behind the app's back: the admin shows its text and deletes it.
+    change_event(noted.pk, payload=nested_json(990))
+    delete = reverse("admin:django_domain_events_outboxevent_delete", args=(noted.pk,))
+
+    assert superuser_client.get(EVENTS).status_code == 200
+    assert superuser_client.get(event_page(noted.pk)).status_code == 200
+    with override_settings(DOMAIN_EVENTS={"ADMIN_ALLOW_DELETE": True}):
+        assert superuser_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not OutboxEvent.objects.filter(pk=noted.pk).exists()
