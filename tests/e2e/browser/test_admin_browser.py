@@ -115,6 +115,27 @@ def test_retry_a_dead_delivery_through_the_confirmation_page(
     assert dead.state == DeliveryState.DELIVERED
 
 
+def test_retry_a_dead_delivery_from_its_own_page(
+    browser: Any, live_admin: str, shop: dict[str, bool], screenshots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    publish(EVENT_TYPE, {"order_id": 1})
+    dead = Delivery.objects.get(receiver="browser.erp")
+    shop["failing"] = False
+    sign_in(browser, live_admin)
+
+    browser.get(f"{live_admin}/admin/django_domain_events/delivery/{dead.pk}/change/")
+    browser.save_screenshot(str(screenshots / "dead-delivery-page.png"))
+    browser.find_element(By.CSS_SELECTOR, ".object-tools .dde-page-action button").click()
+    browser.find_element(By.CSS_SELECTOR, "input[name=confirmed]")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+    assert "1 delivery retried" in browser.find_element(By.CSS_SELECTOR, "li.success").text
+    dead.refresh_from_db()
+    assert dead.state == DeliveryState.DELIVERED
+
+
 def test_the_dashboard_draws_its_charts(
     browser: Any, live_admin: str, shop: dict[str, bool], screenshots: Path
 ) -> None:
