@@ -37,7 +37,7 @@ INSTALL_LOG = venvs.VENVS / "demo-install.log"
 REDIS = ("127.0.0.1", 6379)
 BROKER_URL = f"redis://{REDIS[0]}:{REDIS[1]}/0"
 # A queue of its own, so that no other worker on this Redis takes the demo's tasks.
-DEMO_QUEUE = "shop-demo"
+DEMO_QUEUE = os.environ.get("DEMO_CELERY_QUEUE") or "shop-demo"
 START_REDIS = """\
 demo: --celery needs Redis on {host}:{port}, and nothing answers there. Start it with one of:
     redis-server --daemonize yes
