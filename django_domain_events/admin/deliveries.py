@@ -12,7 +12,7 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -28,6 +28,7 @@ from django_domain_events.admin.filters import (
     OrderingKeyFilter,
     ReceiverFilter,
 )
+from django_domain_events.admin.formatting import breakable_name, error_preview, to_the_second
 from django_domain_events.admin.lines import (
     ahead_of,
     capped_count,
@@ -59,24 +60,40 @@ ORDERING_FIELDSET: Any = (
 )
 """The section of an ordered delivery's page: its key, its number, its place in its line."""
 
+TIMES_FIELDSET: Any = (
+    _("Times"),
+    {
+        "fields": (
+            "created_at",
+            "next_attempt_at",
+            "dispatched_at",
+            "last_attempt_at",
+            "delivered_at",
+            "claimed_by",
+            "claimed_until",
+        )
+    },
+)
+WAITING_TIMES_FIELDSET: Any = (
+    TIMES_FIELDSET[0],
+    {"fields": tuple(f for f in TIMES_FIELDSET[1]["fields"] if f != "next_attempt_at")},
+)
+"""The times of a waiting delivery: no next attempt, it runs once the one ahead settles."""
+
 
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
     """Deliveries: read-only, filterable by state, receiver, dispatcher and ordering line."""
 
+    # Few columns, each wrapping, so that the list fits at 1280 px beside the admin's sidebars;
+    # a column stacks what belongs together (a receiver with its dispatcher and line).
     list_display = (
         "short_id",
-        "receiver",
-        "dispatcher",
-        "state_badge",
-        "line_short",
-        "attempts",
-        "next_attempt_at",
-        "dispatched_at",
-        "delivered_at",
+        "receiver_summary",
+        "state_summary",
+        "time_summary",
         "last_error_short",
-        "event_link",
-        "task_link",
+        "event_and_task",
     )
     list_display_links = ("short_id",)
     list_filter = ("state", HoldingUpFilter, ReceiverFilter, DispatcherFilter, OrderingKeyFilter)
@@ -108,20 +125,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
             },
         ),
         (_("Last failure"), {"fields": ("last_error", "traceback_details")}),
-        (
-            _("Times"),
-            {
-                "fields": (
-                    "created_at",
-                    "next_attempt_at",
-                    "dispatched_at",
-                    "last_attempt_at",
-                    "delivered_at",
-                    "claimed_by",
-                    "claimed_until",
-                )
-            },
-        ),
+        TIMES_FIELDSET,
         ORDERING_FIELDSET,
     )
     # Every field shown is read-only: the outbox is never edited by form.
@@ -131,10 +135,38 @@ class DeliveryAdmin(ReadOnlyAdmin):
         css = MEDIA_CSS
 
     def get_fieldsets(self, request: HttpRequest, obj: Delivery | None = None) -> Any:
-        # An unordered delivery has no line: its page leaves the section out.
-        if obj is not None and (obj.ordering_key or obj.ordering_seq is not None):
+        fieldsets = [fieldset for fieldset in self.fieldsets if fieldset is not ORDERING_FIELDSET]
+        if obj is None or not (obj.ordering_key or obj.ordering_seq is not None):
+            # An unordered delivery has no line: its page leaves the section out.
+            return tuple(fieldsets)
+        if obj.state != DeliveryState.WAITING:
             return self.fieldsets
-        return tuple(fieldset for fieldset in self.fieldsets if fieldset is not ORDERING_FIELDSET)
+        # What a waiting delivery waits behind is what its reader came for: first on the page.
+        times = [WAITING_TIMES_FIELDSET if f is TIMES_FIELDSET else f for f in fieldsets]
+        return (ORDERING_FIELDSET, *times)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        # The retry and skip buttons of its page post to the list's actions, which confirm first.
+        obj = self.get_object(request, object_id)
+        context = {**(extra_context or {}), "delivery_actions": self.page_actions(request, obj)}
+        return super().change_view(request, object_id, form_url, context)
+
+    def page_actions(self, request: HttpRequest, obj: Delivery | None) -> list[tuple[str, str]]:
+        """The (action, label) buttons the page of ``obj`` offers to this user."""
+        if obj is None or not self.has_retry_permission(request):
+            return []
+        buttons = []
+        if obj.state in (DeliveryState.FAILED, DeliveryState.DEAD):
+            buttons.append(("retry_selected_deliveries", gettext("Retry")))
+        if obj.state == DeliveryState.DEAD and obj.ordering_key:
+            buttons.append(("skip_selected_in_lines", gettext("Skip in its line")))
+        return buttons
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         """Whether the user may retry deliveries (``retry_delivery``)."""
@@ -167,16 +199,56 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def state_badge(self, obj: Delivery) -> SafeString:
         return state_badge(obj.state)
 
-    @admin.display(description=_("ordering key"))
-    def line_short(self, obj: Delivery) -> SafeString | str:
-        if not obj.ordering_key:
-            return ""
-        key = format_html(
-            '<span title="{}">{}</span>', obj.ordering_key, Truncator(obj.ordering_key).chars(24)
+    @admin.display(description=_("receiver"))
+    def receiver_summary(self, obj: Delivery) -> SafeString:
+        """The receiver, and under it its dispatcher and, for an ordered delivery, its line."""
+        details = [obj.dispatcher]
+        if obj.ordering_key:
+            key = format_html(
+                '<span title="{}">{}</span>',
+                obj.ordering_key,
+                breakable_name(Truncator(obj.ordering_key).chars(24)),
+            )
+            if obj.ordering_seq is not None:
+                key = format_html("{} #{}", key, obj.ordering_seq)
+            details.append(key)
+        return format_html(
+            '{}<br><span class="dde-muted">{}</span>',
+            breakable_name(obj.receiver),
+            format_html_join(" · ", "{}", ((detail,) for detail in details)),
         )
-        if obj.ordering_seq is None:
-            return key
-        return format_html('{} <span class="dde-muted">#{}</span>', key, obj.ordering_seq)
+
+    @admin.display(description=_("state"), ordering="state")
+    def state_summary(self, obj: Delivery) -> SafeString:
+        attempts = ngettext("%(count)s attempt", "%(count)s attempts", obj.attempts) % {
+            "count": obj.attempts
+        }
+        return format_html(
+            '{}<br><span class="dde-muted">{}</span>', state_badge(obj.state), attempts
+        )
+
+    @admin.display(description=_("when"))
+    def time_summary(self, obj: Delivery) -> SafeString:
+        """The time that matters in its state: the next attempt of a failed delivery, the
+        delivery of a delivered one, else its last attempt or its creation. A waiting delivery
+        has no next attempt of its own: it runs once the one ahead of it settles."""
+        if obj.state == DeliveryState.FAILED and obj.next_attempt_at is not None:
+            label, value = gettext("next attempt"), obj.next_attempt_at
+        elif obj.state == DeliveryState.DELIVERED and obj.delivered_at is not None:
+            label, value = gettext("delivered"), obj.delivered_at
+        elif obj.last_attempt_at is not None:
+            label, value = gettext("last attempt"), obj.last_attempt_at
+        else:
+            label, value = gettext("created"), obj.created_at
+        # The date and the time each stay whole; the column may wrap between them.
+        date, _space, time = to_the_second(value).partition(" ")
+        return format_html(
+            '<span class="dde-muted">{}</span><br><span class="dde-nowrap">{}</span> '
+            '<span class="dde-nowrap">{}</span>',
+            label,
+            date,
+            time,
+        )
 
     @admin.display(description=_("place in its line"))
     def line_place(self, obj: Delivery) -> SafeString | str:
@@ -281,8 +353,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
         return f"{url}?{urlencode(params)}"
 
     @admin.display(description=_("last error"))
-    def last_error_short(self, obj: Delivery) -> str:
-        return Truncator(obj.last_error).chars(70)
+    def last_error_short(self, obj: Delivery) -> SafeString | str:
+        return error_preview(obj.last_error)
 
     @admin.display(description=_("event"))
     def event_link(self, obj: Delivery) -> SafeString:
@@ -291,7 +363,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
             args=(obj.event_id,),
             current_app=self.admin_site.name,
         )
-        return format_html('<a href="{}">{}</a>', url, obj.event.event_type)
+        return format_html('<a href="{}">{}</a>', url, breakable_name(obj.event.event_type))
 
     @admin.display(description=_("task"))
     def task_link(self, obj: Delivery) -> SafeString | str:
@@ -299,6 +371,22 @@ class DeliveryAdmin(ReadOnlyAdmin):
         if url is None:
             return obj.task_id or "-"
         return format_html('<a href="{}">{}</a>', url, obj.task_id)
+
+    @admin.display(description=_("event and task"))
+    def event_and_task(self, obj: Delivery) -> SafeString:
+        """The event's type, linked to it, and under it the task id's last 8 characters (all
+        of it on hover), linked to its result when there is one."""
+        if not obj.task_id:
+            return self.event_link(obj)
+        url = task_result_url(obj.task_id)
+        short = obj.task_id[-8:]
+        if url is None:
+            task = format_html('<span title="{}">{}</span>', obj.task_id, short)
+        else:
+            task = format_html('<a href="{}" title="{}">{}</a>', url, obj.task_id, short)
+        return format_html(
+            '{}<br><span class="dde-muted">{} {}</span>', self.event_link(obj), _("task"), task
+        )
 
     @admin.display(description=_("traceback"))
     def traceback_details(self, obj: Delivery) -> SafeString | str:

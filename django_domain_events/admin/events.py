@@ -25,6 +25,7 @@ from django_domain_events.admin.base import MEDIA_CSS, ReadOnlyAdmin, TabularInl
 from django_domain_events.admin.dashboard import dashboard_view
 from django_domain_events.admin.dates import FastDateHierarchyChangeList
 from django_domain_events.admin.filters import EventDeliveryStateFilter, EventTypeFilter
+from django_domain_events.admin.formatting import breakable_name, to_the_second
 from django_domain_events.admin.highlighting import highlight_json
 from django_domain_events.admin.pagination import EstimatedCountPaginator
 from django_domain_events.models import Delivery, OutboxEvent
@@ -103,9 +104,9 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
     list_display = (
         "short_id",
-        "event_type",
+        "event_type_name",
         "version",
-        "occurred_at",
+        "occurred_to_the_second",
         "correlation_short",
         "deliveries_summary",
     )
@@ -177,6 +178,14 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     @admin.display(description=_("event"), ordering="id")
     def short_id(self, obj: OutboxEvent) -> SafeString:
         return format_html('<span title="{}">{}</span>', obj.pk, short_uuid(obj.pk))
+
+    @admin.display(description=_("event type"))
+    def event_type_name(self, obj: OutboxEvent) -> SafeString:
+        return breakable_name(obj.event_type)
+
+    @admin.display(description=_("occurred at"), ordering="occurred_at")
+    def occurred_to_the_second(self, obj: OutboxEvent) -> str:
+        return to_the_second(obj.occurred_at)
 
     @admin.display(description=_("correlation id"))
     def correlation_short(self, obj: OutboxEvent) -> SafeString:

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from django_domain_events.admin.distinct import distinct_values
+from django_domain_events.admin.formatting import breakable_name
 from django_domain_events.admin.lines import holding_up
 from django_domain_events.conf import settings
 from django_domain_events.declaration.registry import registry
@@ -24,7 +25,8 @@ class EventTypeFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         using = model_admin.get_queryset(request).db
-        return [(value, value) for value in distinct_values(OutboxEvent, "event_type", using=using)]
+        values = distinct_values(OutboxEvent, "event_type", using=using)
+        return [(value, breakable_name(value)) for value in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
@@ -58,7 +60,8 @@ class ReceiverFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         using = model_admin.get_queryset(request).db
-        return [(value, value) for value in distinct_values(Delivery, "receiver", using=using)]
+        values = distinct_values(Delivery, "receiver", using=using)
+        return [(value, breakable_name(value)) for value in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()

@@ -109,10 +109,13 @@ def sync_order_status_to_crm(event: OrderStatusChanged, envelope: Envelope) -> N
     )
 
 
-@receiver(OrderPlaced)
+@receiver(OrderPlaced, dispatcher="deferred")
 async def notify_warehouse(event: OrderPlaced) -> None:
     """Ask the warehouse to pick the order. An ``async def`` receiver: the outbox runs it to
-    completion, and Django's async ORM calls run in the delivery's own transaction."""
+    completion, and Django's async ORM calls run in the delivery's own transaction.
+
+    On the ``deferred`` dispatcher: nothing runs it at commit; its deliveries stay pending
+    until the relay (``manage.py relay_events``) runs them, as the demo's does."""
     order = await Order.objects.aget(pk=event.order_id)
     await EmailLog.objects.acreate(to=WAREHOUSE, subject=f"Pick and pack {order}")
 

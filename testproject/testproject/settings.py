@@ -7,6 +7,9 @@ Environment variables:
 - ``DOMAIN_EVENTS_DISPATCHER``: the default dispatcher (``sync`` unless set; ``deferred`` leaves
   every delivery pending for the relay).
 - ``DEMO_DATABASE_PATH``: the SQLite file to use instead of ``testproject/db.sqlite3``.
+- ``DEMO_CELERY_BROKER_URL``: the broker of the Celery app in ``testproject/celery.py``, which
+  the ``celery`` dispatcher then uses, on the queue ``DEMO_CELERY_QUEUE`` (``scripts/demo.py
+  --celery`` sets them and ``DOMAIN_EVENTS_DISPATCHER=celery``).
 """
 
 from __future__ import annotations
@@ -77,6 +80,13 @@ USE_TZ = True
 STATIC_URL = "static/"
 
 DOMAIN_EVENTS = {"DISPATCHER": os.environ.get("DOMAIN_EVENTS_DISPATCHER", "sync")}
+
+if os.environ.get("DEMO_CELERY_BROKER_URL"):
+    DOMAIN_EVENTS["CELERY_APP"] = "testproject.celery.app"
+    DOMAIN_EVENTS["CELERY_QUEUE"] = os.environ.get("DEMO_CELERY_QUEUE", "celery")
+    CELERY_BROKER_URL = os.environ["DEMO_CELERY_BROKER_URL"]
+    # Deliveries keep their own state in the outbox; the tasks need no result backend.
+    CELERY_TASK_IGNORE_RESULT = True
 
 # The outbox logs failed and dead deliveries (with tracebacks) under "django_domain_events";
 # the shop's receivers log what they do under "shop".

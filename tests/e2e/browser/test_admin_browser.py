@@ -115,6 +115,27 @@ def test_retry_a_dead_delivery_through_the_confirmation_page(
     assert dead.state == DeliveryState.DELIVERED
 
 
+def test_retry_a_dead_delivery_from_its_own_page(
+    browser: Any, live_admin: str, shop: dict[str, bool], screenshots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    publish(EVENT_TYPE, {"order_id": 1})
+    dead = Delivery.objects.get(receiver="browser.erp")
+    shop["failing"] = False
+    sign_in(browser, live_admin)
+
+    browser.get(f"{live_admin}/admin/django_domain_events/delivery/{dead.pk}/change/")
+    browser.save_screenshot(str(screenshots / "dead-delivery-page.png"))
+    browser.find_element(By.CSS_SELECTOR, ".object-tools .dde-page-action button").click()
+    browser.find_element(By.CSS_SELECTOR, "input[name=confirmed]")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+    assert "1 delivery retried" in browser.find_element(By.CSS_SELECTOR, "li.success").text
+    dead.refresh_from_db()
+    assert dead.state == DeliveryState.DELIVERED
+
+
 def test_the_dashboard_draws_its_charts(
     browser: Any, live_admin: str, shop: dict[str, bool], screenshots: Path
 ) -> None:
@@ -133,3 +154,63 @@ def test_the_dashboard_draws_its_charts(
     assert browser.find_element(By.ID, "dde-dead").text == "3"
     assert "browser.erp" in browser.find_element(By.CSS_SELECTOR, ".dde-failing").text
     browser.save_screenshot(str(screenshots / "dashboard.png"))
+
+
+# What a real project's rows look like: long dotted receiver names, long errors, task ids.
+WIDE_RECEIVERS = (
+    "shop.handlers.CustomerEmails.send_cancellation_notice",
+    "shop.handlers.sync_order_status_to_crm",
+    "shop.handlers.push_payment_to_legacy_erp",
+)
+WIDE_ERROR = (
+    "ConnectionError: legacy ERP at erp.internal:8443 refused the connection (payment 123456) "
+    "after 3 attempts over 45 seconds; the last answer was a TLS handshake timeout"
+)
+
+
+@pytest.fixture
+def wide_rows(receiver_registry: Registry) -> None:
+    """Deliveries whose every column is as wide as in a real project: a task id, an ordering
+    key, a long receiver name and error, on an event type with a long name."""
+    for name in WIDE_RECEIVERS:
+
+        @receiver("shop.integration.order_status_changed", name=name, ordered=True)
+        def fail(event: Any) -> None:
+            raise GiveUp(WIDE_ERROR)
+
+    for order_id in range(5):
+        publish(
+            "shop.integration.order_status_changed",
+            {"order_id": order_id},
+            ordering_key=f"order:{order_id:08d}",
+        )
+    for index, delivery in enumerate(Delivery.objects.all()):
+        Delivery.objects.filter(pk=delivery.pk).update(
+            task_id=f"01a23838-6c3c-7181-bd44-{index:012d}", dispatcher="celery"
+        )
+
+
+def horizontal_overflow(browser: Any) -> dict[str, int]:
+    """How many pixels the page and the changelist's table scroll sideways (0 when they fit)."""
+    return dict(
+        browser.execute_script(
+            "const results = document.querySelector('#changelist .results');"
+            "const page = document.documentElement;"
+            "return {page: page.scrollWidth - page.clientWidth,"
+            " results: results ? results.scrollWidth - results.clientWidth : 0};"
+        )
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_the_lists_fit_the_window_without_scrolling_sideways(
+    browser: Any, live_admin: str, wide_rows: None, screenshots: Path, width: int
+) -> None:
+    sign_in(browser, live_admin)
+    browser.set_window_size(width, 1000)
+    for name in ("delivery", "outboxevent"):
+        browser.get(f"{live_admin}/admin/django_domain_events/{name}/")
+        browser.save_screenshot(str(screenshots / f"{name}-changelist-{width}.png"))
+        assert horizontal_overflow(browser) == {"page": 0, "results": 0}, (
+            f"the {name} list scrolls sideways at {width} px; see {screenshots}"
+        )

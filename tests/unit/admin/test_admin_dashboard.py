@@ -96,3 +96,15 @@ def test_the_dashboard_needs_the_view_permission(switches: Switches) -> None:
 
     assert nobody.get(DASHBOARD).status_code == 403
     assert viewer.get(DASHBOARD).status_code == 200
+
+
+def test_the_failed_and_dead_counts_link_to_their_filtered_lists(
+    superuser_client: Client, switches: Switches
+) -> None:
+    publish(PINGED, {})
+
+    html = superuser_client.get(DASHBOARD).content.decode()
+
+    deliveries = reverse("admin:django_domain_events_delivery_changelist")
+    assert f'id="dde-failed"><a href="{deliveries}?state__exact=failed">1</a>' in html
+    assert f'id="dde-dead"><a href="{deliveries}?state__exact=dead">1</a>' in html

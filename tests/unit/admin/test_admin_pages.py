@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from django_domain_events import NamedEvent, publish, publish_many, receiver
 from django_domain_events.declaration.registry import Registry
@@ -355,3 +356,26 @@ def test_an_event_too_deeply_nested_to_decode_is_shown_and_deleted(
     with override_settings(DOMAIN_EVENTS={"ADMIN_ALLOW_DELETE": True}):
         assert superuser_client.post(delete, {"post": "yes"}).status_code == 302
     assert not OutboxEvent.objects.filter(pk=noted.pk).exists()
+
+
+def test_the_deliveries_list_wraps_names_at_their_dots_and_shortens_errors(
+    superuser_client: Client, switches: Switches
+) -> None:
+    publish(PINGED, {"n": 1})
+    long_error = "ConnectionError: " + "the ERP refused the connection; " * 4
+    Delivery.objects.filter(receiver="unit_admin.flaky").update(last_error=long_error)
+
+    page = superuser_client.get(DELIVERIES).content.decode()
+
+    assert "unit_<wbr>admin.<wbr>flaky" in page
+    assert '<details class="dde-error">' in page
+    # The whole error is one click away, in the disclosure.
+    assert f"</summary>{long_error}</details>" in page
+
+
+def test_the_lists_show_times_to_the_second(
+    superuser_client: Client, switches: Switches, noted: OutboxEvent
+) -> None:
+    page = superuser_client.get(EVENTS).content.decode()
+
+    assert timezone.localtime(noted.occurred_at).strftime("%Y-%m-%d %H:%M:%S") in page
