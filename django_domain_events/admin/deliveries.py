@@ -3,13 +3,12 @@ its place in its ordering line; read-only, with the retry and skip actions."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
@@ -21,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_domain_events.admin.actions import retry_selected_deliveries, skip_selected_in_lines
 from django_domain_events.admin.badges import state_badge
-from django_domain_events.admin.base import MEDIA_CSS, ReadOnlyAdmin, short_uuid
+from django_domain_events.admin.base import MEDIA_CSS, ReadOnlyAdmin, search_exactly, short_uuid
 from django_domain_events.admin.filters import (
     DispatcherFilter,
     HoldingUpFilter,
@@ -176,20 +175,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
     ) -> tuple[QuerySet[Delivery], bool]:
-        # Exact matches only, each served by an index (see OutboxEventAdmin).
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        try:
-            as_uuid = uuid.UUID(term)
-        except ValueError:
-            return queryset.filter(task_id=term), False
-        return (
-            queryset.filter(
-                Q(pk=as_uuid) | Q(event_id=as_uuid) | Q(task_id__in={term, str(as_uuid)})
-            ),
-            False,
-        )
+        return search_exactly(queryset, search_term, uuids=("pk", "event_id"), text="task_id")
 
     @admin.display(description=_("delivery"), ordering="id")
     def short_id(self, obj: Delivery) -> SafeString:

@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -21,7 +21,13 @@ from django.utils.translation import gettext_lazy as _
 
 from django_domain_events.admin.actions import replay_selected_events
 from django_domain_events.admin.badges import STATE_ORDER, state_badge
-from django_domain_events.admin.base import MEDIA_CSS, ReadOnlyAdmin, TabularInline, short_uuid
+from django_domain_events.admin.base import (
+    MEDIA_CSS,
+    ReadOnlyAdmin,
+    TabularInline,
+    search_exactly,
+    short_uuid,
+)
 from django_domain_events.admin.dashboard import dashboard_view
 from django_domain_events.admin.dates import FastDateHierarchyChangeList
 from django_domain_events.admin.filters import EventDeliveryStateFilter, EventTypeFilter
@@ -159,20 +165,8 @@ class OutboxEventAdmin(ReadOnlyAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[OutboxEvent], search_term: str
     ) -> tuple[QuerySet[OutboxEvent], bool]:
-        # Exact matches only, each served by an index; Django's "=" search compares
-        # UPPER(column::text), which reads every row.
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        try:
-            as_uuid = uuid.UUID(term)
-        except ValueError:
-            return queryset.filter(correlation_id=term), False
-        return (
-            queryset.filter(
-                Q(pk=as_uuid) | Q(correlation_id__in={term, str(as_uuid)}) | Q(causation_id=as_uuid)
-            ),
-            False,
+        return search_exactly(
+            queryset, search_term, uuids=("pk", "causation_id"), text="correlation_id"
         )
 
     @admin.display(description=_("event"), ordering="id")
