@@ -197,6 +197,17 @@ def _tasks_setting_errors(configured: dict[str, Any]) -> list[CheckMessage]:
                 id=f"{PREFIX}.E002",
             )
         )
+    elif "TASKS_BACKEND" in configured and _django_tasks_available():
+        aliases = getattr(django_settings, "TASKS", None) or {"default": {}}
+        if backend not in aliases:
+            errors.append(
+                Error(
+                    f"DOMAIN_EVENTS['TASKS_BACKEND'] is {backend!r}, which settings.TASKS does "
+                    f"not configure.",
+                    hint=f"Name one of {', '.join(sorted(aliases))}, or add {backend!r} to TASKS.",
+                    id=f"{PREFIX}.E002",
+                )
+            )
     queue = configured.get("TASKS_QUEUE")
     if queue is not None and (not isinstance(queue, str) or not queue):
         errors.append(

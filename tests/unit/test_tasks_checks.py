@@ -92,9 +92,23 @@ def test_e002_tasks_settings_of_the_wrong_kind(settings: dict[str, Any], problem
     ]
 
 
+@pytest.mark.skipif(not HAS_DJANGO_TASKS, reason="settings.TASKS is Django 6's")
+def test_e002_a_tasks_backend_that_settings_tasks_does_not_configure() -> None:
+    with override_settings(DOMAIN_EVENTS={"TASKS_BACKEND": "elsewhere"}):
+        [error] = check_settings()
+
+    assert error.id == "django_domain_events.E002"
+    assert error.msg == (
+        "DOMAIN_EVENTS['TASKS_BACKEND'] is 'elsewhere', which settings.TASKS does not configure."
+    )
+    assert error.hint is not None
+    assert error.hint.startswith("Name one of ")
+    assert "default, dummy" in error.hint
+
+
 def test_tasks_settings_within_their_ranges_pass() -> None:
     settings = {
-        "TASKS_BACKEND": "database",
+        "TASKS_BACKEND": "dummy",
         "TASKS_QUEUE": "events",
         "TASKS_PRIORITY": -100,
         "TASKS_PRIORITIES": {"crm.push": 100},
