@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connections
 
+from .tasks_router import tasks_database
+
 ALIASES = ("sqlite", "postgres")
 """The database aliases of ``benchmarks.settings``, in the order a run measures them."""
 
@@ -51,7 +53,9 @@ def prepare(alias: str) -> None:
     """Create the database if it is missing and bring its schema up to date."""
     if connections[alias].vendor == "postgresql":
         _create_postgres_database(settings.DATABASES[alias])
-    call_command("migrate", database=alias, verbosity=0, interactive=False)
+    # django-tasks-db's data migrations write through the router, which names no alias itself.
+    with tasks_database(alias):
+        call_command("migrate", database=alias, verbosity=0, interactive=False)
 
 
 def _tables() -> list[str]:

@@ -9,6 +9,7 @@ instead of measuring the wrong database.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +24,13 @@ INSTALLED_APPS = [
     "django_domain_events",
     "benchmarks.benchapp",
 ]
+
+# The django.tasks cases (Django 6 with django-tasks-db): its database backend, on any queue,
+# keeping its tasks in the database of the case that enqueues them.
+if importlib.util.find_spec("django.tasks") and importlib.util.find_spec("django_tasks_db"):
+    INSTALLED_APPS.append("django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}}
+    DATABASE_ROUTERS = ["benchmarks.tasks_router.TasksRouter"]
 
 SQLITE_PATH = os.environ.get("DDE_BENCH_SQLITE_PATH") or str(
     Path(tempfile.gettempdir()) / "dde_bench.sqlite3"

@@ -54,6 +54,13 @@ DEFAULTS: dict[str, Any] = {
     "CELERY_BROKER_TIMEOUT": 1.0,
     "CELERY_BROKER_COOLDOWN": 5.0,
     "CELERY_MAX_RETRY_DELAY": 60.0,
+    # The django.tasks dispatcher (Django 6+): the TASKS backend alias its tasks go to, the
+    # queue of receivers that name none (None: the backend's default queue), the priority of
+    # every task, and priorities by receiver name that override it.
+    "TASKS_BACKEND": "default",
+    "TASKS_QUEUE": None,
+    "TASKS_PRIORITY": 0,
+    "TASKS_PRIORITIES": {},
     # The relay: deliveries claimed per batch, seconds between rounds that found nothing, the
     # age a pending delivery must reach before the relay takes it (so the dispatch at commit is
     # not raced), how long a relay's claim lasts, and how long a dispatched delivery may go
@@ -164,6 +171,23 @@ class Settings:
     @property
     def CELERY_MAX_RETRY_DELAY(self) -> float:
         return float(self._get("CELERY_MAX_RETRY_DELAY"))
+
+    @property
+    def TASKS_BACKEND(self) -> str:
+        return str(self._get("TASKS_BACKEND"))
+
+    @property
+    def TASKS_QUEUE(self) -> str | None:
+        value = self._get("TASKS_QUEUE")
+        return None if value is None else str(value)
+
+    @property
+    def TASKS_PRIORITY(self) -> int:
+        return int(self._get("TASKS_PRIORITY"))
+
+    @property
+    def TASKS_PRIORITIES(self) -> dict[str, int]:
+        return {str(name): int(value) for name, value in self._get("TASKS_PRIORITIES").items()}
 
     @property
     def RELAY_BATCH_SIZE(self) -> int:

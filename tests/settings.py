@@ -8,6 +8,7 @@ alias, ``other``, for tests of ``using=``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -130,3 +131,14 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "root": {"handlers": ["null"], "level": "WARNING"},
 }
+
+# django.tasks (Django 6+): tasks run at once in this process unless a test names another
+# backend: "dummy" keeps what is enqueued, on two queues only. With django-tasks-db installed,
+# "database" is its backend, on any queue, whose db_worker the integration tests run.
+TASKS: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+    "dummy": {"BACKEND": "django.tasks.backends.dummy.DummyBackend", "QUEUES": ["default", "crm"]},
+}
+if importlib.util.find_spec("django.tasks") and importlib.util.find_spec("django_tasks_db"):
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("tests.testapp"), "django_tasks_db")
+    TASKS["database"] = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": []}

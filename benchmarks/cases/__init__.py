@@ -10,6 +10,7 @@ MODULES = (
     "dispatch",
     "observability",
     "celery",
+    "tasks",
     "ordering",
     "relay",
     "memory",

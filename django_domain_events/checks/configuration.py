@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import django
 from django.apps import AppConfig
 from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Tags, register
@@ -142,6 +143,7 @@ def check_settings(
                 )
             )
     errors.extend(_celery_setting_errors(configured))
+    errors.extend(_tasks_setting_errors(configured))
     errors.extend(_observability_errors(configured))
     if "DISPATCHER" in configured:
         errors.extend(dispatcher_errors(configured["DISPATCHER"], 'DOMAIN_EVENTS["DISPATCHER"]'))
@@ -200,6 +202,71 @@ def _observability_errors(configured: dict[str, Any]) -> list[CheckMessage]:
     return errors
 
 
+def _tasks_setting_errors(configured: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    backend = configured.get("TASKS_BACKEND", "default")
+    if not isinstance(backend, str) or not backend:
+        errors.append(
+            Error(
+                f"DOMAIN_EVENTS['TASKS_BACKEND'] is {backend!r}; it must be the alias of a "
+                f"backend in settings.TASKS.",
+                hint="The default is 'default'; see the django.tasks page of the docs.",
+                id=f"{PREFIX}.E002",
+            )
+        )
+    elif "TASKS_BACKEND" in configured and _django_tasks_available():
+        aliases = getattr(django_settings, "TASKS", None) or {"default": {}}
+        if backend not in aliases:
+            errors.append(
+                Error(
+                    f"DOMAIN_EVENTS['TASKS_BACKEND'] is {backend!r}, which settings.TASKS does "
+                    f"not configure.",
+                    hint=f"Name one of {', '.join(sorted(aliases))}, or add {backend!r} to TASKS.",
+                    id=f"{PREFIX}.E002",
+                )
+            )
+    queue = configured.get("TASKS_QUEUE")
+    if queue is not None and (not isinstance(queue, str) or not queue):
+        errors.append(
+            Error(
+                f"DOMAIN_EVENTS['TASKS_QUEUE'] is {queue!r}; it must be None or a non-empty "
+                f"string.",
+                hint="The default is None: the backend's default queue.",
+                id=f"{PREFIX}.E002",
+            )
+        )
+    priorities = configured.get("TASKS_PRIORITIES", {})
+    if not isinstance(priorities, dict):
+        errors.append(
+            Error(
+                f"DOMAIN_EVENTS['TASKS_PRIORITIES'] is {priorities!r}; it must be a dict of "
+                f"receiver names to priorities.",
+                hint="The default is {}: every task has TASKS_PRIORITY.",
+                id=f"{PREFIX}.E002",
+            )
+        )
+        priorities = {}
+    for where, value in [
+        ("TASKS_PRIORITY", configured.get("TASKS_PRIORITY", 0)),
+        *((f"TASKS_PRIORITIES[{name!r}]", value) for name, value in priorities.items()),
+    ]:
+        if isinstance(value, bool) or not isinstance(value, int) or not -100 <= value <= 100:
+            errors.append(
+                Error(
+                    f"DOMAIN_EVENTS[{where!r}] is {value!r}; it must be an integer from -100 "
+                    f"to 100, django.tasks' range of priorities.",
+                    hint="The default is 0; higher runs first on backends that order by it.",
+                    id=f"{PREFIX}.E002",
+                )
+            )
+    return errors
+
+
+def _django_tasks_available() -> bool:
+    # Django 6 ships django.tasks; find_spec() looks without importing it.
+    return importlib.util.find_spec("django.tasks") is not None
+
+
 def _celery_installed() -> bool:
     # find_spec() looks without importing: checks must not load Celery for projects without it.
     return importlib.util.find_spec("celery") is not None
@@ -220,6 +287,15 @@ def dispatcher_errors(name: Any, where: str) -> list[CheckMessage]:
                 f"{where} is 'celery', but Celery is not installed.",
                 hint='Install it with the extra: pip install "django-domain-outbox[celery]".',
                 id=f"{PREFIX}.E010",
+            )
+        ]
+    if name == "tasks" and not _django_tasks_available():
+        return [
+            Error(
+                f"{where} is 'tasks', but this Django ({django.get_version()}) has no "
+                f"django.tasks: the django.tasks dispatcher needs Django 6.0 or later.",
+                hint="Upgrade Django, or choose another dispatcher such as 'celery' or 'sync'.",
+                id=f"{PREFIX}.E020",
             )
         ]
     try:

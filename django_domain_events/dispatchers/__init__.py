@@ -16,6 +16,8 @@ BUILTIN_DISPATCHERS = {
     "deferred": "django_domain_events.dispatchers.deferred.DeferredDispatcher",
     # Imported only when named: nothing Celery-related loads for the other dispatchers.
     "celery": "django_domain_events.dispatchers.celery.dispatcher.CeleryDispatcher",
+    # Django 6+ only: imports django.tasks, and only when named.
+    "tasks": "django_domain_events.dispatchers.tasks.dispatcher.TasksDispatcher",
 }
 """Short names accepted wherever a dispatcher is named, and the classes they stand for."""
 

@@ -226,7 +226,14 @@ def test_declared_dispatchers_are_the_builtins_the_default_and_the_receivers(
     with override_settings(DOMAIN_EVENTS={"DISPATCHER": "tests.unit.custom.Dispatcher"}):
         names = declared_dispatchers()
 
-    assert names == {"sync", "deferred", "celery", RECORDING, "tests.unit.custom.Dispatcher"}
+    assert names == {
+        "sync",
+        "deferred",
+        "celery",
+        "tasks",
+        RECORDING,
+        "tests.unit.custom.Dispatcher",
+    }
 
 
 def test_a_delivery_to_a_receiver_that_no_longer_exists_goes_dead(recorded: Registry) -> None:

@@ -26,6 +26,7 @@ from django_domain_events.conf import settings
 from django_domain_events.declaration.registry import registry, time_limit_for
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
 from django_domain_events.dispatchers.celery import cooldown
+from django_domain_events.dispatchers.marking import mark_undispatched
 from django_domain_events.exceptions import DispatcherError
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.observability import metrics
@@ -366,26 +367,6 @@ def mark_dispatched(alias: str, sent: Sequence[tuple[OwedDelivery, str]]) -> int
             output_field=CharField(),
         )
     return rows.update(state=DeliveryState.DISPATCHED, dispatched_at=now, task_id=task_ids)
-
-
-def mark_undispatched(deliveries: Sequence[OwedDelivery]) -> int:
-    """Put deliveries written ``dispatched`` but not handed to the broker back to ``pending``
-    (owed, found by the relay after its grace period); return how many."""
-    by_alias: dict[str, list[uuid.UUID]] = {}
-    for owed in deliveries:
-        by_alias.setdefault(owed.using, []).append(owed.delivery_id)
-    return sum(
-        Delivery.objects.using(alias)
-        .filter(pk__in=ids, state=DeliveryState.DISPATCHED)
-        .update(
-            state=DeliveryState.PENDING,
-            dispatched_at=None,
-            task_id="",
-            claimed_by="",
-            claimed_until=None,
-        )
-        for alias, ids in by_alias.items()
-    )
 
 
 _MARK_ONE_POSTGRES = """
