@@ -30,8 +30,11 @@ from tests.testapp.models import Effect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# The same examples on every run, so a run of the test command never fails on a case the run
+# before it did not try; a failure found while changing the code is fixed with a test of its own.
 FUZZ = settings(
     deadline=None,
+    derandomize=True,
     max_examples=40,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -108,7 +111,8 @@ def test_publish_stores_an_equal_event_or_refuses_it_writing_nothing(
         return
     row = OutboxEvent.objects.get(pk=event_id)
     assert row.event_type == event_type
-    assert row.payload == as_read_back(payload)
+    # No payload (None) is an empty one.
+    assert row.payload == ({} if payload is None else as_read_back(payload))
     assert row.ordering_key == ("" if ordering_key is None else str(ordering_key))
     assert row.correlation_id == (correlation_id or str(event_id))
 
