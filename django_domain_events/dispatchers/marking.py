@@ -3,11 +3,14 @@ its deliveries ``dispatched`` at insert does with those its transport did not ta
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 
 from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.models import Delivery, DeliveryState
+
+logger = logging.getLogger("django_domain_events")
 
 
 def mark_undispatched(deliveries: Sequence[OwedDelivery]) -> int:
@@ -28,3 +31,16 @@ def mark_undispatched(deliveries: Sequence[OwedDelivery]) -> int:
         )
         for alias, ids in by_alias.items()
     )
+
+
+def put_back_unsent(deliveries: Sequence[OwedDelivery]) -> None:
+    """``mark_undispatched()`` after commit, where an error would reach nobody: a failure is
+    logged, and the relay sends those deliveries anyway once ``DISPATCH_TIMEOUT`` has passed."""
+    try:
+        mark_undispatched(deliveries)
+    except Exception:
+        logger.exception(
+            "Could not put %d unsent deliveries back to pending; the relay sends them "
+            "once DISPATCH_TIMEOUT has passed",
+            len(deliveries),
+        )

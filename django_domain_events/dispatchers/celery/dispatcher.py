@@ -26,7 +26,7 @@ from django_domain_events.conf import settings
 from django_domain_events.declaration.registry import registry, time_limit_for
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
 from django_domain_events.dispatchers.celery import cooldown
-from django_domain_events.dispatchers.marking import mark_undispatched
+from django_domain_events.dispatchers.marking import put_back_unsent
 from django_domain_events.exceptions import DispatcherError
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.observability import metrics
@@ -167,14 +167,7 @@ class CeleryDispatcher(Dispatcher):
         if len(sent) < len(deliveries):
             taken = {owed.delivery_id for owed in sent}
             unsent = [owed for owed in deliveries if owed.delivery_id not in taken]
-            try:
-                mark_undispatched(unsent)
-            except Exception:
-                logger.exception(
-                    "Could not put %d unsent deliveries back to pending; the relay sends them "
-                    "once DISPATCH_TIMEOUT has passed",
-                    len(unsent),
-                )
+            put_back_unsent(unsent)
 
     def send(
         self,

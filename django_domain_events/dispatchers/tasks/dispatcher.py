@@ -15,7 +15,7 @@ from django.tasks import DEFAULT_TASK_QUEUE_NAME, Task
 
 from django_domain_events.conf import settings
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
-from django_domain_events.dispatchers.marking import mark_undispatched
+from django_domain_events.dispatchers.marking import put_back_unsent
 from django_domain_events.dispatchers.tasks.tasks import deliver
 
 logger = logging.getLogger("django_domain_events")
@@ -62,11 +62,4 @@ class TasksDispatcher(Dispatcher):
                 )
                 unsent.append(owed)
         if unsent:
-            try:
-                mark_undispatched(unsent)
-            except Exception:
-                logger.exception(
-                    "Could not put %d unsent deliveries back to pending; the relay sends them "
-                    "once DISPATCH_TIMEOUT has passed",
-                    len(unsent),
-                )
+            put_back_unsent(unsent)
