@@ -49,10 +49,9 @@ PACKAGE = "django_domain_events"
 PG_ADDRESS = ("127.0.0.1", 5432)
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 PYTEST_WORKERS = "2"
-# Measured on 2 CPUs under a load of 15 to 25: each PostgreSQL run takes about as long as the
-# three SQLite runs one after the other, so the two start first, on lanes of their own, and the
-# third lane takes the rest. A third xdist worker per PostgreSQL run only added CPU-starved
-# Celery workers.
+# Measured on 2 CPUs: the PostgreSQL pass with real processes takes about as long as the other
+# passes one after the other, so it starts first, on a lane of its own, and the other lanes take
+# the rest. A third xdist worker for it only added CPU-starved Celery workers.
 JOBS = 3
 """Steps run at once by default."""
 SAME_ON_EVERY_DATABASE = ("tests/e2e/test_demo.py",)
@@ -413,13 +412,11 @@ def pytest_step(env: Env, db: str, pytest_args: Sequence[str]) -> Step:
         if not env.processes:
             cmd += ["-m", "not services and not e2e"]
     cmd += pytest_args
-    weight = 1500 if db == "postgres" else 700
-    # The PostgreSQL passes run one at a time, so the one with real workers never shares the
-    # cores with another's (their ordering tests then missed their deadlines).
-    lane = "postgres" if db == "postgres" else ""
-    return Step(
-        f"pytest {env.name} {db}", env, tuple(cmd), extra, pytest=True, weight=weight, lane=lane
-    )
+    # The pass with real processes is the longest: it starts first. It is the only one that
+    # starts Celery workers, so no two passes' workers share the cores (with two, the ordering
+    # tests missed their deadlines).
+    weight = 1500 if db == "postgres" and env.processes else 700
+    return Step(f"pytest {env.name} {db}", env, tuple(cmd), extra, pytest=True, weight=weight)
 
 
 def benchmark_step(env: Env, db: str, out: Path) -> Step:
@@ -470,8 +467,10 @@ def plan(
             steps.append(Step("sphinx-build", first, cmd, lane="lint", weight=60))
         if (ROOT / "benchmarks" / "run.py").exists():
             # PostgreSQL too unless it is down, which is then already this run's skip or failure.
-            benchmark_db = args.db or ("all" if "postgres" in dbs[first.name] else "sqlite")
-            steps.append(benchmark_step(first, benchmark_db, out))
+            # On the newest Django of the run: the django.tasks cases need Django 6.
+            newest = envs[-1]
+            benchmark_db = args.db or ("all" if "postgres" in dbs[newest.name] else "sqlite")
+            steps.append(benchmark_step(newest, benchmark_db, out))
     for env in envs:
         if not args.fast and env.mypy and (ROOT / PACKAGE).is_dir():
             cmd = (venvs.python_of(env.venv), "-m", "mypy", PACKAGE)
