@@ -1,11 +1,13 @@
-"""The event the benchmarks publish, and the values every case writes."""
+"""The event the benchmarks publish, the values every case writes, and the publishing loop."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django_domain_events import DomainEvent
+from django.db import transaction
+
+from django_domain_events import DomainEvent, publish
 
 TOTAL = Decimal("12.50")
 """The ``total`` of every published event; the raw floors store it as the string below."""
@@ -27,3 +29,11 @@ class OrderPlaced(DomainEvent):
 def raw_payload(order_id: int) -> dict[str, object]:
     """The JSON a hand-written app would store for ``OrderPlaced(order_id, TOTAL)``."""
     return {"order_id": order_id, "total": TOTAL_TEXT}
+
+
+def publish_orders(n: int, alias: str) -> None:
+    """``publish()`` ``n`` ``OrderPlaced`` events on ``alias``, each in its own ``atomic()``:
+    the loop every one-event-per-transaction case times."""
+    for i in range(n):
+        with transaction.atomic(using=alias):
+            publish(OrderPlaced(order_id=i, total=TOTAL), using=alias)

@@ -36,7 +36,7 @@ from django_domain_events import publish
 from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
 
-from ..benchapp.events import RAW_EVENT_TYPE, TOTAL, OrderPlaced, raw_payload
+from ..benchapp.events import RAW_EVENT_TYPE, TOTAL, OrderPlaced, publish_orders, raw_payload
 from ..benchapp.models import RawEvent
 
 # The project's Celery app, created (and so Celery's current app) before any task is sent.
@@ -150,12 +150,6 @@ def _raw_rows_with_task(bench: Bench, queue: str) -> None:
             )
 
 
-def _publish_each(bench: Bench) -> None:
-    for i in range(bench.n):
-        with transaction.atomic(using=bench.alias):
-            publish(OrderPlaced(order_id=i, total=TOTAL), using=bench.alias)
-
-
 @rate_case(
     "B5",
     "B1 + task.delay_on_commit() to Redis (no worker)",
@@ -179,7 +173,7 @@ def raw_create_delay_on_commit(bench: Bench) -> None:
 )
 def celery_publish(bench: Bench) -> None:
     with celery_receiver(IDLE_QUEUE), bench.timed():
-        _publish_each(bench)
+        publish_orders(bench.n, bench.alias)
     purge(IDLE_QUEUE)
     bench.expect("deliveries", Delivery.objects.using(bench.alias).count(), bench.n)
 
@@ -211,7 +205,7 @@ def celery_end_to_end(bench: Bench) -> None:
     _Worker.ensure()
     delivered = Delivery.objects.using(bench.alias).filter(state=DeliveryState.DELIVERED)
     with celery_receiver(WORK_QUEUE), bench.timed():
-        _publish_each(bench)
+        publish_orders(bench.n, bench.alias)
         _wait("the deliveries", lambda: delivered.count() >= bench.n)
     bench.expect("deliveries delivered", delivered.count(), bench.n)
 

@@ -29,7 +29,7 @@ from django.db import transaction
 from django_domain_events import publish, receiver
 from django_domain_events.models import Delivery, DeliveryState
 
-from ..benchapp.events import TOTAL, OrderPlaced
+from ..benchapp.events import TOTAL, OrderPlaced, publish_orders
 from ..benchapp.noops import noop_receivers
 from ..harness import Bench, Target, rate_case
 
@@ -114,13 +114,6 @@ def _tracers() -> _SwitchedTracer:
     return _provider.tracer
 
 
-def _publish_each(bench: Bench) -> None:
-    alias = bench.alias
-    for i in range(bench.n):
-        with transaction.atomic(using=alias):
-            publish(OrderPlaced(order_id=i, total=TOTAL), using=alias)
-
-
 def _expect_delivered(bench: Bench) -> None:
     delivered = Delivery.objects.using(bench.alias).filter(state=DeliveryState.DELIVERED).count()
     bench.expect("deliveries delivered", delivered, bench.n)
@@ -135,7 +128,7 @@ def _expect_delivered(bench: Bench) -> None:
 )
 def sync_dispatch_with_metrics(bench: Bench) -> None:
     with noop_receivers(1, dispatcher="sync", options={"METRICS": True}), bench.timed():
-        _publish_each(bench)
+        publish_orders(bench.n, bench.alias)
     _expect_delivered(bench)
 
 
@@ -153,7 +146,7 @@ def sync_dispatch_traced_without_sdk(bench: Bench) -> None:
         noop_receivers(1, dispatcher="sync", options={"TRACING": True}),
         bench.timed(),
     ):
-        _publish_each(bench)
+        publish_orders(bench.n, bench.alias)
     _expect_delivered(bench)
 
 
@@ -172,7 +165,7 @@ def publish_traced_without_sdk(bench: Bench) -> None:
         noop_receivers(1, dispatcher="deferred", options={"TRACING": True}),
         bench.timed(),
     ):
-        _publish_each(bench)
+        publish_orders(bench.n, bench.alias)
     bench.expect("deliveries", Delivery.objects.using(alias).count(), bench.n)
 
 
@@ -215,7 +208,7 @@ def sync_dispatch_traced_with_sdk(bench: Bench) -> None:
         noop_receivers(1, dispatcher="sync", options={"TRACING": True}),
     ):
         with bench.timed():
-            _publish_each(bench)
+            publish_orders(bench.n, bench.alias)
         spans = len(tracers.exporter.get_finished_spans())
     _expect_delivered(bench)
     bench.expect("spans exported", spans, 2 * bench.n)

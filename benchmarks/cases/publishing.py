@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from django_domain_events import publish, publish_many
+from django_domain_events import publish_many
 from django_domain_events.models import Delivery, OutboxEvent
 
-from ..benchapp.events import TOTAL, OrderPlaced
+from ..benchapp.events import TOTAL, OrderPlaced, publish_orders
 from ..benchapp.noops import noop_receivers
 from ..harness import Bench, Target, rate_case
 
@@ -18,9 +18,7 @@ BATCH = 1_000
 def _publish_each(bench: Bench, receivers: int) -> None:
     alias = bench.alias
     with noop_receivers(receivers, dispatcher="deferred"), bench.timed():
-        for i in range(bench.n):
-            with transaction.atomic(using=alias):
-                publish(OrderPlaced(order_id=i, total=TOTAL), using=alias)
+        publish_orders(bench.n, alias)
     bench.expect("events", OutboxEvent.objects.using(alias).count(), bench.n)
     bench.expect("deliveries", Delivery.objects.using(alias).count(), bench.n * receivers)
 

@@ -34,11 +34,10 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from django_domain_events import publish
 from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
 
-from ..benchapp.events import RAW_EVENT_TYPE, TOTAL, OrderPlaced, raw_payload
+from ..benchapp.events import RAW_EVENT_TYPE, publish_orders, raw_payload
 from ..benchapp.models import RawEvent
 from ..harness import Bench, Target, rate_case
 from ..tasks_router import tasks_database
@@ -166,12 +165,6 @@ def tasks_receiver(queue: str) -> Iterator[None]:
         yield
 
 
-def _publish_each(bench: Bench) -> None:
-    for i in range(bench.n):
-        with transaction.atomic(using=bench.alias):
-            publish(OrderPlaced(order_id=i, total=TOTAL), using=bench.alias)
-
-
 @rate_case(
     "B8",
     "B1 + task.enqueue() on commit, django-tasks-db (no worker)",
@@ -195,7 +188,7 @@ def raw_create_enqueue_on_commit(bench: Bench) -> None:
 )
 def tasks_publish(bench: Bench) -> None:
     with tasks_receiver(QUEUE), enqueued_tasks(bench), bench.timed():
-        _publish_each(bench)
+        publish_orders(bench.n, bench.alias)
     bench.expect("deliveries", Delivery.objects.using(bench.alias).count(), bench.n)
 
 
@@ -228,6 +221,6 @@ def tasks_end_to_end(bench: Bench) -> None:
     delivered = Delivery.objects.using(bench.alias).filter(state=DeliveryState.DELIVERED)
     with tasks_receiver(WORK_QUEUE), enqueued_tasks(bench, WORK_QUEUE):
         with bench.timed():
-            _publish_each(bench)
+            publish_orders(bench.n, bench.alias)
             _Workers.wait(bench.alias, "the deliveries", lambda: delivered.count() >= bench.n)
         bench.expect("deliveries delivered", delivered.count(), bench.n)
