@@ -87,18 +87,25 @@ def test_a_committed_publish_notifies_once_per_transaction(
 def test_a_rolled_back_publish_does_not_notify(
     ticked: Registry, listener: psycopg.Connection[tuple[object, ...]], channel: str
 ) -> None:
-    with pytest.raises(RuntimeError), transaction.atomic():
-        publish(TICKED, {"n": 1})
-        raise RuntimeError("roll back")
     with transaction.atomic():
-        with pytest.raises(RuntimeError), transaction.atomic():
+        publish(TICKED, {"n": 1})
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        with transaction.atomic():
             publish(TICKED, {"n": 2})
-            raise RuntimeError("roll back the savepoint only")
+            transaction.set_rollback(True)
+        with use_dispatcher("sync"):
+            publish(TICKED, {"n": 3})
+
+    assert received(listener, channel) == []
+    with transaction.atomic():
+        with transaction.atomic():
+            publish(TICKED, {"n": 4})
+            transaction.set_rollback(True)
         # The savepoint's NOTIFY went with it: the outer level sends its own.
-        publish(TICKED, {"n": 3})
+        publish(TICKED, {"n": 5})
 
     assert received(listener, channel) == [""]
-    assert Delivery.objects.count() == 1
 
 
 def test_only_deliveries_left_to_the_relay_notify(
