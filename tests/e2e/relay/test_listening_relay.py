@@ -128,3 +128,21 @@ def test_a_relay_whose_listening_backend_is_terminated_reconnects(
     assert "Woken: notified." in after
     assert recorded_per_event() == dict.fromkeys(event_ids, 1)
     stop(relay)
+
+
+def test_a_relay_told_not_to_listen_only_polls(
+    start: Callable[..., Process], relay_receivers: Registry
+) -> None:
+    relay = start("relay_events", "-v", "2", "--interval", "0.05", "--no-listen", env=UNBUFFERED)
+    wait_until(lambda: "Woken: poll." in relay.output(), "the relay to poll", report=relay.output)
+
+    event_ids = publish_deferred(3)
+
+    wait_until(all_delivered, "the relay to deliver", timeout=60, report=relay.output)
+    output = relay.output()
+    assert "Polling every 0.05 s, not listening: --no-listen or RELAY_LISTEN off." in output
+    assert "Waiting up to 0.05 s without listening." in output
+    assert "Woken: notified." not in output
+    assert listening_backends() == []
+    assert recorded_per_event() == dict.fromkeys(event_ids, 1)
+    stop(relay)
