@@ -95,7 +95,7 @@ def _replay(
         _new_delivery(event, receiver)
         for event in events
         for receiver in receivers
-        if receiver.event_type == event.event_type
+        if receiver.matches(event.event_type)
     ]
     if not rows:
         return [], RelayTotals()
