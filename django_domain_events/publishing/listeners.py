@@ -77,8 +77,7 @@ _by_type: dict[str, tuple[Listener, ...]] = {}
 _lock = threading.Lock()
 
 
-def _add(event: type[DomainEvent] | str, func: Callable[..., Any], *, once: bool) -> Listener:
-    global _by_type
+def _check_event(event: type[DomainEvent] | str, *, once: bool) -> None:
     if not (isinstance(event, str) and event) and not (
         isinstance(event, type) and issubclass(event, DomainEvent)
     ):
@@ -91,6 +90,11 @@ def _add(event: type[DomainEvent] | str, func: Callable[..., Any], *, once: bool
             f"{'once' if once else 'on'}({event!r}): a listener listens to one event type; "
             f"wildcards are for durable receivers, @receiver({event!r})."
         )
+
+
+def _add(event: type[DomainEvent] | str, func: Callable[..., Any], *, once: bool) -> Listener:
+    global _by_type
+    _check_event(event, once=once)
     if not callable(func):
         raise TypeError(f"{'once' if once else 'on'}(): {func!r} is not callable.")
     try:
@@ -166,6 +170,8 @@ def once(
 
 
 def _decorator(event: type[DomainEvent] | str, *, once: bool) -> Callable[[F], F]:
+    _check_event(event, once=once)
+
     def decorate(func: F) -> F:
         _add(event, func, once=once)
         return func
