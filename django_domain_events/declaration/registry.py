@@ -132,6 +132,7 @@ class Registry:
     def __init__(self) -> None:
         self._state: dict[str, tuple[Receiver, ...]] = {}
         self._by_type: dict[str, _Index] | None = None
+        self._has_once = False
 
     @property
     def _registry(self) -> dict[str, tuple[Receiver, ...]]:
@@ -166,18 +167,13 @@ class Registry:
         registration order. Worked out once per event type until the next registration."""
         by_namespace = self._by_type
         if by_namespace is None:
-            by_namespace = self._by_type = _index(self._state)
+            by_namespace = self._indexes()
         index = by_namespace.get(namespace)
         if index is None:
             return ()
         found = index.by_type.get(event_type)
-        if found is not None:
-            return found
-        if not index.wildcards:
-            return ()
-        found = tuple(receiver for receiver in index.wildcards if receiver.matches(event_type))
-        if len(index.by_type) < _MAX_CACHED_WILDCARD_MATCHES:
-            index.by_type[event_type] = found
+        if found is None:
+            return index.unnamed(event_type) if index.wildcards else ()
         return found
 
     def with_receiver(self, receiver: Receiver) -> Registry:
@@ -190,10 +186,15 @@ class Registry:
     @property
     def has_once_receivers(self) -> bool:
         """Whether any registered receiver has ``once=True`` (publishing skips claims if not)."""
-        by_namespace = self._by_type
-        if by_namespace is None:
-            by_namespace = self._by_type = _index(self._state)
-        return any(index.once for index in by_namespace.values())
+        if self._by_type is None:
+            self._indexes()
+        return self._has_once
+
+    def _indexes(self) -> dict[str, _Index]:
+        by_namespace = _index(self._state)
+        self._has_once = any(index.once for index in by_namespace.values())
+        self._by_type = by_namespace
+        return by_namespace
 
     def all(self) -> Iterator[Receiver]:
         """Every registered receiver, duplicates included."""
@@ -222,6 +223,13 @@ class _Index:
         self.by_type = by_type
         self.wildcards = wildcards
         self.once = once
+
+    def unnamed(self, event_type: str) -> tuple[Receiver, ...]:
+        """The receivers of an event type no receiver names: the wildcards that match it."""
+        found = tuple(receiver for receiver in self.wildcards if receiver.matches(event_type))
+        if len(self.by_type) < _MAX_CACHED_WILDCARD_MATCHES:
+            self.by_type[event_type] = found
+        return found
 
 
 def _index(state: dict[str, tuple[Receiver, ...]]) -> dict[str, _Index]:
