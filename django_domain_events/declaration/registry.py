@@ -117,8 +117,13 @@ def time_limit_for(receiver: Receiver | None) -> float | None:
 def _same_registration(a: Receiver, b: Receiver) -> bool:
     # A module imported twice (or reloaded) registers a new function object for the same code.
     # One function stacked under two @receiver lines is two registrations: under one name they
-    # are a duplicate for the checks to report, not a silent replacement.
-    return (a.func is b.func or a.origin == b.origin) and a.event_type == b.event_type
+    # are a duplicate for the checks to report, not a silent replacement; so is one function
+    # declared in two namespaces.
+    return (
+        (a.func is b.func or a.origin == b.origin)
+        and a.event_type == b.event_type
+        and a.namespace == b.namespace
+    )
 
 
 class Registry:

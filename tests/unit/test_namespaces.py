@@ -268,3 +268,15 @@ def test_runtime_flexibility_example(receiver_registry: Registry) -> None:
     main(event_emitter=Emitter(debug=True))
 
     assert greeted == ["Hello, debug=None!", "Hello, debug=True!"]
+
+
+def test_one_function_in_two_namespaces_under_one_name_is_a_duplicate_not_a_replacement(
+    receiver_registry: Registry,
+) -> None:
+    def audit(event: object) -> None: ...
+
+    Namespace("unit_users").receiver("unit_ns.a")(audit)
+    receiver("unit_ns.a")(audit)
+
+    [claims] = receiver_registry._registry.values()
+    assert [claim.namespace for claim in claims] == ["unit_users", "default"]

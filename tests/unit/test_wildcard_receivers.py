@@ -26,7 +26,7 @@ from django_domain_events.checks import (
     check_wildcard_receivers,
 )
 from django_domain_events.declaration.registry import Registry, pattern_matches
-from django_domain_events.exceptions import PayloadError
+from django_domain_events.exceptions import EventDefinitionError, PayloadError
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.operations.redelivery import replay_events
 from django_domain_events.testing import disposable_event_classes
@@ -325,3 +325,13 @@ def test_the_receiver_limit_counts_wildcard_receivers(
         "Event type 'unit_billing.invoice_issued' has 3 receivers, more than "
         "DOMAIN_EVENTS['MAX_RECEIVERS_PER_EVENT'] = 2: unit.w.a, unit.w.b, unit.w.c."
     )
+
+
+def test_an_event_class_with_a_star_in_its_event_type_is_refused() -> None:
+    with (
+        disposable_event_classes(),
+        pytest.raises(EventDefinitionError, match=r"'\*' is kept for wildcard receivers"),
+    ):
+
+        class Starred(DomainEvent):
+            event_type = "unit_billing.*"
