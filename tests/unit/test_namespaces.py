@@ -4,15 +4,18 @@ receiver is declared, and their debug switches; with the emitter design's own ex
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import ClassVar
 
 import pytest
 from django.test import override_settings
 
 from django_domain_events import (
+    Dispatcher,
     Emitter,
     NamedEvent,
     Namespace,
+    OwedDelivery,
     ReceiverLimitError,
     handles,
     publish,
@@ -22,6 +25,7 @@ from django_domain_events import (
 from django_domain_events.checks import check_receiver_limit
 from django_domain_events.declaration import namespaces
 from django_domain_events.declaration.registry import Registry
+from django_domain_events.delivery.runner import run_delivery
 from django_domain_events.models import Delivery, OnceReceiverClaim
 from django_domain_events.testing import drain
 
@@ -223,6 +227,17 @@ def test_debug_output_is_switched_by_the_emitter_then_its_namespace_then_the_set
         assert "unit.ns.one via deferred" in published[0]
 
 
+class BackgroundTasksDispatcher(Dispatcher):
+    """The custom emitter example's ``_process()``: hand each delivery to a web framework's
+    background tasks, run after the response is sent."""
+
+    background_tasks: ClassVar[list[Callable[[], object]]] = []
+
+    def dispatch(self, deliveries: Sequence[OwedDelivery]) -> None:
+        for owed in deliveries:
+            self.background_tasks.append(lambda owed=owed: run_delivery(owed))
+
+
 # The emitter design's own examples ----------------------------------------------------------------
 
 
@@ -280,3 +295,31 @@ def test_one_function_in_two_namespaces_under_one_name_is_a_duplicate_not_a_repl
 
     [claims] = receiver_registry._registry.values()
     assert [claim.namespace for claim in claims] == ["unit_users", "default"]
+
+
+@transactional
+def test_custom_event_emitter_example(receiver_registry: Registry) -> None:
+    """A ``FastAPIEventEmitter`` whose ``_process()`` adds the emission to the request's
+    background tasks: here a dispatcher does that, and the tasks run after the response."""
+    printed: list[str] = []
+    BackgroundTasksDispatcher.background_tasks = []
+
+    @receiver(
+        "ConsolePrintEvent",
+        name="unit.ns.console_print",
+        dispatcher="tests.unit.test_namespaces.BackgroundTasksDispatcher",
+    )
+    async def handle_console_print_event(event: NamedEvent) -> None:
+        printed.append(event.payload["message"])
+
+    def console_print_endpoint() -> dict[str, str]:
+        Emitter().publish("ConsolePrintEvent", {"message": "FastAPIEventEmitter"})
+        return {"message": "Console print triggered!"}
+
+    assert console_print_endpoint() == {"message": "Console print triggered!"}
+    assert printed == []
+    for task in BackgroundTasksDispatcher.background_tasks:
+        task()
+
+    assert printed == ["FastAPIEventEmitter"]
+    assert Delivery.objects.get().state == "delivered"
