@@ -27,6 +27,8 @@ from django_domain_events.declaration import namespaces
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.runner import run_delivery
 from django_domain_events.models import Delivery, OnceReceiverClaim
+from django_domain_events.operations.redelivery import replay_selected
+from django_domain_events.operations.selection import EventSelection
 from django_domain_events.testing import drain
 
 transactional = pytest.mark.django_db(transaction=True)
@@ -85,6 +87,24 @@ def test_namespaced_deliveries_run_again_through_the_relay_path(
     drain()
 
     assert got == [NamedEvent("unit_ns.signed_up", {"n": 1})]
+
+
+@pytest.mark.django_db
+def test_a_replay_reaches_a_namespaced_receiver_named_explicitly(
+    receiver_registry: Registry,
+) -> None:
+    users = Namespace("unit_users")
+    users.receiver("unit_ns.a", name="unit.ns.users", dispatcher="deferred")(print)
+    receiver("unit_ns.a", name="unit.ns.default", dispatcher="deferred")(print)
+    event_id = Emitter(users).publish("unit_ns.a", {})
+    Delivery.objects.all().delete()
+
+    unnamed = replay_selected(EventSelection(ids=(event_id,)), dry_run=True)
+    named = replay_selected(EventSelection(ids=(event_id,)), receivers=["unit.ns.users"])
+
+    assert unnamed.events[0].receivers == ("unit.ns.default",)
+    assert named.events[0].receivers == ("unit.ns.users",)
+    assert list(Delivery.objects.values_list("receiver", flat=True)) == ["unit.ns.users"]
 
 
 def test_namespaces_have_their_own_wildcards(receiver_registry: Registry) -> None:
