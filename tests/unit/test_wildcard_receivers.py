@@ -29,7 +29,7 @@ from django_domain_events.declaration.registry import Registry, pattern_matches
 from django_domain_events.exceptions import EventDefinitionError, PayloadError
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.operations.redelivery import replay_events
-from django_domain_events.testing import disposable_event_classes
+from django_domain_events.testing import disposable_event_classes, drain
 
 transactional = pytest.mark.django_db(transaction=True)
 
@@ -335,3 +335,23 @@ def test_an_event_class_with_a_star_in_its_event_type_is_refused() -> None:
 
         class Starred(DomainEvent):
             event_type = "unit_billing.*"
+
+
+@transactional
+def test_a_wildcard_delivery_loaded_from_the_outbox_reaches_its_receiver(
+    receiver_registry: Registry, classes: tuple[type[DomainEvent], type[DomainEvent]]
+) -> None:
+    invoice_issued, _ = classes
+    got: list[object] = []
+    receiver("unit_billing.*", name="unit.w.later", dispatcher="deferred")(got.append)
+
+    publish(invoice_issued(invoice_id=5))
+    publish("unit_billing.invoices.paid", {"invoice_id": 5})
+    assert got == []
+    drain()
+
+    assert got == [
+        invoice_issued(invoice_id=5),
+        NamedEvent("unit_billing.invoices.paid", {"invoice_id": 5}),
+    ]
+    assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.DELIVERED}
