@@ -110,11 +110,6 @@ class Namespace:
 _namespaces: dict[str, Namespace] = {}
 
 
-def namespace_named(name: str) -> Namespace | None:
-    """The namespace declared as ``name``, or None (for ``"default"`` too)."""
-    return _namespaces.get(name)
-
-
 def receiver_limit(namespace: str) -> tuple[int | None, str]:
     """The most receivers one event type may have in ``namespace``, and where that is set."""
     declared = _namespaces.get(namespace)
@@ -150,9 +145,10 @@ def check_room(receiver: Receiver) -> None:
     if limit is None:
         return
     after = registry.with_receiver(receiver)
+    # A pattern stands for the event types under it that no receiver names, and counts for
+    # each one a receiver of its namespace names.
     named = [receiver.event_type]
     if receiver.is_wildcard:
-        # The pattern itself stands for the event types under it that no receiver names.
         named.extend(
             sorted(
                 {
