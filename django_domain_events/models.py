@@ -403,3 +403,32 @@ class OrderingKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class OnceReceiverClaim(models.Model):
+    """The event a ``@receiver(..., once=True)`` was delivered: one row per such receiver.
+
+    ``publish()`` inserts it in the publishing transaction; the primary key lets one
+    transaction win, so a later or concurrent event, in any process, gets no delivery.
+    """
+
+    receiver = models.CharField(
+        _("receiver"),
+        max_length=255,
+        primary_key=True,
+        help_text=_("Stable name of the once receiver."),
+    )
+    event_id = models.UUIDField(
+        _("event id"), help_text=_("The event it was delivered (kept when the event is pruned).")
+    )
+    claimed_at = models.DateTimeField(
+        _("claimed at"), help_text=_("When that event was published.")
+    )
+
+    class Meta:
+        db_table = "domain_events_once_claim"
+        verbose_name = _("once receiver claim")
+        verbose_name_plural = _("once receiver claims")
+
+    def __str__(self) -> str:
+        return f"{self.receiver} ← {self.event_id}"

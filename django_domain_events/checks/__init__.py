@@ -14,6 +14,7 @@ from django_domain_events.checks.declarations import (
     check_receiver_limit,
     check_receivers,
 )
+from django_domain_events.checks.wildcards import check_wildcard_receivers
 
 __all__ = [
     "check_backend_subscriptions",
@@ -22,4 +23,5 @@ __all__ = [
     "check_receiver_limit",
     "check_receivers",
     "check_settings",
+    "check_wildcard_receivers",
 ]

@@ -57,6 +57,11 @@ class DomainEvent:
         problem = identifier_problem(cls.event_type)
         if problem is not None:
             raise EventDefinitionError(f"{cls.__qualname__}.event_type {problem}.")
+        if "*" in cls.event_type:
+            raise EventDefinitionError(
+                f"{cls.__qualname__}.event_type {cls.event_type!r}: '*' is kept for wildcard "
+                f"receivers (@receiver('billing.*')); choose an event type without it."
+            )
         if isinstance(cls.version, bool) or not isinstance(cls.version, int) or cls.version < 1:
             raise EventDefinitionError(
                 f"{cls.__qualname__}.version must be an integer >= 1, got {cls.version!r}."
