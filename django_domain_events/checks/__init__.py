@@ -14,6 +14,7 @@ from django_domain_events.checks.declarations import (
     check_receiver_limit,
     check_receivers,
 )
+from django_domain_events.checks.retention import check_retention
 
 __all__ = [
     "check_backend_subscriptions",
@@ -21,5 +22,6 @@ __all__ = [
     "check_integration_events",
     "check_receiver_limit",
     "check_receivers",
+    "check_retention",
     "check_settings",
 ]
