@@ -27,6 +27,7 @@ class DeliveryAttemptInline(TabularInline):
     fields = ("attempt_summary", "started", "failure", "ran_by")
     readonly_fields = fields
     ordering = ("-id",)
+    classes = ("dde-attempts",)
     verbose_name = _("failed attempt")
     verbose_name_plural = _("failed attempts (newest first)")
 
