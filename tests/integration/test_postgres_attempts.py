@@ -69,9 +69,7 @@ def test_two_prunes_at_once_raise_nothing_and_delete_everything_once(
     )
     for delivery in Delivery.objects.filter(receiver="integration.attempts.flaky")[:40]:
         run(delivery)
-    Delivery.objects.filter(receiver="integration.attempts.flaky").update(
-        state=DeliveryState.DEAD
-    )
+    Delivery.objects.filter(receiver="integration.attempts.flaky").update(state=DeliveryState.DEAD)
     then = timezone.now() - dt.timedelta(days=40)
     OutboxEvent.objects.update(occurred_at=then)
     Delivery.objects.update(created_at=then, last_attempt_at=then)
