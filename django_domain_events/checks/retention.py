@@ -26,7 +26,7 @@ RETENTION_HINT = (
 def check_retention(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E030 a bad ``RETENTION`` setting, E031 a bad ``retention`` on an event class, E002 a bad
+    """E040 a bad ``RETENTION`` setting, E041 a bad ``retention`` on an event class, E002 a bad
     ``RELAY_PRUNE_EVERY``."""
     configured = getattr(django_settings, "DOMAIN_EVENTS", None)
     configured = configured if isinstance(configured, dict) else {}
@@ -38,7 +38,7 @@ def check_retention(
                 f"DOMAIN_EVENTS['RETENTION'] is {setting!r}; it must be a dict of event types "
                 f"(or {DEFAULT_KEY!r}) to retentions.",
                 hint=RETENTION_HINT,
-                id=f"{PREFIX}.E030",
+                id=f"{PREFIX}.E040",
             )
         )
         setting = {}
@@ -49,7 +49,7 @@ def check_retention(
         else:
             problems = list(retention_problems(value, where))
         errors.extend(
-            Error(problem, hint=RETENTION_HINT, id=f"{PREFIX}.E030") for problem in problems
+            Error(problem, hint=RETENTION_HINT, id=f"{PREFIX}.E040") for problem in problems
         )
     for cls in sorted(event_classes(), key=lambda cls: cls.event_type):
         declared = cls.__dict__.get("retention")
@@ -61,7 +61,7 @@ def check_retention(
                 problem,
                 hint='Write, for example, retention = {"delivered": timedelta(days=7)}.',
                 obj=cls,
-                id=f"{PREFIX}.E031",
+                id=f"{PREFIX}.E041",
             )
             for problem in retention_problems(declared, where)
         )

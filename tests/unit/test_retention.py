@@ -284,17 +284,17 @@ def test_relay_events_once_with_prune_every_prunes_after_its_pass() -> None:
         ({SHORT: {"dead": -DAY}}, "must be a timedelta of 0 or more"),
     ],
 )
-def test_e030_a_bad_retention_setting(retention: object, problem: str) -> None:
+def test_e040_a_bad_retention_setting(retention: object, problem: str) -> None:
     with override_settings(DOMAIN_EVENTS={"RETENTION": retention}):
         errors = check_retention()
 
-    assert [error.id for error in errors] == ["django_domain_events.E030"]
+    assert [error.id for error in errors] == ["django_domain_events.E040"]
     assert problem in errors[0].msg
     assert "timedelta(days=7)" in (errors[0].hint or "")
 
 
 @pytest.mark.usefixtures("disposable_classes")
-def test_e031_a_bad_retention_on_an_event_class() -> None:
+def test_e041_a_bad_retention_on_an_event_class() -> None:
     @dataclass(frozen=True)
     class Sloppy(DomainEvent):
         event_type = "unit_retention.sloppy"
@@ -302,7 +302,7 @@ def test_e031_a_bad_retention_on_an_event_class() -> None:
 
     [error] = check_retention()
 
-    assert error.id == "django_domain_events.E031"
+    assert error.id == "django_domain_events.E041"
     assert f"{Sloppy.__qualname__}.retention['delivered'] is 7" in error.msg
 
 
