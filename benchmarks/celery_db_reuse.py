@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -37,6 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchmarks import children  # noqa: E402  (the checkout is importable only from here on)
+
 QUEUE = f"dde-bench-{uuid.uuid4().hex[:8]}"
 os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.celerybench.settings"
 os.environ["DDE_BENCH_QUEUE"] = QUEUE
@@ -163,19 +164,10 @@ class Worker:
             "--without-mingle",
             "--without-gossip",
         ]
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self.process = children.start(command, env)
 
     def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=60)
+        children.stop(self.process)
 
 
 def wait_delivered(count: int, timeout: float = 300) -> None:
@@ -269,6 +261,7 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--samples", type=int, default=200, help="latency samples")
     args = parser.parse_args(argv)
 
+    children.stop_with_the_run()
     ensure_database()
     import django
 

@@ -230,7 +230,10 @@ def run(args: argparse.Namespace, quick: bool) -> int:
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     # Importable before django.setup(): the harness touches the settings only when it runs.
+    from benchmarks import children
     from benchmarks.harness import BudgetExceeded
+
+    children.stop_with_the_run()
 
     start_budget(args.budget)
     try:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from django_domain_events.declaration.envelope import Envelope, current_envelope
 from django_domain_events.declaration.events import DomainEvent, IntegrationEvent, NamedEvent
+from django_domain_events.declaration.namespaces import Namespace
 from django_domain_events.declaration.receivers import handles, receiver, receiver_class
 from django_domain_events.declaration.registry import Receiver
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
@@ -22,6 +23,7 @@ from django_domain_events.exceptions import (
     EventDefinitionError,
     GiveUp,
     PayloadError,
+    ReceiverLimitError,
     ReceiverTimedOut,
     RetryAfter,
     UnknownEventTypeError,
@@ -31,6 +33,7 @@ from django_domain_events.publishing.listeners import Listener, on, once
 
 if TYPE_CHECKING:
     from django_domain_events.publishing.collecting import collect_events
+    from django_domain_events.publishing.emitter import Emitter
     from django_domain_events.publishing.publisher import apublish, publish, publish_many
 
 __version__ = "0.1.0"
@@ -40,6 +43,7 @@ __all__ = [
     "DispatcherError",
     "DomainEvent",
     "DomainEventsError",
+    "Emitter",
     "Envelope",
     "EventDecodeError",
     "EventDefinitionError",
@@ -48,9 +52,11 @@ __all__ = [
     "IntegrationEvent",
     "Listener",
     "NamedEvent",
+    "Namespace",
     "OwedDelivery",
     "PayloadError",
     "Receiver",
+    "ReceiverLimitError",
     "ReceiverTimedOut",
     "RetryAfter",
     "UnknownEventTypeError",
@@ -74,6 +80,7 @@ _LAZY = {
     "publish_many": "publishing.publisher",
     "apublish": "publishing.publisher",
     "collect_events": "publishing.collecting",
+    "Emitter": "publishing.emitter",
 }
 
 

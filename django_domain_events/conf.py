@@ -23,6 +23,8 @@ DEFAULTS: dict[str, Any] = {
     # Seconds one receiver run may take before it counts as a failed attempt (per receiver:
     # timeout=; None: no limit). See docs/receivers.md for where a run can be interrupted.
     "RECEIVER_TIMEOUT": 300.0,
+    # Failed attempts kept per delivery, the newest (0: none; the delivery keeps its last error).
+    "ATTEMPT_HISTORY": 20,
     # Largest encoded payload publish() accepts, in bytes.
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     # Most receivers one event type may have (None: no limit); checked at start-up.
@@ -77,6 +79,11 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_CHANNEL": "domain_events",
     # prune_events: events older than this many days, all of whose deliveries are settled.
     "PRUNE_RETENTION_DAYS": 30.0,
+    # How long settled deliveries are kept, by state, for every event type ("default") and for
+    # named event types, each a timedelta or None (kept for ever). See docs/operations.md.
+    "RETENTION": {},
+    # Seconds between the relay's pruning by RETENTION (None: the relay does not prune).
+    "RELAY_PRUNE_EVERY": None,
     # events_status: unhealthy when a delivery has been owed longer than this many seconds, or
     # when there are more dead deliveries than this (None: dead letters do not count).
     "STATUS_MAX_OWED_AGE": 300.0,
@@ -117,6 +124,10 @@ class Settings:
     def RECEIVER_TIMEOUT(self) -> float | None:
         value = self._get("RECEIVER_TIMEOUT")
         return None if value is None else float(value)
+
+    @property
+    def ATTEMPT_HISTORY(self) -> int:
+        return int(self._get("ATTEMPT_HISTORY"))
 
     @property
     def MAX_PAYLOAD_BYTES(self) -> int:
@@ -225,6 +236,15 @@ class Settings:
     @property
     def PRUNE_RETENTION_DAYS(self) -> float:
         return float(self._get("PRUNE_RETENTION_DAYS"))
+
+    @property
+    def RETENTION(self) -> dict[str, Any]:
+        return dict(self._get("RETENTION") or {})
+
+    @property
+    def RELAY_PRUNE_EVERY(self) -> float | None:
+        value = self._get("RELAY_PRUNE_EVERY")
+        return None if value is None else float(value)
 
     @property
     def STATUS_MAX_OWED_AGE(self) -> float:

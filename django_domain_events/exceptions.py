@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class DomainEventsError(Exception):
     """Base class of every error this app raises."""
@@ -28,6 +30,10 @@ class EventDecodeError(DomainEventsError, ValueError):
 
 class DispatcherError(DomainEventsError):
     """A dispatcher name or class in the settings cannot be used."""
+
+
+class ReceiverLimitError(DomainEventsError, ImproperlyConfigured):
+    """Declaring a receiver would give an event type more receivers than its namespace allows."""
 
 
 class ReceiverTimedOut(DomainEventsError):

@@ -6,29 +6,24 @@ import contextlib
 import socket
 import threading
 
+from tests.local_server import LocalServer
 
-class BlackHole:
+
+class BlackHole(LocalServer):
     """Listens on a free local port, accepts every connection, reads and discards what it is
     sent, and never writes a byte. ``accepted`` counts the connections it took."""
 
     def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
         self.accepted = 0
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            with self._lock:
-                self.accepted += 1
-                self._sockets.append(client)
-            threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+    def serve(self, client: socket.socket) -> None:
+        with self._lock:
+            self.accepted += 1
+            self._sockets.append(client)
+        threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
 
     @staticmethod
     def _swallow(client: socket.socket) -> None:
@@ -40,7 +35,7 @@ class BlackHole:
 
     def close(self) -> None:
         """Stop listening and drop every connection."""
-        self._listener.close()
+        self.stop_listening()
         with self._lock:
             for client in self._sockets:
                 with contextlib.suppress(OSError):

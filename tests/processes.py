@@ -62,7 +62,51 @@ def process_env(settings: str = "tests.settings", **extra: str) -> dict[str, str
     }
 
 
-class CeleryWorker:
+class WorkerProcess:
+    """A long-running process a test starts, in a session of its own so that ``kill()``
+    reaches whatever it forks, with its output kept in ``directory``; ``starts`` counts its
+    starts, so each can write its own log file."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def spawn(self, command: list[str], env: dict[str, str], output: Path) -> None:
+        """Start ``command`` in the checkout with ``env``, its output written to ``output``."""
+        with open(output, "wb") as out:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the process and everything it forked, as the OOM killer or a lost host
+        would."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def stop_with(self, signum: signal.Signals) -> None:
+        """Send the process ``signum``, the signal its command documents for a clean stop,
+        and kill it if it has not exited 10 seconds later."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signum)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        self.kill()
+
+
+class CeleryWorker(WorkerProcess):
     """A ``celery -A tests.celery_app worker`` process (prefork) consuming one queue of a
     broker, on the test database; its log is kept in ``directory``, one file per start."""
 
@@ -77,16 +121,12 @@ class CeleryWorker:
         settings: str = "tests.settings",
         env: dict[str, str] | None = None,
     ) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        super().__init__(directory, name)
         self.broker_url = broker_url
         self.queue = queue
-        self.directory = directory
-        self.name = name
         self.concurrency = concurrency
         self.settings = settings
         self.env = env or {}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
 
     def launch(self, *, purge: bool = False) -> None:
         """Start the process, without waiting for it to consume (see ``ready()``); ``purge``
@@ -117,17 +157,7 @@ class CeleryWorker:
             DOMAIN_EVENTS_TEST_CELERY_QUEUE=self.queue,
             **self.env,
         )
-        with open(self.directory / f"worker-{self.starts}.out", "wb") as out:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                # Its own process group, so kill() reaches the pool processes too.
-                start_new_session=True,
-            )
+        self.spawn(command, env, self.directory / f"worker-{self.starts}.out")
 
     def ready(self) -> bool:
         """Whether the worker consumes its queue; fails the test, with the log, if the
@@ -145,14 +175,6 @@ class CeleryWorker:
         self.launch(purge=purge)
         wait_until(self.ready, f"Celery worker {self.name} to start", timeout=60, report=self.log)
 
-    def kill(self) -> None:
-        """SIGKILL the worker and its pool processes, as the OOM killer or a lost host would."""
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
-
     def ask_to_stop(self) -> None:
         """Send the worker SIGQUIT (a cold shutdown, which on Redis still puts the tasks it
         reserved back in their queue) without waiting for it."""
@@ -162,11 +184,7 @@ class CeleryWorker:
     def stop(self) -> None:
         """Stop the worker cleanly (see ``ask_to_stop()``), killing it if that takes more than
         10 seconds."""
-        self.ask_to_stop()
-        if self.process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=10)
-        self.kill()
+        self.stop_with(signal.SIGQUIT)
 
     def log(self) -> str:
         """Everything the worker has written so far, in every start."""

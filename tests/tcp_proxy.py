@@ -7,42 +7,36 @@ import contextlib
 import socket
 import threading
 
+from tests.local_server import LocalServer
 
-class TCPProxy:
+
+class TCPProxy(LocalServer):
     """Forwards connections from a free local port to ``host:port``. ``cut()`` drops every
     connection it carries and resets new ones until ``restore()``."""
 
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._down = False
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            with self._lock:
-                down = self._down
-            if down:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self._lock:
-                self._sockets |= {client, upstream}
-            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+    def serve(self, client: socket.socket) -> None:
+        with self._lock:
+            down = self._down
+        if down:
+            client.close()
+            return
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        with self._lock:
+            self._sockets |= {client, upstream}
+        threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
 
     @staticmethod
     def _pipe(source: socket.socket, sink: socket.socket) -> None:
@@ -73,4 +67,4 @@ class TCPProxy:
     def close(self) -> None:
         """Cut everything and stop listening, as a server going down would."""
         self.cut()
-        self._listener.close()
+        self.stop_listening()

@@ -13,9 +13,7 @@ between tasks) is started once per run and serves both databases: each task name
 
 from __future__ import annotations
 
-import atexit
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +34,7 @@ from django_domain_events import publish
 from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
 
+from .. import children
 from ..benchapp.events import RAW_EVENT_TYPE, TOTAL, OrderPlaced, publish_orders, raw_payload
 from ..benchapp.models import RawEvent
 
@@ -94,22 +93,12 @@ class _Worker:
             "--without-mingle",
             "--without-gossip",
         ]
-        cls.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        atexit.register(cls.stop)
+        cls.process = children.start(command, {**os.environ, "PYTHONPATH": str(ROOT)})
 
     @classmethod
     def stop(cls) -> None:
-        if cls.process is not None and cls.process.poll() is None:
-            os.killpg(cls.process.pid, signal.SIGTERM)
-            cls.process.wait(timeout=60)
+        if cls.process is not None:
+            children.stop(cls.process)
         cls.process = None
 
 

@@ -16,10 +16,8 @@ use and stopped when the run ends.
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +35,7 @@ from django.utils import timezone
 from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
 
+from .. import children
 from ..benchapp.events import RAW_EVENT_TYPE, publish_orders, raw_payload
 from ..benchapp.models import RawEvent
 from ..harness import Bench, Target, rate_case
@@ -96,24 +95,15 @@ class _Workers:
         if process is not None and process.poll() is None:
             return
         command = [sys.executable, "-c", _WORKER, WORK_QUEUE]
-        cls.processes[alias] = subprocess.Popen(
+        cls.processes[alias] = children.start(
             command,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "DDE_BENCH_TASKS_DATABASE": alias},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            {**os.environ, "PYTHONPATH": str(ROOT), "DDE_BENCH_TASKS_DATABASE": alias},
         )
-        if len(cls.processes) == 1:
-            atexit.register(cls.stop)
 
     @classmethod
     def stop(cls) -> None:
         for process in cls.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=60)
+            children.stop(process)
         cls.processes = {}
 
     @classmethod

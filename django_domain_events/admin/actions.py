@@ -193,7 +193,9 @@ def replay_selected_events(
     if _over_limit(modeladmin, request, queryset):
         return None
     event_types = sorted(queryset.order_by().values_list("event_type", flat=True).distinct())
-    receivers = [r for event_type in event_types for r in registry.receivers_for(event_type)]
+    # A wildcard receiver receives several of the types: offered once.
+    found = (r for event_type in event_types for r in registry.receivers_for(event_type))
+    receivers = list({r.name: r for r in found}.values())
     if not receivers:
         modeladmin.message_user(
             request,

@@ -19,6 +19,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from django_domain_events.admin.actions import retry_selected_deliveries, skip_selected_in_lines
+from django_domain_events.admin.attempts import DeliveryAttemptInline
 from django_domain_events.admin.badges import state_badge
 from django_domain_events.admin.base import MEDIA_CSS, ReadOnlyAdmin, search_exactly, short_uuid
 from django_domain_events.admin.filters import (
@@ -107,6 +108,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     paginator = EstimatedCountPaginator
     list_per_page = 50
     actions = (retry_selected_deliveries, skip_selected_in_lines)
+    inlines = (DeliveryAttemptInline,)
     fieldsets = (
         (
             None,

@@ -14,6 +14,8 @@ from django_domain_events.checks.declarations import (
     check_receiver_limit,
     check_receivers,
 )
+from django_domain_events.checks.retention import check_retention
+from django_domain_events.checks.wildcards import check_wildcard_receivers
 
 __all__ = [
     "check_backend_subscriptions",
@@ -21,5 +23,7 @@ __all__ = [
     "check_integration_events",
     "check_receiver_limit",
     "check_receivers",
+    "check_retention",
     "check_settings",
+    "check_wildcard_receivers",
 ]

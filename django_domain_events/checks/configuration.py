@@ -51,6 +51,7 @@ def check_settings(
             )
     for key, kinds, minimum in (
         ("MAX_ATTEMPTS", int, 1),
+        ("ATTEMPT_HISTORY", int, 0),
         ("RETRY_BASE_DELAY", int | float, 0),
         ("RETRY_MAX_DELAY", int | float, 0),
         ("MAX_PAYLOAD_BYTES", int, 1),

@@ -17,8 +17,9 @@ from django_domain_events.compat.backend import pending_handlers
 from django_domain_events.conf import settings
 from django_domain_events.declaration.codec import check_event_class
 from django_domain_events.declaration.events import DomainEvent, event_class_for, event_classes
+from django_domain_events.declaration.namespaces import receiver_limit
 from django_domain_events.declaration.receivers import unclaimed_handlers
-from django_domain_events.declaration.registry import registry
+from django_domain_events.declaration.registry import DEFAULT_NAMESPACE, Receiver, registry
 from django_domain_events.dispatchers import dispatcher_class
 from django_domain_events.exceptions import DispatcherError, EventDefinitionError
 
@@ -135,37 +136,37 @@ def _accepts_event(func: Any) -> bool:
 def check_receiver_limit(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E011 an event type with more receivers than ``MAX_RECEIVERS_PER_EVENT``."""
-    limit = _receiver_limit()
-    if limit is None:
-        return []
-    by_type: dict[str, list[str]] = {}
-    for name, claims in registry._registry.items():
-        by_type.setdefault(claims[-1].event_type, []).append(name)
-    return [
-        Error(
-            f"Event type {event_type!r} has {len(names)} receivers, more than "
-            f"DOMAIN_EVENTS['MAX_RECEIVERS_PER_EVENT'] = {limit}: {', '.join(sorted(names))}.",
-            hint=(
-                "Merge receivers that belong together (a @receiver_class groups them), or "
-                "raise the limit."
-            ),
-            id=f"{PREFIX}.E011",
-        )
-        for event_type, names in sorted(by_type.items())
-        if len(names) > limit
-    ]
-
-
-def _receiver_limit() -> int | None:
-    # A malformed limit is E002's to report; this check then has nothing to compare with.
-    configured = getattr(django_settings, "DOMAIN_EVENTS", None)
-    if not isinstance(configured, dict):
-        return None
-    value = configured.get("MAX_RECEIVERS_PER_EVENT")
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    return None
+    """E011 an event type with more receivers in a namespace (wildcard receivers included) than
+    the namespace's limit: ``MAX_RECEIVERS_PER_EVENT`` for the default one."""
+    errors: list[CheckMessage] = []
+    namespaces = sorted({receiver.namespace for receiver in registry.all()})
+    declared = {cls.event_type for cls in event_classes()}
+    for namespace in namespaces:
+        limit, where = receiver_limit(namespace)
+        if limit is None:
+            continue
+        named = {
+            receiver.event_type
+            for receiver in registry.all()
+            if receiver.namespace == namespace and not receiver.is_wildcard
+        }
+        for event_type in sorted(named | declared):
+            names = sorted(r.name for r in registry.receivers_for(event_type, namespace))
+            if len(names) <= limit:
+                continue
+            place = "" if namespace == DEFAULT_NAMESPACE else f" in namespace {namespace!r}"
+            errors.append(
+                Error(
+                    f"Event type {event_type!r} has {len(names)} receivers{place}, more than "
+                    f"{where} = {limit}: {', '.join(names)}.",
+                    hint=(
+                        "Merge receivers that belong together (a @receiver_class groups them), "
+                        "or raise the limit."
+                    ),
+                    id=f"{PREFIX}.E011",
+                )
+            )
+    return errors
 
 
 @register(Tags.compatibility)
@@ -179,15 +180,10 @@ def check_integration_events(
         return []  # E002
     default = settings.DISPATCHER
     for receiver in registry.all():
-        event_class = (
-            receiver.target if isinstance(receiver.target, type) else None
-        ) or event_class_for(receiver.event_type)
-        if not (
-            isinstance(event_class, type)
-            and issubclass(event_class, DomainEvent)
-            and event_class.event_kind == "integration"
-        ):
+        integration = [cls for cls in _classes_of(receiver) if cls.event_kind == "integration"]
+        if not integration:
             continue
+        event_class = integration[0]
         name = receiver.dispatcher or default
         try:
             in_process = dispatcher_class(name).runs_inline
@@ -195,11 +191,14 @@ def check_integration_events(
             continue  # reported as E003
         if in_process:
             where = "its own" if receiver.dispatcher else 'DOMAIN_EVENTS["DISPATCHER"]'
+            what = f"the integration event {event_class.__qualname__}"
+            if receiver.is_wildcard:
+                listed = ", ".join(cls.event_type for cls in integration)
+                what = f"{receiver.event_type!r}, which matches the integration events {listed},"
             errors.append(
                 Error(
-                    f"Receiver {receiver.name!r} of the integration event "
-                    f"{event_class.__qualname__} would run in the publishing process: its "
-                    f"dispatcher is {name!r} ({where}).",
+                    f"Receiver {receiver.name!r} of {what} would run in the publishing "
+                    f"process: its dispatcher is {name!r} ({where}).",
                     hint=(
                         "Integration events go through a transport: give the receiver "
                         "@receiver(..., dispatcher='celery') (or another transport), or make "
@@ -210,6 +209,20 @@ def check_integration_events(
                 )
             )
     return errors
+
+
+def _classes_of(receiver: Receiver) -> list[type[DomainEvent]]:
+    """The event classes whose events ``receiver`` gets (every one a wildcard matches)."""
+    if receiver.is_wildcard:
+        return sorted(
+            (cls for cls in event_classes() if receiver.matches(cls.event_type)),
+            key=lambda cls: cls.event_type,
+        )
+    target = receiver.target if isinstance(receiver.target, type) else None
+    event_class = target or event_class_for(receiver.event_type)
+    if isinstance(event_class, type) and issubclass(event_class, DomainEvent):
+        return [event_class]
+    return []
 
 
 def _ordering_key_errors(cls: type[DomainEvent]) -> list[CheckMessage]:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -43,6 +44,10 @@ class DomainEvent:
     ordering_key: ClassVar[Any] = None
     """The event's ordering key, for ordered receivers: the name of the field that holds it
     (``ordering_key = "order_id"``), or a callable, such as a method, returning it."""
+    retention: ClassVar[Mapping[str, dt.timedelta | None] | None] = None
+    """How long its settled deliveries are kept, by state, such as ``{"delivered":
+    timedelta(days=7), "dead": None}`` (None: for ever); states it leaves out, and classes
+    that set none, follow ``DOMAIN_EVENTS["RETENTION"]``. See ``prune_events``."""
     _abstract: ClassVar[bool] = True
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -57,6 +62,11 @@ class DomainEvent:
         problem = identifier_problem(cls.event_type)
         if problem is not None:
             raise EventDefinitionError(f"{cls.__qualname__}.event_type {problem}.")
+        if "*" in cls.event_type:
+            raise EventDefinitionError(
+                f"{cls.__qualname__}.event_type {cls.event_type!r}: '*' is kept for wildcard "
+                f"receivers (@receiver('billing.*')); choose an event type without it."
+            )
         if isinstance(cls.version, bool) or not isinstance(cls.version, int) or cls.version < 1:
             raise EventDefinitionError(
                 f"{cls.__qualname__}.version must be an integer >= 1, got {cls.version!r}."

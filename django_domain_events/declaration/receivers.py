@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
 from django_domain_events.declaration.events import DomainEvent
-from django_domain_events.declaration.registry import OnDead, Receiver, registry
+from django_domain_events.declaration.namespaces import check_room
+from django_domain_events.declaration.registry import (
+    DEFAULT_NAMESPACE,
+    WILDCARD,
+    OnDead,
+    Receiver,
+    registry,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
@@ -50,6 +57,8 @@ def make_receiver(
     ordered: bool | None = None,
     on_dead: OnDead | None = None,
     timeout: float | None = None,
+    once: bool = False,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> Receiver:
     """Build a ``Receiver``, refusing argument values that can never be right."""
     if not isinstance(target, str | type):
@@ -58,6 +67,13 @@ def make_receiver(
         )
     if isinstance(target, str) and not target:
         raise ValueError("@receiver(''): the event type must be a non-empty string.")
+    if isinstance(target, str) and WILDCARD in target and not _valid_wildcard(target):
+        raise ValueError(
+            f"@receiver({target!r}): a wildcard is '*' (every event) or 'prefix.*' (every "
+            f"event type starting with 'prefix.'); '*' may stand only for the whole last part."
+        )
+    if not isinstance(once, bool):
+        raise ValueError(f"@receiver(once={once!r}): give True or False.")
     if max_attempts is not None and (
         isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
     ):
@@ -91,7 +107,20 @@ def make_receiver(
         ordered=ordered,
         on_dead=on_dead,
         timeout=None if timeout is None else float(timeout),
+        once=once,
+        namespace=namespace,
     )
+
+
+def _valid_wildcard(target: str) -> bool:
+    prefix = target[:-2]
+    return target == WILDCARD or (target.endswith(".*") and bool(prefix) and WILDCARD not in prefix)
+
+
+def register(made: Receiver) -> None:
+    """Register ``made``, raising ``ReceiverLimitError`` if its namespace has no room for it."""
+    check_room(made)
+    registry.register(made)
 
 
 def receiver(
@@ -104,21 +133,24 @@ def receiver(
     ordered: bool | None = None,
     on_dead: OnDead | None = None,
     timeout: float | None = None,
+    once: bool = False,
 ) -> Callable[[F], F]:
     """Register the decorated function (sync or ``async def``) as a receiver of ``event``.
 
-    ``event`` is a ``DomainEvent`` subclass or a named event type. ``dispatcher`` and
-    ``max_attempts`` override the project settings for this receiver; ``queue`` is passed to
-    dispatchers that have queues; ``name`` overrides the stable default ``"module.qualname"``.
-    With ``ordered=True`` the deliveries of one ordering key reach it one at a time in publish
-    order; ``on_dead`` says whether a dead one holds up the rest (``"block"``) or not
-    (``"skip"``). ``timeout`` is how many seconds one run may take before it counts as a
-    failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``). The function is returned
-    unchanged.
+    ``event`` is a ``DomainEvent`` subclass, a named event type, or a wildcard: ``"*"`` for
+    every event, ``"billing.*"`` for every event type starting with ``"billing."``. With
+    ``once=True`` only the first event it matches gets a delivery, across processes.
+    ``dispatcher`` and ``max_attempts`` override the project settings for this receiver;
+    ``queue`` is passed to dispatchers that have queues; ``name`` overrides the stable default
+    ``"module.qualname"``. With ``ordered=True`` the deliveries of one ordering key reach it
+    one at a time in publish order; ``on_dead`` says whether a dead one holds up the rest
+    (``"block"``) or not (``"skip"``). ``timeout`` is how many seconds one run may take before
+    it counts as a failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``). The function
+    is returned unchanged.
     """
 
     def decorate(func: F) -> F:
-        registry.register(
+        register(
             make_receiver(
                 event,
                 func,
@@ -129,6 +161,7 @@ def receiver(
                 ordered=ordered,
                 on_dead=on_dead,
                 timeout=timeout,
+                once=once,
             )
         )
         return func
@@ -157,6 +190,7 @@ class _Handles:
     ordered: bool | None
     on_dead: OnDead | None
     timeout: float | None
+    once: bool
 
 
 def handles(
@@ -169,6 +203,7 @@ def handles(
     ordered: bool | None = None,
     on_dead: OnDead | None = None,
     timeout: float | None = None,
+    once: bool = False,
 ) -> Callable[[F], F]:
     """Mark a method of a ``@receiver_class`` class as a receiver of ``event``.
 
@@ -193,10 +228,11 @@ def handles(
             ordered=ordered,
             on_dead=on_dead,
             timeout=timeout,
+            once=once,
         )
         marks: list[_Handles] = func.__dict__.setdefault(_HANDLES_ATTR, [])
         marks.append(
-            _Handles(event, dispatcher, queue, max_attempts, name, ordered, on_dead, timeout)
+            _Handles(event, dispatcher, queue, max_attempts, name, ordered, on_dead, timeout, once)
         )
         _unclaimed.add(func)
         return func
@@ -271,7 +307,7 @@ def _register_class(cls: type, scope: InstanceScope) -> None:
             f"@receiver_class: {cls.__qualname__} has no method decorated with @handles(...)."
         )
     for method_receiver in found:
-        registry.register(method_receiver)
+        register(method_receiver)
 
 
 def _instance_factory(cls: type, scope: InstanceScope) -> Callable[[], Any]:
@@ -329,4 +365,5 @@ def _method_receiver(
         ordered=mark.ordered,
         on_dead=mark.on_dead,
         timeout=mark.timeout,
+        once=mark.once,
     )

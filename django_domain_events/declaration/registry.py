@@ -1,4 +1,5 @@
-"""The receiver registry: ``Receiver`` values by name and by event type, replaceable in tests."""
+"""The receiver registry: ``Receiver`` values by name, and by namespace and event type (wildcard
+receivers included), replaceable in tests."""
 
 from __future__ import annotations
 
@@ -10,6 +11,32 @@ from typing import Any, Literal
 from django_domain_events.conf import settings
 
 OnDead = Literal["block", "skip"]
+
+DEFAULT_NAMESPACE = "default"
+"""The namespace of receivers declared with ``@receiver``, the one ``publish()`` delivers to."""
+
+WILDCARD = "*"
+"""The event type of a receiver of every event; ``"prefix.*"`` receives every event type that
+starts with ``"prefix."``."""
+
+# Event types looked up for a namespace with wildcard receivers but no receiver of their own are
+# remembered too; past this many, for an application publishing endless distinct named types,
+# they are matched on every publish instead.
+_MAX_CACHED_WILDCARD_MATCHES = 10_000
+
+
+def is_wildcard(event_type: str) -> bool:
+    """Whether ``event_type``, given to ``@receiver``, is a wildcard (``"*"`` or ``"prefix.*"``)."""
+    return event_type == WILDCARD or event_type.endswith(".*")
+
+
+def pattern_matches(pattern: str, event_type: str) -> bool:
+    """Whether a receiver of ``pattern`` (an event type or a wildcard) receives ``event_type``."""
+    if pattern == WILDCARD:
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +66,19 @@ class Receiver:
     timeout: float | None = None
     """Seconds one run may take before it counts as a failed attempt (None: the project's
     ``RECEIVER_TIMEOUT``)."""
+    once: bool = False
+    """Delivered the first event it matches only, across processes (a claim row decides)."""
+    namespace: str = DEFAULT_NAMESPACE
+    """The namespace it belongs to: it receives only the events published to that namespace."""
+
+    @property
+    def is_wildcard(self) -> bool:
+        """Whether it receives every event type under a prefix (``event_type`` is the pattern)."""
+        return is_wildcard(self.event_type)
+
+    def matches(self, event_type: str) -> bool:
+        """Whether it receives events of ``event_type``."""
+        return pattern_matches(self.event_type, event_type)
 
     @property
     def origin(self) -> str:
@@ -77,8 +117,13 @@ def time_limit_for(receiver: Receiver | None) -> float | None:
 def _same_registration(a: Receiver, b: Receiver) -> bool:
     # A module imported twice (or reloaded) registers a new function object for the same code.
     # One function stacked under two @receiver lines is two registrations: under one name they
-    # are a duplicate for the checks to report, not a silent replacement.
-    return (a.func is b.func or a.origin == b.origin) and a.event_type == b.event_type
+    # are a duplicate for the checks to report, not a silent replacement; so is one function
+    # declared in two namespaces.
+    return (
+        (a.func is b.func or a.origin == b.origin)
+        and a.event_type == b.event_type
+        and a.namespace == b.namespace
+    )
 
 
 class Registry:
@@ -91,7 +136,8 @@ class Registry:
 
     def __init__(self) -> None:
         self._state: dict[str, tuple[Receiver, ...]] = {}
-        self._by_type: dict[str, tuple[Receiver, ...]] | None = None
+        self._by_type: dict[str, _Index] | None = None
+        self._has_once = False
 
     @property
     def _registry(self) -> dict[str, tuple[Receiver, ...]]:
@@ -119,15 +165,41 @@ class Registry:
         claims = self._state.get(name)
         return claims[-1] if claims else None
 
-    def receivers_for(self, event_type: str) -> tuple[Receiver, ...]:
-        """The receivers of ``event_type``, in registration order."""
-        by_type = self._by_type
-        if by_type is None:
-            collected: dict[str, list[Receiver]] = {}
-            for claims in self._state.values():
-                collected.setdefault(claims[-1].event_type, []).append(claims[-1])
-            by_type = self._by_type = {key: tuple(value) for key, value in collected.items()}
-        return by_type.get(event_type, ())
+    def receivers_for(
+        self, event_type: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> tuple[Receiver, ...]:
+        """The receivers of ``event_type`` in ``namespace``, wildcard receivers included, in
+        registration order. Worked out once per event type until the next registration."""
+        by_namespace = self._by_type
+        if by_namespace is None:
+            by_namespace = self._indexes()
+        index = by_namespace.get(namespace)
+        if index is None:
+            return ()
+        found = index.by_type.get(event_type)
+        if found is None:
+            return index.unnamed(event_type) if index.wildcards else ()
+        return found
+
+    def with_receiver(self, receiver: Receiver) -> Registry:
+        """A copy of this registry with ``receiver`` registered too (to ask what it would do)."""
+        copy = Registry()
+        copy._registry = self._state
+        copy.register(receiver)
+        return copy
+
+    @property
+    def has_once_receivers(self) -> bool:
+        """Whether any registered receiver has ``once=True`` (publishing skips claims if not)."""
+        if self._by_type is None:
+            self._indexes()
+        return self._has_once
+
+    def _indexes(self) -> dict[str, _Index]:
+        by_namespace = _index(self._state)
+        self._has_once = any(index.once for index in by_namespace.values())
+        self._by_type = by_namespace
+        return by_namespace
 
     def all(self) -> Iterator[Receiver]:
         """Every registered receiver, duplicates included."""
@@ -143,6 +215,48 @@ class Registry:
             yield self
         finally:
             self._registry = saved
+
+
+class _Index:
+    """The receivers of one namespace: by the event types they name, and the wildcard ones."""
+
+    __slots__ = ("by_type", "once", "wildcards")
+
+    def __init__(
+        self, by_type: dict[str, tuple[Receiver, ...]], wildcards: tuple[Receiver, ...], once: bool
+    ) -> None:
+        self.by_type = by_type
+        self.wildcards = wildcards
+        self.once = once
+
+    def unnamed(self, event_type: str) -> tuple[Receiver, ...]:
+        """The receivers of an event type no receiver names: the wildcards that match it."""
+        found = tuple(receiver for receiver in self.wildcards if receiver.matches(event_type))
+        if len(self.by_type) < _MAX_CACHED_WILDCARD_MATCHES:
+            self.by_type[event_type] = found
+        return found
+
+
+def _index(state: dict[str, tuple[Receiver, ...]]) -> dict[str, _Index]:
+    in_namespace: dict[str, list[Receiver]] = {}
+    for claims in state.values():
+        in_namespace.setdefault(claims[-1].namespace, []).append(claims[-1])
+    indexes = {}
+    for namespace, receivers in in_namespace.items():
+        wildcards = tuple(receiver for receiver in receivers if receiver.is_wildcard)
+        named: dict[str, list[Receiver]] = {}
+        for receiver in receivers:
+            if not receiver.is_wildcard:
+                named.setdefault(receiver.event_type, []).append(receiver)
+        if wildcards:
+            place = {receiver.name: number for number, receiver in enumerate(receivers)}
+            for event_type, exact in named.items():
+                exact.extend(receiver for receiver in wildcards if receiver.matches(event_type))
+                exact.sort(key=lambda receiver: place[receiver.name])
+        by_type = {event_type: tuple(found) for event_type, found in named.items()}
+        once = any(receiver.once for receiver in receivers)
+        indexes[namespace] = _Index(by_type, wildcards, once)
+    return indexes
 
 
 registry = Registry()

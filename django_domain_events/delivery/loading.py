@@ -62,7 +62,7 @@ def receives(receiver: str, event_type: str) -> bool:
     """Whether the registered receiver ``receiver`` takes events of ``event_type`` (True for
     a receiver not registered at all: running it reports that)."""
     found = registry.get(receiver)
-    return found is None or found.event_type == event_type
+    return found is None or found.matches(event_type)
 
 
 def _not_received(receiver: str, event_type: str) -> UnknownEventTypeError:

@@ -93,6 +93,8 @@ class Relay(RelayClaims):
     nothing, until ``stop()``. Arguments left as None come from the ``DOMAIN_EVENTS`` settings.
     """
 
+    between_passes: Callable[[], object] | None = None
+    """Called by ``run_forever()`` after each pass, such as ``relay_events``' pruning."""
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _released_at: float = field(default=0.0, init=False, repr=False)
     _wakeups: RelayWakeups | None = field(default=None, init=False, repr=False)
@@ -264,6 +266,8 @@ class Relay(RelayClaims):
             while not self._stopping.is_set():
                 found = self.run_pass(on_batch=on_batch)
                 totals.add(found)
+                if self.between_passes is not None and not self._stopping.is_set():
+                    self.between_passes()
                 if found.claimed == 0 or found.errors:
                     wait = interval if interval is not None else settings.RELAY_INTERVAL
                     if on_wait is not None:

@@ -34,7 +34,7 @@ from django_domain_events.declaration.registry import (
     time_limit_for,
 )
 from django_domain_events.declaration.retry import policy_for
-from django_domain_events.delivery import lost_connections, ordering, time_limit
+from django_domain_events.delivery import attempts, lost_connections, ordering, time_limit
 from django_domain_events.delivery.loading import load_delivery, load_headers
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
@@ -220,14 +220,18 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
             if owed.ordering_key:
                 released = ordering.release_next(owed, seq)
     except _Undeliverable as exc:
-        return _settle_failure(owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True)
+        return _settle_failure(
+            owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True, started_at=now
+        )
     except Exception as exc:
         lost = lost_connections.lost_connection(exc, owed.using, started_on)
         if lost and lost_connections.forgiven(owed):
             return _release_lost(owed, receiver, attempt - 1, exc), None
         lost_connections.forget(owed)
         failure = time_limit.explained(exc, receiver.name, time_limit_for(receiver))
-        return _settle_failure(owed, receiver, attempt, failure, envelope=envelope, event=event)
+        return _settle_failure(
+            owed, receiver, attempt, failure, envelope=envelope, event=event, started_at=now
+        )
     lost_connections.forget(owed)
     signals.send(
         signals.delivery_succeeded,
@@ -261,7 +265,9 @@ def _settle_failure(
     dead: bool = False,
     envelope: Envelope | None = None,
     event: DomainEvent | NamedEvent | None = None,
+    started_at: dt.datetime | None = None,
 ) -> _Ran:
+    # started_at: when the failed run began; None when the receiver never ran (no attempt).
     now = timezone.now()
     policy = policy_for(receiver)
     dead = dead or isinstance(exc, GiveUp) or policy.exhausted(attempt)
@@ -289,6 +295,8 @@ def _settle_failure(
                     claimed_until=None,
                 )
             )
+            if updated and started_at is not None:
+                attempts.record_failure(owed, attempt, started_at, now, exc, reason, trace)
             if updated and dead and owed.ordering_key and skips_dead(receiver):
                 released = ordering.release_next(owed)
     except Exception:

@@ -95,7 +95,7 @@ def _replay(
         _new_delivery(event, receiver)
         for event in events
         for receiver in receivers
-        if receiver.event_type == event.event_type
+        if receiver.matches(event.event_type)
     ]
     if not rows:
         return [], RelayTotals()
@@ -192,6 +192,11 @@ def replay_selected(
         check_receiver_names(receivers)
     alias = _alias(using)
     result = RedeliveryResult()
+    # Receivers named explicitly may be of any namespace; the event row does not say which
+    # namespace it was published to, so without names the default one's receivers are chosen.
+    named = None
+    if receivers is not None:
+        named = [r for r in {r.name: r for r in registry.all()}.values() if r.name in receivers]
     ids = list(selection.events(alias).values_list("pk", flat=True))
     for start in range(0, len(ids), BATCH_SIZE):
         events = list(
@@ -203,11 +208,10 @@ def replay_selected(
         batch = RedeliveryResult()
         chosen: list[Receiver] = []
         for event in events:
-            mine = [
-                receiver
-                for receiver in registry.receivers_for(event.event_type)
-                if receivers is None or receiver.name in receivers
-            ]
+            if named is None:
+                mine = list(registry.receivers_for(event.event_type))
+            else:
+                mine = [receiver for receiver in named if receiver.matches(event.event_type)]
             chosen.extend(receiver for receiver in mine if receiver not in chosen)
             batch.events.append(
                 ReplayedEvent(event.pk, event.event_type, tuple(r.name for r in mine))

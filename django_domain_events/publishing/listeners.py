@@ -2,10 +2,11 @@
 
 ``on(OrderPlaced, func)`` calls ``func`` for every ``OrderPlaced`` this process publishes, once
 its transaction has committed; ``once()`` for the next one only. Both return a ``Listener``
-handle whose ``remove()`` unsubscribes it. They suit scripts, tests and live updates of a user
-interface. They are **not durable** and not part of the outbox: no delivery row, no retry, not
-called for events other processes publish, and lost if the process dies before the call. Work
-that must happen belongs in a ``@receiver``.
+handle whose ``remove()`` unsubscribes it; without ``func`` they are decorators
+(``@once(OrderPlaced)``) that return the function unchanged. They suit scripts, tests and
+live updates of a user interface. They are **not durable** and not part of the outbox: no
+delivery row, no retry, not called for events other processes publish, and lost if the process
+dies before the call. Work that must happen belongs in a ``@receiver``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from asgiref.sync import async_to_sync
 
@@ -25,6 +26,11 @@ from django_domain_events.declaration.events import DomainEvent, NamedEvent
 from django_domain_events.declaration.receivers import event_type_of
 
 logger = logging.getLogger("django_domain_events")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The default of ``func``: left out, on() and once() are decorators; given as None, an error.
+_DECORATE: Any = object()
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,8 +77,7 @@ _by_type: dict[str, tuple[Listener, ...]] = {}
 _lock = threading.Lock()
 
 
-def _add(event: type[DomainEvent] | str, func: Callable[..., Any], *, once: bool) -> Listener:
-    global _by_type
+def _check_event(event: type[DomainEvent] | str, *, once: bool) -> None:
     if not (isinstance(event, str) and event) and not (
         isinstance(event, type) and issubclass(event, DomainEvent)
     ):
@@ -80,6 +85,16 @@ def _add(event: type[DomainEvent] | str, func: Callable[..., Any], *, once: bool
             f"{'once' if once else 'on'}() takes a DomainEvent subclass or a non-empty event "
             f"type string, got {event!r}."
         )
+    if isinstance(event, str) and "*" in event:
+        raise ValueError(
+            f"{'once' if once else 'on'}({event!r}): a listener listens to one event type; "
+            f"wildcards are for durable receivers, @receiver({event!r})."
+        )
+
+
+def _add(event: type[DomainEvent] | str, func: Callable[..., Any], *, once: bool) -> Listener:
+    global _by_type
+    _check_event(event, once=once)
     if not callable(func):
         raise TypeError(f"{'once' if once else 'on'}(): {func!r} is not callable.")
     try:
@@ -113,19 +128,55 @@ def _remove(listener: Listener) -> bool:
         return True
 
 
-def on(event: type[DomainEvent] | str, func: Callable[..., Any]) -> Listener:
+@overload
+def on(event: type[DomainEvent] | str, func: Callable[..., Any]) -> Listener: ...
+
+
+@overload
+def on(event: type[DomainEvent] | str) -> Callable[[F], F]: ...
+
+
+def on(
+    event: type[DomainEvent] | str, func: Callable[..., Any] = _DECORATE
+) -> Listener | Callable[[F], F]:
     """Call ``func(event)`` for each ``event`` (class or event type) this process publishes,
     after its transaction commits, until the returned listener is removed.
 
     ``func`` may be ``async def``, and gets the ``Envelope`` too if it has a parameter named
-    ``envelope``. An exception it raises is logged and goes no further.
+    ``envelope``. An exception it raises is logged and goes no further. Without ``func``,
+    ``@on(event)`` decorates the function to subscribe and returns it unchanged.
     """
+    if func is _DECORATE:
+        return _decorator(event, once=False)
     return _add(event, func, once=False)
 
 
-def once(event: type[DomainEvent] | str, func: Callable[..., Any]) -> Listener:
-    """Like ``on()``, for the next such event only: the listener removes itself first."""
+@overload
+def once(event: type[DomainEvent] | str, func: Callable[..., Any]) -> Listener: ...
+
+
+@overload
+def once(event: type[DomainEvent] | str) -> Callable[[F], F]: ...
+
+
+def once(
+    event: type[DomainEvent] | str, func: Callable[..., Any] = _DECORATE
+) -> Listener | Callable[[F], F]:
+    """Like ``on()``, for the next such event only: the listener removes itself first.
+    Without ``func``, ``@once(event)`` is a decorator, as with ``on()``."""
+    if func is _DECORATE:
+        return _decorator(event, once=True)
     return _add(event, func, once=True)
+
+
+def _decorator(event: type[DomainEvent] | str, *, once: bool) -> Callable[[F], F]:
+    _check_event(event, once=once)
+
+    def decorate(func: F) -> F:
+        _add(event, func, once=once)
+        return func
+
+    return decorate
 
 
 def has_listeners() -> bool:

@@ -34,7 +34,12 @@ from django_domain_events.declaration.events import (
     key_of,
 )
 from django_domain_events.declaration.identifiers import check_identifier
-from django_domain_events.declaration.registry import is_ordered, registry
+from django_domain_events.declaration.registry import (
+    DEFAULT_NAMESPACE,
+    WILDCARD,
+    is_ordered,
+    registry,
+)
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.override import _override as _dispatcher_override
@@ -42,7 +47,7 @@ from django_domain_events.exceptions import PayloadError
 from django_domain_events.ids import uuid7
 from django_domain_events.models import DeliveryState, OutboxEvent
 from django_domain_events.observability import debug_logging, tracing
-from django_domain_events.publishing import sequencing
+from django_domain_events.publishing import once_claims, sequencing
 from django_domain_events.publishing.batch import batch_for
 from django_domain_events.publishing.captures import captures
 from django_domain_events.publishing.writer import writer_for
@@ -123,6 +128,11 @@ def _prepare(
     if not event.event_type or not isinstance(event.event_type, str):
         raise PayloadError(f"Event type must be a non-empty string, got {event.event_type!r}.")
     check_identifier(event.event_type, "The event type (event_type)")
+    if WILDCARD in event.event_type:
+        raise PayloadError(
+            f"Event type {event.event_type!r}: '*' is kept for wildcard receivers "
+            f"(@receiver('billing.*')); publish events under a name without it."
+        )
     event_class = event_class_for(event.event_type)
     if event_class is not None:
         raise PayloadError(
@@ -180,14 +190,20 @@ class _Rows:
 
 
 def _write(
-    prepared: Sequence[_Prepared], using: str | None, correlation_id: str | None
+    prepared: Sequence[_Prepared],
+    using: str | None,
+    correlation_id: str | None,
+    namespace: str = DEFAULT_NAMESPACE,
+    debug: bool | None = None,
 ) -> list[uuid.UUID]:
+    # ``namespace`` chooses the receivers; ``debug``, if not None, overrides DOMAIN_EVENTS["DEBUG"]
+    # for this call (an Emitter's or its namespace's switch).
     if correlation_id is not None:
         check_identifier(correlation_id, "correlation_id")
     if not tracing.enabled():
-        return _write_rows(prepared, using, correlation_id, None)
+        return _write_rows(prepared, using, correlation_id, None, namespace, debug)
     with tracing.PublishSpan([item.event_type for item in prepared]) as span:
-        return _write_rows(prepared, using, correlation_id, span)
+        return _write_rows(prepared, using, correlation_id, span, namespace, debug)
 
 
 def _write_rows(
@@ -195,9 +211,13 @@ def _write_rows(
     using: str | None,
     correlation_id: str | None,
     span: tracing.PublishSpan | None,
+    namespace: str = DEFAULT_NAMESPACE,
+    debug: bool | None = None,
 ) -> list[uuid.UUID]:
     headers = span.headers if span is not None else None
-    started = time.perf_counter() if debug_logging.enabled() else None
+    if debug is None:
+        debug = debug_logging.enabled()
+    started = time.perf_counter() if debug else None
     alias = using or _default_alias()
     now = timezone.now()
     parent = current_envelope()
@@ -246,7 +266,7 @@ def _write_rows(
         # object in memory: without the event, the delivery loads it from the outbox.
         handed_event = None if item.integration else item.event
         handed_envelope = None if item.integration else envelope
-        for receiver in registry.receivers_for(item.event_type):
+        for receiver in registry.receivers_for(item.event_type, namespace):
             delivery_id = uuid7()
             dispatcher = forced or receiver.dispatcher or default_dispatcher
             queue = receiver.queue or ""
@@ -338,6 +358,8 @@ def _insert(
     started: float | None,
 ) -> None:
     try:
+        if registry.has_once_receivers:
+            deliveries, owed = once_claims.keep_claimed(alias, deliveries, owed)
         if any(item.ordering_key for item in owed):
             sequencing.sequence(connection, alias, deliveries, owed)
         writer_for(connection).write(events, deliveries)

@@ -19,25 +19,19 @@ FAILING = "tasks_tests.failing"
 HELD = "tasks_tests.held"
 
 
-def record(name: str, envelope: Envelope) -> None:
-    Effect.objects.create(receiver=name, event_id=envelope.event_id, attempt=envelope.attempt)
-
-
 @receiver(RECORDED, dispatcher="tasks", name="tasks_tests.record")
 def record_sync(event: NamedEvent, envelope: Envelope) -> None:
-    record("tasks_tests.record", envelope)
+    Effect.record("tasks_tests.record", envelope)
 
 
 @receiver(RECORDED, dispatcher="tasks", name="tasks_tests.record_async")
 async def record_async(event: NamedEvent, envelope: Envelope) -> None:
-    await Effect.objects.acreate(
-        receiver="tasks_tests.record_async", event_id=envelope.event_id, attempt=envelope.attempt
-    )
+    await Effect.arecord("tasks_tests.record_async", envelope)
 
 
 @receiver(FAILING, dispatcher="tasks", name="tasks_tests.failing", max_attempts=3)
 def failing(event: NamedEvent, envelope: Envelope) -> None:
-    record("tasks_tests.failing", envelope)  # rolled back with the attempt
+    Effect.record("tasks_tests.failing", envelope)  # rolled back with the attempt
     raise RuntimeError(f"the CRM is down (attempt {envelope.attempt})")
 
 
@@ -50,4 +44,4 @@ def held(event: NamedEvent, envelope: Envelope) -> None:
     deadline = time.monotonic() + 30
     while hold.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
-    record("tasks_tests.held", envelope)
+    Effect.record("tasks_tests.held", envelope)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.db import models
 
-from django_domain_events import EventRecordingMixin
+from django_domain_events import Envelope, EventRecordingMixin
 
 
 class Order(models.Model):
@@ -26,6 +26,18 @@ class Effect(models.Model):
 
     def __str__(self) -> str:
         return f"{self.receiver} {self.event_id}"
+
+    @classmethod
+    def record(cls, receiver: str, envelope: Envelope) -> None:
+        """The effect of ``receiver`` running on ``envelope``'s event, in its transaction."""
+        cls.objects.create(receiver=receiver, event_id=envelope.event_id, attempt=envelope.attempt)
+
+    @classmethod
+    async def arecord(cls, receiver: str, envelope: Envelope) -> None:
+        """``record()`` for async receivers."""
+        await cls.objects.acreate(
+            receiver=receiver, event_id=envelope.event_id, attempt=envelope.attempt
+        )
 
 
 class Account(EventRecordingMixin, models.Model):

@@ -21,20 +21,14 @@ HELD = "celery_tests.held"
 HUNG = "celery_tests.hung"
 
 
-def record(name: str, envelope: Envelope) -> None:
-    Effect.objects.create(receiver=name, event_id=envelope.event_id, attempt=envelope.attempt)
-
-
 @receiver(RECORDED, dispatcher="celery", name="celery_tests.record")
 def record_sync(event: NamedEvent, envelope: Envelope) -> None:
-    record("celery_tests.record", envelope)
+    Effect.record("celery_tests.record", envelope)
 
 
 @receiver(RECORDED, dispatcher="celery", name="celery_tests.record_async")
 async def record_async(event: NamedEvent, envelope: Envelope) -> None:
-    await Effect.objects.acreate(
-        receiver="celery_tests.record_async", event_id=envelope.event_id, attempt=envelope.attempt
-    )
+    await Effect.arecord("celery_tests.record_async", envelope)
 
 
 @receiver(FLAKY, dispatcher="celery", name="celery_tests.flaky")
@@ -42,12 +36,12 @@ def flaky(event: NamedEvent, envelope: Envelope) -> None:
     """Asks to be retried after ``retry_after`` seconds until attempt ``succeed_at``."""
     if envelope.attempt < event.payload["succeed_at"]:
         raise RetryAfter(event.payload["retry_after"])
-    record("celery_tests.flaky", envelope)
+    Effect.record("celery_tests.flaky", envelope)
 
 
 @receiver(DOOMED, dispatcher="celery", name="celery_tests.doomed")
 def doomed(event: NamedEvent, envelope: Envelope) -> None:
-    record("celery_tests.doomed", envelope)  # rolled back with the attempt
+    Effect.record("celery_tests.doomed", envelope)  # rolled back with the attempt
     raise GiveUp("the order was cancelled")
 
 
@@ -60,12 +54,12 @@ def held(event: NamedEvent, envelope: Envelope) -> None:
     deadline = time.monotonic() + 30
     while hold.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
-    record("celery_tests.held", envelope)
+    Effect.record("celery_tests.held", envelope)
 
 
 @receiver(HUNG, dispatcher="celery", name="celery_tests.hung", timeout=1, max_attempts=1)
 def hung(event: NamedEvent, envelope: Envelope) -> None:
     """Records its effect, then never returns: its time limit ends it."""
-    record("celery_tests.hung", envelope)
+    Effect.record("celery_tests.hung", envelope)
     while True:
         time.sleep(3600)

@@ -289,7 +289,7 @@ def test_prune_defaults_to_the_retention_setting(receivers: Registry) -> None:
     with override_settings(DOMAIN_EVENTS={"PRUNE_RETENTION_DAYS": 2}):
         output = run("prune_events")
 
-    assert "Deleted 1 events older than 2d" in output
+    assert "Deleted 1 events past their retention" in output
 
 
 def test_prune_rejects_a_bad_duration() -> None:

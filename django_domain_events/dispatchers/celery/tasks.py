@@ -21,6 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from django.utils import timezone
 
 from django_domain_events.conf import settings
+from django_domain_events.delivery.attempts import running_in_task
 from django_domain_events.delivery.loading import load_delivery
 from django_domain_events.delivery.runner import Outcome, run_delivery
 from django_domain_events.dispatchers import dispatchers
@@ -54,7 +55,8 @@ def deliver(self: Task, delivery_id: str, using: str = DEFAULT_DB_ALIAS) -> str:
     owed = _owed(delivery_id, using, self.request.id)
     if isinstance(owed, str):
         return owed
-    outcome = run_delivery(owed)
+    with running_in_task(self.request.id):
+        outcome = run_delivery(owed)
     if outcome is Outcome.FAILED:
         _schedule_retry(owed)
     return outcome.value

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from django_domain_events.conf import settings
 from django_domain_events.management.options import (
     add_database_argument,
     check_batch_size,
@@ -19,21 +18,29 @@ from django_domain_events.operations.selection import parse_duration
 
 class Command(BaseCommand):
     help = (
-        "Delete events older than --older-than (default: PRUNE_RETENTION_DAYS) whose "
-        "deliveries are all delivered, with those deliveries. Events with a dead delivery are "
-        "kept unless --include-dead. Safe while relays and workers run."
+        "Delete events whose deliveries are all settled and past their retention "
+        "(DOMAIN_EVENTS['RETENTION'] and the event classes' retention; by default delivered "
+        "ones after PRUNE_RETENTION_DAYS, dead ones never), with those deliveries and their "
+        "attempt history. --older-than replaces every retention. Safe while relays and "
+        "workers run."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--older-than",
             default=None,
-            help="Age of the events to delete: 30d, 12h, 90m, 2w; a bare number is days.",
+            help=(
+                "Ignore the retentions: delete events all delivered before this long ago: 30d, "
+                "12h, 90m, 2w; a bare number is days."
+            ),
         )
         parser.add_argument(
             "--include-dead",
             action="store_true",
-            help="Also delete events whose dead deliveries are older than that.",
+            help=(
+                "Also delete events whose dead deliveries are older than that (without "
+                "--older-than: dead ones kept for ever go after their delivered retention)."
+            ),
         )
         parser.add_argument(
             "--batch-size",
@@ -48,10 +55,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         text = options["older_than"]
-        with selection_errors():
-            if text is None:
-                text = f"{settings.PRUNE_RETENTION_DAYS:g}d"
-            older_than = parse_duration(text, option="--older-than")
+        older_than = None
+        if text is not None:
+            with selection_errors():
+                older_than = parse_duration(text, option="--older-than")
         check_batch_size(options["batch_size"])
         dry_run: bool = options["dry_run"]
         result = prune_events(
@@ -63,16 +70,20 @@ class Command(BaseCommand):
             on_batch=self._progress,
         )
         what = "delivered or dead" if options["include_dead"] else "delivered"
+        which = f"older than {text} (all {what})" if text is not None else "past their retention"
         if dry_run:
             self.stdout.write(
-                f"Dry run: {result.events} events older than {text} (all {what}) would be "
-                f"deleted, with {result.deliveries} deliveries."
+                f"Dry run: {result.events} events {which} would be deleted, with "
+                f"{result.deliveries} deliveries and {result.attempts} failed attempts of their "
+                f"history."
             )
             return
         self.stdout.write(
-            f"Deleted {result.events} events older than {text} (all {what}) and "
-            f"{result.deliveries} deliveries, in {result.batches} batches."
+            f"Deleted {result.events} events {which} and {result.deliveries} deliveries, in "
+            f"{result.batches} batches."
         )
+        if result.attempts:
+            self.stdout.write(f"Deleted {result.attempts} failed attempts of their history.")
         if result.keys:
             self.stdout.write(f"Forgot {result.keys} ordering keys with nothing left to order.")
 

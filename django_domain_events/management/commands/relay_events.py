@@ -19,7 +19,10 @@ from django_domain_events.management.options import (
     add_database_argument,
     check_batch_size,
     database_alias,
+    selection_errors,
 )
+from django_domain_events.operations.scheduled_pruning import PruneSchedule
+from django_domain_events.operations.selection import parse_duration
 
 
 class Command(BaseCommand):
@@ -63,6 +66,15 @@ class Command(BaseCommand):
             default=None,
             help="Serve Prometheus metrics on this port (needs DOMAIN_EVENTS['METRICS']).",
         )
+        parser.add_argument(
+            "--prune-every",
+            default=None,
+            help=(
+                "Also prune events past their retention this often, in small batches between "
+                "rounds: 1h, 30m, 1d; a bare number is seconds (default: RELAY_PRUNE_EVERY, "
+                "None: never)."
+            ),
+        )
         add_database_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -73,6 +85,9 @@ class Command(BaseCommand):
             raise CommandError(f"--interval is {interval}; give a number of seconds >= 0.")
         check_batch_size(batch_size)
         relay = Relay(using=database_alias(database), batch_size=batch_size)
+        schedule = self._prune_schedule(relay.alias, options["prune_every"])
+        if schedule is not None:
+            relay.between_passes = schedule.run_if_due
         if options["metrics_port"] is not None:
             self._serve_metrics(options["metrics_port"])
         size = batch_size or settings.RELAY_BATCH_SIZE
@@ -87,6 +102,8 @@ class Command(BaseCommand):
                     f"SELECT ... FOR UPDATE SKIP LOCKED: run one relay at a time on it."
                 )
             )
+        if schedule is not None:
+            self.stdout.write(f"Pruning by retention every {schedule.every:g} s.")
         listen = not options["no_listen"] and settings.RELAY_LISTEN
         if not options["once"]:
             every = interval if interval is not None else settings.RELAY_INTERVAL
@@ -102,6 +119,8 @@ class Command(BaseCommand):
         with stop_on_signals(relay):
             if options["once"]:
                 totals = relay.run_pass(on_batch=self._progress)
+                if schedule is not None:
+                    schedule.run_if_due()
             else:
                 totals = relay.run_forever(
                     interval=interval,
@@ -113,6 +132,17 @@ class Command(BaseCommand):
         self.stdout.write(f"Relay {relay.relay_id} done. Totals: {totals}.")
         if options["once"] and totals.errors:
             raise CommandError("The relay stopped on a database error; see the log.")
+
+    def _prune_schedule(self, alias: str, text: str | None) -> PruneSchedule | None:
+        every = settings.RELAY_PRUNE_EVERY
+        if text is not None:
+            with selection_errors():
+                every = parse_duration(
+                    text, option="--prune-every", default_unit="s"
+                ).total_seconds()
+            if every <= 0:
+                raise CommandError(f"--prune-every is {text}; give a duration above 0, like 1h.")
+        return None if every is None else PruneSchedule(using=alias, every=every)
 
     def _serve_metrics(self, port: int) -> None:
         if not 0 <= port <= 65535:

@@ -214,3 +214,35 @@ def test_the_lists_fit_the_window_without_scrolling_sideways(
         assert horizontal_overflow(browser) == {"page": 0, "results": 0}, (
             f"the {name} list scrolls sideways at {width} px; see {screenshots}"
         )
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_a_delivery_page_with_its_attempt_history_fits_the_window(
+    browser: Any, live_admin: str, receiver_registry: Registry, screenshots: Path, width: int
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from django_domain_events.delivery.attempts import running_in_task
+    from django_domain_events.delivery.runner import owed_delivery, run_delivery
+
+    @receiver("shop.integration.payment_captured", name=WIDE_RECEIVERS[2], max_attempts=10)
+    def fail(event: Any) -> None:
+        raise ConnectionError(WIDE_ERROR.removeprefix("ConnectionError: "))
+
+    publish("shop.integration.payment_captured", {"payment_id": 123456})
+    delivery = Delivery.objects.get()
+    for attempt in range(3):
+        with running_in_task(f"01a23838-6c3c-7181-bd44-{attempt:012d}"):
+            run_delivery(owed_delivery(Delivery.objects.get(pk=delivery.pk), "default"))
+    sign_in(browser, live_admin)
+    browser.set_window_size(width, 1000)
+
+    browser.get(f"{live_admin}/admin/django_domain_events/delivery/{delivery.pk}/change/")
+    for summary in browser.find_elements(By.CSS_SELECTOR, ".dde-traceback summary"):
+        summary.click()  # unfolded, the tracebacks must wrap too
+    browser.save_screenshot(str(screenshots / f"delivery-attempts-{width}.png"))
+
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".dde-traceback[open]")) == 5
+    assert horizontal_overflow(browser) == {"page": 0, "results": 0}, (
+        f"the delivery page scrolls sideways at {width} px; see {screenshots}"
+    )

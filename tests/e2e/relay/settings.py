@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 
@@ -12,6 +13,12 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.e2e.relay.apps.RelayTestsConfig"]  # n
 DOMAIN_EVENTS = {
     "DISPATCHER": "sync",
     **json.loads(os.environ.get("DOMAIN_EVENTS_TEST_SETTINGS", "{}")),
+}
+
+# JSON has no timedelta: the tests give retentions in seconds.
+DOMAIN_EVENTS["RETENTION"] = {
+    key: {state: None if age is None else dt.timedelta(seconds=age) for state, age in kept.items()}
+    for key, kept in DOMAIN_EVENTS.get("RETENTION", {}).items()
 }
 
 if os.environ.get("DOMAIN_EVENTS_TEST_DB_PORT"):

@@ -13,8 +13,9 @@ from django.db import connection, transaction
 from django_celery_results.models import TaskResult
 
 from django_domain_events import publish
+from django_domain_events.delivery.attempts import worker_name
 from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME
-from django_domain_events.models import Delivery, DeliveryState
+from django_domain_events.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryState
 from tests.processes import CeleryWorker, wait_until
 from tests.testapp import receivers
 from tests.testapp.models import Effect
@@ -83,6 +84,12 @@ def test_a_failed_attempt_is_retried_through_celery(worker: CeleryWorker) -> Non
     results = {result.task_id: result.result for result in found}
     assert sorted(results.values()) == ['"delivered"', '"failed"']
     assert results[row.task_id] == '"delivered"'
+    # The failed attempt is in the delivery's history, with the worker and task that ran it.
+    [attempt] = DeliveryAttempt.objects.filter(delivery=row)
+    assert (attempt.attempt, attempt.error) == (1, "RetryAfter: retry requested after 0.2s")
+    assert results[attempt.task_id] == '"failed"'
+    assert attempt.worker.rpartition(":")[0] == worker_name().rpartition(":")[0]  # this host
+    assert attempt.worker != worker_name()  # a worker's pool process, not this one
 
 
 def test_a_receiver_that_gives_up_makes_its_delivery_dead(worker: CeleryWorker) -> None:
@@ -108,6 +115,8 @@ def test_a_hung_receiver_is_ended_by_its_time_limit(worker: CeleryWorker) -> Non
         "ReceiverTimedOut: Receiver celery_tests.hung timed out after 1 s"
     )
     assert effects(event_id) == []  # rolled back with the attempt
+    [attempt] = DeliveryAttempt.objects.filter(delivery=row)
+    assert attempt.outcome == AttemptOutcome.TIMED_OUT
 
 
 def lock_waiters() -> int:

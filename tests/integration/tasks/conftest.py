@@ -4,10 +4,7 @@ send the test's deliveries there through django-tasks-db's database backend, and
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,22 +20,19 @@ pytest.importorskip(
 
 from django.test import override_settings
 
-from tests.processes import ROOT, process_env
+from tests.processes import WorkerProcess, process_env
 
 BACKEND = "database"
 """The django-tasks-db backend of ``tests.settings.TASKS``."""
 
 
-class DbWorker:
+class DbWorker(WorkerProcess):
     """A ``manage.py db_worker`` process of django-tasks-db taking one queue of the database
     backend, with ``tests.tasks_settings``; its output is kept in ``directory``."""
 
     def __init__(self, queue: str, directory: Path, *, name: str = "worker") -> None:
+        super().__init__(directory, name)
         self.queue = queue
-        self.directory = directory
-        self.name = name
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
 
     def start(self) -> None:
         """Start the process. Tasks wait in their table until it takes them, so there is
@@ -56,33 +50,16 @@ class DbWorker:
             "--no-reload",
             f"--worker-id={self.name}-{self.starts}-{uuid.uuid4().hex[:8]}",
         ]
-        with open(self.directory / f"{self.name}-{self.starts}.out", "wb") as out:
-            self.process = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=process_env("tests.tasks_settings"),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL the worker, as the OOM killer or a lost host would."""
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
+        self.spawn(
+            command,
+            process_env("tests.tasks_settings"),
+            self.directory / f"{self.name}-{self.starts}.out",
+        )
 
     def stop(self) -> None:
         """Stop the worker as its command documents (SIGTERM: the task in hand finishes),
         killing it if that takes more than 10 seconds."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=10)
-        self.kill()
+        self.stop_with(signal.SIGTERM)
 
     def log(self) -> str:
         """Everything the worker has written so far, in every start."""

@@ -12,10 +12,11 @@ from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 
 from django_domain_events import publish
+from django_domain_events.delivery.attempts import worker_name
 from django_domain_events.delivery.loading import load_delivery
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.dispatchers.tasks.dispatcher import delivery_task
-from django_domain_events.models import Delivery, DeliveryState
+from django_domain_events.models import Delivery, DeliveryAttempt, DeliveryState
 from tests.integration.tasks.conftest import DbWorker
 from tests.processes import wait_until
 from tests.tasksapp import receivers
@@ -83,6 +84,11 @@ def test_a_failing_receiver_is_retried_through_the_relay_and_ends_dead(
     assert "the CRM is down (attempt 3)" in row.last_error
     # Every attempt's effect was rolled back with it.
     assert effects(event_id) == []
+    # And every attempt is in the delivery's history, run by a worker process, not this one.
+    history = DeliveryAttempt.objects.filter(delivery=row).order_by("id")
+    assert [attempt.attempt for attempt in history] == [1, 2, 3]
+    assert all(f"(attempt {a.attempt})" in a.error for a in history)
+    assert all(a.worker != worker_name() for a in history)
 
 
 def test_two_copies_of_one_task_run_the_receiver_once(workers: list[DbWorker], queue: str) -> None:

@@ -1,0 +1,1 @@
+"""Wildcard and once receivers run by a real Celery worker."""
