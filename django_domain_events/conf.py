@@ -72,6 +72,11 @@ DEFAULTS: dict[str, Any] = {
     "RELAY_GRACE": 5.0,
     "RELAY_LEASE": 60.0,
     "DISPATCH_TIMEOUT": 300.0,
+    # On PostgreSQL: whether a transaction that leaves deliveries to the relay (the "deferred"
+    # dispatcher) sends a NOTIFY on RELAY_CHANNEL when it commits, and relays LISTEN for it and
+    # run a pass at once; RELAY_INTERVAL is then only the safety net.
+    "RELAY_LISTEN": True,
+    "RELAY_CHANNEL": "domain_events",
     # prune_events: events older than this many days, all of whose deliveries are settled.
     "PRUNE_RETENTION_DAYS": 30.0,
     # How long settled deliveries are kept, by state, for every event type ("default") and for
@@ -219,6 +224,14 @@ class Settings:
     @property
     def DISPATCH_TIMEOUT(self) -> float:
         return float(self._get("DISPATCH_TIMEOUT"))
+
+    @property
+    def RELAY_LISTEN(self) -> bool:
+        return bool(self._get("RELAY_LISTEN"))
+
+    @property
+    def RELAY_CHANNEL(self) -> str:
+        return str(self._get("RELAY_CHANNEL"))
 
     @property
     def PRUNE_RETENTION_DAYS(self) -> float:

@@ -13,6 +13,7 @@ MODULES = (
     "tasks",
     "ordering",
     "relay",
+    "listening",
     "memory",
 )
 """Case modules, in the order of the results table. A new module of cases is added here."""

@@ -134,21 +134,44 @@ def check_settings(
                 id=f"{PREFIX}.E002",
             )
         )
-    for key in ("DEBUG", "ADMIN_ALLOW_DELETE", "METRICS", "TRACING", "ORDERED_RECEIVERS"):
+    for key in (
+        "DEBUG",
+        "ADMIN_ALLOW_DELETE",
+        "METRICS",
+        "TRACING",
+        "ORDERED_RECEIVERS",
+        "RELAY_LISTEN",
+    ):
         if key in configured and not isinstance(configured[key], bool):
             errors.append(
                 Error(
                     f"DOMAIN_EVENTS[{key!r}] is {configured[key]!r}; it must be True or False.",
-                    hint="The default is False.",
+                    hint=f"The default is {DEFAULTS[key]!r}.",
                     id=f"{PREFIX}.E002",
                 )
             )
+    errors.extend(_channel_errors(configured))
     errors.extend(_celery_setting_errors(configured))
     errors.extend(_tasks_setting_errors(configured))
     errors.extend(_observability_errors(configured))
     if "DISPATCHER" in configured:
         errors.extend(dispatcher_errors(configured["DISPATCHER"], 'DOMAIN_EVENTS["DISPATCHER"]'))
     return errors
+
+
+def _channel_errors(configured: dict[str, Any]) -> list[CheckMessage]:
+    channel = configured.get("RELAY_CHANNEL", DEFAULTS["RELAY_CHANNEL"])
+    # PostgreSQL refuses a channel name longer than an identifier, 63 bytes.
+    if isinstance(channel, str) and channel and len(channel.encode()) <= 63:
+        return []
+    return [
+        Error(
+            f"DOMAIN_EVENTS['RELAY_CHANNEL'] is {channel!r}; it must be a non-empty string of "
+            f"at most 63 bytes, a PostgreSQL channel name.",
+            hint=f"The default is {DEFAULTS['RELAY_CHANNEL']!r}.",
+            id=f"{PREFIX}.E002",
+        )
+    ]
 
 
 def _celery_setting_errors(configured: dict[str, Any]) -> list[CheckMessage]:

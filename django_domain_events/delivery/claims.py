@@ -1,7 +1,8 @@
 """A relay's claims: which deliveries are owed, and taking a batch of them with a lease.
 
 A delivery is owed when nothing will run it unless someone acts: ``pending`` for longer than
-``RELAY_GRACE`` (the process died between commit and dispatch, or the dispatcher failed),
+``RELAY_GRACE`` (the process died between commit and dispatch, or the dispatcher failed), or
+``pending`` at all if its dispatcher leaves it to the relay (no dispatch at commit to race),
 ``failed`` with its next attempt due, or ``dispatched`` longer than ``DISPATCH_TIMEOUT`` ago and
 never settled (its task was lost). Every time is read from the database's clock.
 
@@ -36,7 +37,9 @@ from django_domain_events import signals
 from django_domain_events.conf import settings
 from django_domain_events.declaration.events import NamedEvent
 from django_domain_events.declaration.registry import registry
+from django_domain_events.dispatchers import dispatcher_class
 from django_domain_events.dispatchers.base import OwedDelivery
+from django_domain_events.exceptions import DispatcherError
 from django_domain_events.models import Delivery, DeliveryQuerySet, DeliveryState
 
 logger = logging.getLogger("django_domain_events")
@@ -48,6 +51,22 @@ _Row = tuple[uuid.UUID, str, str, str, int, uuid.UUID, str]
 def new_relay_id() -> str:
     """A relay id unique across hosts and restarts: host, process id and a random part."""
     return f"{socket.gethostname()[:200]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def relay_only_dispatchers() -> frozenset[str]:
+    """The declared dispatcher names whose deliveries only a relay runs (``"deferred"``, and
+    any with ``left_to_relay``): the relay takes them as soon as they commit."""
+    names = {settings.DISPATCHER, *(receiver.dispatcher for receiver in registry.all())}
+    found = {"deferred"}
+    # The other built-in ones hand their deliveries over at commit (and "celery" is not
+    # imported for nothing).
+    for name in {name for name in names if name} - {"sync", "celery", "tasks", "deferred"}:
+        try:
+            if dispatcher_class(name).left_to_relay:
+                found.add(name)
+        except DispatcherError:
+            continue  # check E003 reports it
+    return frozenset(found)
 
 
 @dataclass
@@ -109,8 +128,14 @@ class RelayClaims:
         return (
             rows.retry_due()
             | rows.dispatch_lost(self._dispatch_timeout())
-            | rows.pending_past(self._grace())
+            | self._pending_owed(rows)
         )
+
+    def _pending_owed(self, rows: DeliveryQuerySet) -> DeliveryQuerySet:
+        relay_only = rows.filter(
+            state=DeliveryState.PENDING, dispatcher__in=relay_only_dispatchers()
+        )
+        return rows.pending_past(self._grace()) | relay_only
 
     def claim_batch(self) -> list[OwedDelivery]:
         """Claim up to ``batch_size`` owed deliveries: mark them dispatched, claimed by this
@@ -120,7 +145,7 @@ class RelayClaims:
         kinds = (
             (rows.retry_due(), "next_attempt_at"),
             (rows.dispatch_lost(self._dispatch_timeout()), "dispatched_at"),
-            (rows.pending_past(self._grace()), "created_at"),
+            (self._pending_owed(rows), "created_at"),
         )
         skip_locked = self.skips_locked_rows
         with transaction.atomic(using=self.alias):

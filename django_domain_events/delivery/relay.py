@@ -1,5 +1,6 @@
 """The relay: claims owed deliveries in batches (``claims.py``) and hands them to their
-dispatchers, running the synchronous and deferred ones itself.
+dispatchers, running the synchronous and deferred ones itself. On PostgreSQL it waits between
+passes on a ``LISTEN`` (``wakeups.py``), so a publish that leaves it deliveries wakes it at once.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from django_domain_events.delivery import ordering
 from django_domain_events.delivery.claims import RelayClaims
 from django_domain_events.delivery.loading import load_events, receives
 from django_domain_events.delivery.runner import Outcome, run_delivery
+from django_domain_events.delivery.wakeups import RelayWakeups, Wake, cannot_listen
 from django_domain_events.dispatchers import BUILTIN_DISPATCHERS, dispatchers
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
 from django_domain_events.exceptions import DispatcherError
+from django_domain_events.observability import metrics
 
 logger = logging.getLogger("django_domain_events")
 
@@ -94,6 +97,7 @@ class Relay(RelayClaims):
     """Called by ``run_forever()`` after each pass, such as ``relay_events``' pruning."""
     _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _released_at: float = field(default=0.0, init=False, repr=False)
+    _wakeups: RelayWakeups | None = field(default=None, init=False, repr=False)
 
     def hand_over(self, claimed: Sequence[OwedDelivery]) -> RelayTotals:
         """Dispatch claimed deliveries, each through the dispatcher its row names.
@@ -242,20 +246,63 @@ class Relay(RelayClaims):
         *,
         interval: float | None = None,
         on_batch: Callable[[RelayTotals], None] | None = None,
+        listen: bool | None = None,
+        on_wait: Callable[[float, bool], None] | None = None,
+        on_wake: Callable[[Wake], None] | None = None,
     ) -> RelayTotals:
         """Run passes until ``stop()``, waiting ``interval`` seconds (``RELAY_INTERVAL``) after
         a pass that claimed nothing or failed. The batch being run when ``stop()`` is called is
-        finished first."""
+        finished first.
+
+        With ``listen`` (``RELAY_LISTEN`` when None) on PostgreSQL, a ``NOTIFY`` on
+        ``RELAY_CHANNEL`` ends the wait at once; the interval remains the safety net.
+        ``on_wait`` is called with the seconds and whether it listens before each wait,
+        ``on_wake`` with what ended it."""
         totals = RelayTotals()
-        while not self._stopping.is_set():
-            found = self.run_pass(on_batch=on_batch)
-            totals.add(found)
-            if self.between_passes is not None and not self._stopping.is_set():
-                self.between_passes()
-            if found.claimed == 0 or found.errors:
-                wait = interval if interval is not None else settings.RELAY_INTERVAL
-                self._stopping.wait(wait)
+        wakeups = (
+            self.start_listening() if listen or (listen is None and settings.RELAY_LISTEN) else None
+        )
+        try:
+            while not self._stopping.is_set():
+                found = self.run_pass(on_batch=on_batch)
+                totals.add(found)
+                if self.between_passes is not None and not self._stopping.is_set():
+                    self.between_passes()
+                if found.claimed == 0 or found.errors:
+                    wait = interval if interval is not None else settings.RELAY_INTERVAL
+                    if on_wait is not None:
+                        on_wait(wait, wakeups is not None and wakeups.listening)
+                    if wakeups is None:
+                        woke = Wake.STOPPED if self._stopping.wait(wait) else Wake.POLL
+                    else:
+                        woke = wakeups.wait(wait)
+                    if woke is not Wake.STOPPED and metrics.enabled():
+                        metrics.relay_woken(woke.value)
+                    if on_wake is not None:
+                        on_wake(woke)
+        finally:
+            self._wakeups = None
+            if wakeups is not None:
+                wakeups.close()
         return totals
+
+    def start_listening(self) -> RelayWakeups | None:
+        """Open the connection that listens for notifications, before the first pass so that
+        nothing committed after it goes unheard; None (and a log line) where it cannot."""
+        reason = cannot_listen(self.alias)
+        if reason is not None:
+            logger.info("Relay %s polls without listening: %s", self.relay_id, reason)
+            return None
+        wakeups = RelayWakeups(self.alias, settings.RELAY_CHANNEL)
+        self._wakeups = wakeups
+        if wakeups.connect():
+            logger.info("Relay %s listening on channel %r", self.relay_id, settings.RELAY_CHANNEL)
+        return wakeups
+
+    @property
+    def listening(self) -> bool:
+        """Whether ``run_forever()`` is listening for notifications right now."""
+        return self._wakeups is not None and self._wakeups.listening
 
     def _release_stranded(self) -> None:
         # Ordering's safety net, at most every RELEASE_EVERY seconds: see
@@ -292,6 +339,9 @@ class Relay(RelayClaims):
     def stop(self) -> None:
         """Ask the loops to return once the batch in hand is handed over."""
         self._stopping.set()
+        wakeups = self._wakeups
+        if wakeups is not None:
+            wakeups.interrupt()
 
     @property
     def stopping(self) -> bool:

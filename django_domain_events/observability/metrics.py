@@ -107,6 +107,14 @@ class _Instruments:
             ["dispatcher"],
             registry=registry,
         )
+        self.relay_wakeups = Counter(
+            f"{PREFIX}_relay_wakeups",
+            "Relay passes after a wait, by what ended the wait: notified (a NOTIFY on "
+            "RELAY_CHANNEL), poll (RELAY_INTERVAL went by), reconnected (its listening "
+            "connection came back, so a notification may have been missed).",
+            ["reason"],
+            registry=registry,
+        )
         self.outbox = OutboxCollector()
         registry.register(self.outbox)
         # Labelled children by label values: labels() validates and locks at every call, which
@@ -185,6 +193,12 @@ def sends_skipped(dispatcher: str, count: int) -> None:
     """Count deliveries left owed without trying the broker, during its cool-down."""
     instruments = _get_instruments()
     instruments.child(instruments.sends_skipped, dispatcher).inc(count)
+
+
+def relay_woken(reason: str) -> None:
+    """Count a relay pass started after a wait, by what ended the wait."""
+    instruments = _get_instruments()
+    instruments.child(instruments.relay_wakeups, reason).inc()
 
 
 class OutboxCollector:

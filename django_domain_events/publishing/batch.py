@@ -7,6 +7,11 @@ its hook: then the hook and the rows it dispatches are rolled back together, nev
 the other. A savepoint that was released can no longer roll back alone, so after an inner
 ``atomic()`` block exits normally, the outer level keeps using the batch opened inside it.
 After the commit, the hook also calls the runtime listeners of ``listeners.py``, if any.
+
+On PostgreSQL, a batch that takes deliveries left to the relay (the ``"deferred"`` dispatcher)
+sends one ``NOTIFY`` on ``RELAY_CHANNEL`` inside the transaction: the server delivers it to the
+listening relays only when the transaction commits, drops it if the transaction or the
+savepoint rolls back, and folds identical ones of one transaction into one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_domain_events import signals
+from django_domain_events.conf import SettingSwitch, settings
 from django_domain_events.declaration.envelope import Envelope
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
 from django_domain_events.dispatchers import dispatchers
@@ -29,11 +35,23 @@ logger = logging.getLogger("django_domain_events")
 
 _BATCHES_ATTR = "_domain_events_batches"
 
+wakes_relays = SettingSwitch(lambda: settings.RELAY_LISTEN)
+"""Whether publishing notifies listening relays (``RELAY_LISTEN``), cached until it changes."""
+
 
 class Batch:
     """Deliveries published under one set of live savepoints of one transaction."""
 
-    __slots__ = ("alias", "batches", "envelopes", "hook", "owed", "ran", "savepoints")
+    __slots__ = (
+        "alias",
+        "batches",
+        "envelopes",
+        "hook",
+        "owed",
+        "ran",
+        "relays_woken",
+        "savepoints",
+    )
 
     def __init__(self, alias: str, savepoints: frozenset[str], batches: list[Batch] | None) -> None:
         self.alias = alias
@@ -43,11 +61,25 @@ class Batch:
         self.envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
         self.ran = False
         """Set when the hook has run, that is when the transaction committed."""
+        self.relays_woken = False
+        """Set once this batch has sent its ``NOTIFY`` to the listening relays."""
         self.hook = self.run  # one bound method, so identity checks can find it
 
     def is_registered(self, connection: BaseDatabaseWrapper) -> bool:
         hook = self.hook
         return any(entry[1] is hook for entry in connection.run_on_commit)
+
+    def add(self, connection: BaseDatabaseWrapper, owed: list[OwedDelivery]) -> None:
+        """Take ``owed``, just written on ``connection``; on PostgreSQL, notify the listening
+        relays the first time one of them is left to the relay."""
+        self.owed.extend(owed)
+        if self.relays_woken or connection.vendor != "postgresql" or not wakes_relays():
+            return
+        names = {item.dispatcher for item in owed}
+        if any(_left_to_relay(name) for name in names):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, '')", [settings.RELAY_CHANNEL])
+            self.relays_woken = True
 
     def run(self) -> None:
         """The ``on_commit`` hook: announce the events, then dispatch their deliveries."""
@@ -86,6 +118,14 @@ class Batch:
                 )
             if debug:
                 debug_logging.dispatched(name, items, time.perf_counter() - started)
+
+
+def _left_to_relay(name: str) -> bool:
+    try:
+        return dispatchers[name].left_to_relay
+    except Exception:
+        # An unknown name is check E003's to report; the dispatch at commit logs it.
+        return False
 
 
 def _in_test_case(connection: BaseDatabaseWrapper) -> bool:

@@ -371,7 +371,7 @@ def _insert(
     if started is not None:
         debug_logging.published(events, deliveries, alias, time.perf_counter() - started)
     batch = batch_for(connection, alias)
-    batch.owed.extend(owed)
+    batch.add(connection, owed)
     batch.envelopes.extend(envelopes)
 
 

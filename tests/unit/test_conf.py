@@ -37,6 +37,8 @@ EXPECTED_DEFAULTS = {
     "RELAY_GRACE": 5.0,
     "RELAY_LEASE": 60.0,
     "DISPATCH_TIMEOUT": 300.0,
+    "RELAY_LISTEN": True,
+    "RELAY_CHANNEL": "domain_events",
     "PRUNE_RETENTION_DAYS": 30.0,
     "RETENTION": {},
     "RELAY_PRUNE_EVERY": None,

@@ -82,6 +82,8 @@ def test_a_pending_delivery_past_the_grace_period_is_delivered(recorded: Registr
 
 def test_a_fresh_pending_delivery_is_left_to_the_dispatch_at_commit(recorded: Registry) -> None:
     publish_deferred()
+    # A "sync" delivery whose dispatch at commit has not happened yet.
+    Delivery.objects.update(dispatcher="sync")
 
     totals = Relay(grace=3600).run_pass()
 
@@ -90,8 +92,19 @@ def test_a_fresh_pending_delivery_is_left_to_the_dispatch_at_commit(recorded: Re
     assert effects() == []
 
 
+def test_a_fresh_deferred_delivery_is_taken_at_once(recorded: Registry) -> None:
+    # No dispatch at commit is there to race: the grace does not apply.
+    [event_id] = publish_deferred()
+
+    totals = Relay(grace=3600).run_pass()
+
+    assert (totals.claimed, totals.delivered) == (1, 1)
+    assert effects() == [("relay_unit.record", event_id)]
+
+
 def test_grace_is_measured_by_the_database_clock(recorded: Registry) -> None:
     publish_deferred()
+    Delivery.objects.update(dispatcher="sync")
     # Written "in the future" by a host whose clock runs ahead: not owed yet by the database's
     # clock, whatever this host's says.
     Delivery.objects.update(created_at=Now() + dt.timedelta(minutes=10))

@@ -14,6 +14,7 @@ from django.db import connections
 
 from django_domain_events.conf import settings
 from django_domain_events.delivery.relay import Relay, RelayTotals
+from django_domain_events.delivery.wakeups import Wake, cannot_listen
 from django_domain_events.management.options import (
     add_database_argument,
     check_batch_size,
@@ -29,7 +30,8 @@ class Command(BaseCommand):
         "Dispatch owed deliveries: pending ones whose dispatch at commit never happened, failed "
         "ones whose retry is due, and dispatched ones never settled (a lost task). Runs until "
         "SIGTERM or SIGINT, which let the current batch finish; --once runs until nothing is "
-        "owed, then exits."
+        "owed, then exits. On PostgreSQL it listens for the NOTIFY publishing sends, so "
+        "deferred deliveries run at once."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -49,6 +51,14 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help="Deliveries claimed per batch (default: RELAY_BATCH_SIZE).",
+        )
+        parser.add_argument(
+            "--no-listen",
+            action="store_true",
+            help=(
+                "Do not LISTEN for the notifications publishing sends on PostgreSQL: only poll "
+                "every --interval seconds (default: listen when RELAY_LISTEN is on)."
+            ),
         )
         parser.add_argument(
             "--metrics-port",
@@ -94,13 +104,31 @@ class Command(BaseCommand):
             )
         if schedule is not None:
             self.stdout.write(f"Pruning by retention every {schedule.every:g} s.")
+        listen = not options["no_listen"] and settings.RELAY_LISTEN
+        if not options["once"]:
+            every = interval if interval is not None else settings.RELAY_INTERVAL
+            reason = cannot_listen(relay.alias) if listen else "--no-listen or RELAY_LISTEN off"
+            if reason is None:
+                self.stdout.write(
+                    f"Listening on channel {settings.RELAY_CHANNEL!r}; polling every {every:g} s "
+                    f"as the safety net."
+                )
+            else:
+                self.stdout.write(f"Polling every {every:g} s, not listening: {reason}.")
+        self._verbosity = int(options["verbosity"])
         with stop_on_signals(relay):
             if options["once"]:
                 totals = relay.run_pass(on_batch=self._progress)
                 if schedule is not None:
                     schedule.run_if_due()
             else:
-                totals = relay.run_forever(interval=interval, on_batch=self._progress)
+                totals = relay.run_forever(
+                    interval=interval,
+                    on_batch=self._progress,
+                    listen=listen,
+                    on_wait=self._waiting,
+                    on_wake=self._woken,
+                )
         self.stdout.write(f"Relay {relay.relay_id} done. Totals: {totals}.")
         if options["once"] and totals.errors:
             raise CommandError("The relay stopped on a database error; see the log.")
@@ -128,6 +156,15 @@ class Command(BaseCommand):
             )
         metrics.start_http_server(port)
         self.stdout.write(f"Serving Prometheus metrics on port {port}.")
+
+    def _waiting(self, seconds: float, listening: bool) -> None:
+        if self._verbosity >= 2:
+            how = "or a notification" if listening else "without listening"
+            self.stdout.write(f"Waiting up to {seconds:g} s {how}.")
+
+    def _woken(self, woke: Wake) -> None:
+        if self._verbosity >= 2 and woke is not Wake.STOPPED:
+            self.stdout.write(f"Woken: {woke.value}.")
 
     def _progress(self, batch: RelayTotals) -> None:
         if batch.errors:
