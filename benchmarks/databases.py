@@ -59,12 +59,26 @@ def prepare(alias: str) -> None:
 
 
 def _tables() -> list[str]:
-    from django_domain_events.models import Delivery, OrderingKey, OutboxEvent
+    """Every table of the outbox app and the benchmark app, each before the tables it
+    references: SQLite checks a foreign key statement by statement here."""
+    from django.apps import apps
 
-    from .benchapp.models import RawEvent
-
-    # Deliveries before their events: SQLite checks the foreign key statement by statement here.
-    return [model._meta.db_table for model in (Delivery, OutboxEvent, OrderingKey, RawEvent)]
+    remaining = [
+        *apps.get_app_config("django_domain_events").get_models(),
+        *apps.get_app_config("benchapp").get_models(),
+    ]
+    ordered = []
+    while remaining:
+        referenced = {
+            field.related_model
+            for model in remaining
+            for field in model._meta.concrete_fields
+            if field.is_relation and field.related_model is not model
+        }
+        ready = [model for model in remaining if model not in referenced] or remaining  # a cycle
+        ordered += ready
+        remaining = [model for model in remaining if model not in ready]
+    return [model._meta.db_table for model in ordered]
 
 
 def reset(alias: str, *, checkpoint: bool = True) -> None:
