@@ -69,17 +69,19 @@ class Batch:
         hook = self.hook
         return any(entry[1] is hook for entry in connection.run_on_commit)
 
-    def add(self, connection: BaseDatabaseWrapper, owed: list[OwedDelivery]) -> None:
-        """Take ``owed``, just written on ``connection``; on PostgreSQL, notify the listening
-        relays the first time one of them is left to the relay."""
-        self.owed.extend(owed)
+    def relay_channel(
+        self, connection: BaseDatabaseWrapper, owed: list[OwedDelivery]
+    ) -> str | None:
+        """The channel to ``NOTIFY`` with the rows of ``owed`` about to be written on
+        ``connection``: on PostgreSQL, the first time this batch takes a delivery left to the
+        relay; otherwise None."""
         if self.relays_woken or connection.vendor != "postgresql" or not wakes_relays():
-            return
+            return None
         names = {item.dispatcher for item in owed}
-        if any(_left_to_relay(name) for name in names):
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_notify(%s, '')", [settings.RELAY_CHANNEL])
-            self.relays_woken = True
+        if not any(_left_to_relay(name) for name in names):
+            return None
+        self.relays_woken = True
+        return settings.RELAY_CHANNEL
 
     def run(self) -> None:
         """The ``on_commit`` hook: announce the events, then dispatch their deliveries."""

@@ -357,12 +357,14 @@ def _insert(
     envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]],
     started: float | None,
 ) -> None:
+    batch = batch_for(connection, alias)
     try:
         if registry.has_once_receivers:
             deliveries, owed = once_claims.keep_claimed(alias, deliveries, owed)
         if any(item.ordering_key for item in owed):
             sequencing.sequence(connection, alias, deliveries, owed)
-        writer_for(connection).write(events, deliveries)
+        notify = batch.relay_channel(connection, owed)
+        writer_for(connection).write(events, deliveries, notify=notify)
     except BaseException:
         # An event must never commit without its deliveries: if the caller catches this error
         # and carries on, Django refuses to commit the transaction instead.
@@ -370,8 +372,7 @@ def _insert(
         raise
     if started is not None:
         debug_logging.published(events, deliveries, alias, time.perf_counter() - started)
-    batch = batch_for(connection, alias)
-    batch.add(connection, owed)
+    batch.owed.extend(owed)
     batch.envelopes.extend(envelopes)
 
 

@@ -180,8 +180,12 @@ class OutboxWriter:
         # may reference events inserted by the same statement.
         self.one_statement = connection.vendor == "postgresql"
 
-    def write(self, events: Sequence[Row], deliveries: Sequence[Row]) -> None:
-        """INSERT ``events`` then ``deliveries`` (value tuples in the column orders above)."""
+    def write(
+        self, events: Sequence[Row], deliveries: Sequence[Row], *, notify: str | None = None
+    ) -> None:
+        """INSERT ``events`` then ``deliveries`` (value tuples in the column orders above), and
+        on PostgreSQL ``NOTIFY`` channel ``notify`` with them, in the same statement where the
+        rows fit in one."""
         event_batches = self.events.batches(events)
         delivery_batches = self.deliveries.batches(deliveries) if deliveries else []
         with self.connection.cursor() as cursor:
@@ -193,20 +197,35 @@ class OutboxWriter:
                     params += delivery_params
                 else:
                     deliveries_sql = "SELECT 1"
-                cursor.execute(f"WITH new_events AS ({events_sql}) {deliveries_sql}", params)
+                cursor.execute(*_together(events_sql, deliveries_sql, params, notify))
                 return
             if self.one_statement and len(event_batches) == 1 and len(delivery_batches) == 1:
                 [event_batch], [delivery_batch] = event_batches, delivery_batches
-                cursor.execute(
-                    f"WITH new_events AS ({self.events.sql(len(event_batch))}) "
-                    f"{self.deliveries.sql(len(delivery_batch))}",
-                    self.events.params(event_batch) + self.deliveries.params(delivery_batch),
-                )
+                params = self.events.params(event_batch) + self.deliveries.params(delivery_batch)
+                events_sql = self.events.sql(len(event_batch))
+                deliveries_sql = self.deliveries.sql(len(delivery_batch))
+                cursor.execute(*_together(events_sql, deliveries_sql, params, notify))
                 return
             for batch in event_batches:
                 cursor.execute(self.events.sql(len(batch)), self.events.params(batch))
             for batch in delivery_batches:
                 cursor.execute(self.deliveries.sql(len(batch)), self.deliveries.params(batch))
+            if notify is not None:
+                cursor.execute("SELECT pg_notify(%s, '')", [notify])
+
+
+def _together(
+    events_sql: str, deliveries_sql: str, params: list[Any], notify: str | None
+) -> tuple[str, list[Any]]:
+    """One PostgreSQL statement that inserts the events, then the deliveries, and sends the
+    ``NOTIFY`` if there is one (a data-modifying ``WITH`` runs whether or not it is read)."""
+    if notify is None:
+        return f"WITH new_events AS ({events_sql}) {deliveries_sql}", params
+    return (
+        f"WITH new_events AS ({events_sql}), new_deliveries AS ({deliveries_sql}) "
+        "SELECT pg_notify(%s, '')",
+        [*params, notify],
+    )
 
 
 writer_for = per_connection(OutboxWriter)
