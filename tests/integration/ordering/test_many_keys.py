@@ -63,7 +63,9 @@ def test_every_key_is_delivered_once_in_publish_order_by_four_workers(
 
     assert_in_publish_order(keys, per_key)
     # Lines did form: at least the second event of each key in each transaction was written
-    # waiting behind the first. Never a delivery to the unordered receiver, then or since.
+    # waiting behind the first (a transaction holds two events of a key, the last one only one
+    # when a key has an odd number; whether the first waits too depends on how fast the
+    # workers are). Never a delivery to the unordered receiver, then or since.
     assert set(written_waiting) == {ORDERED}
-    assert written_waiting[ORDERED] >= key_count * per_key // 2
+    assert written_waiting[ORDERED] >= key_count * (per_key // 2)
     assert held_back <= {ORDERED}
