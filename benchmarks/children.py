@@ -77,6 +77,7 @@ def stop_all() -> None:
 
 
 def _exit_on(signum: int, frame: FrameType | None) -> None:
+    stop_all()  # first, so that nothing the unwinding does can keep a worker running
     raise SystemExit(128 + signum)
 
 

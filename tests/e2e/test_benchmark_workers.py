@@ -36,6 +36,16 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def status(pid: int) -> str:
+    """What Linux says of process ``pid``: its state and signal masks, or that it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        return "gone"
+    keep = ("State", "PPid", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    return ", ".join(line for line in lines if line.startswith(keep))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
 def test_a_worker_ends_with_its_run(signum: signal.Signals) -> None:
@@ -47,11 +57,11 @@ def test_a_worker_ends_with_its_run(signum: signal.Signals) -> None:
             worker = int(run.stdout.readline())
             assert running(worker)
             run.send_signal(signum)
-            run.wait(timeout=60)
             wait_until(
                 lambda: not running(worker),
                 f"the worker {worker} to end after its run got {signum.name}",
                 timeout=60,
+                report=lambda: f"the run: {status(run.pid)}\nthe worker: {status(worker)}",
             )
         finally:
             run.kill()
