@@ -40,7 +40,8 @@ def opened(using: str) -> Any:
     """The connection to ``using`` a run starts on, connecting if need be (as the run's
     transaction would), to tell afterwards whether the run lost it."""
     connection = connections[using]
-    connection.ensure_connection()
+    if connection.connection is None:
+        connection.ensure_connection()
     return connection.connection
 
 

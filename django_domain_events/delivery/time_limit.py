@@ -22,49 +22,84 @@ its process dies, the relay sends it again after ``DISPATCH_TIMEOUT``.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
+from contextlib import AbstractContextManager
 from typing import Any
 
 from django.db import connections
 
 from django_domain_events.exceptions import ReceiverTimedOut
 
+_HAS_ITIMER = hasattr(signal, "setitimer")
+
+_running: tuple[str, float] | None = None
+"""The receiver and limit of the run the alarm is set for (runs with a limit happen only in
+the main thread, one at a time)."""
+
+_replaced: Any = signal.SIG_DFL
+"""What ``SIGALRM`` did before ``_on_alarm()`` took it over: ``SIG_DFL`` or ``SIG_IGN``."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    running = _running
+    if running is not None:
+        raise ReceiverTimedOut(*running)
+    # Outside a run, do what SIGALRM did before this handler took it over.
+    if _replaced is signal.SIG_IGN:
+        return
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGALRM)
+
 
 def can_interrupt() -> bool:
     """Whether a sync receiver run here can be interrupted: the main thread of a process with
-    ``signal.setitimer``, whose ``SIGALRM`` nothing else uses right now."""
-    return (
-        hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
-        and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-    )
+    ``signal.setitimer``, whose ``SIGALRM`` nothing else uses right now (a run inside another
+    run, through a dispatch on commit, leaves the alarm to the outer one)."""
+    if not _HAS_ITIMER or threading.current_thread() is not threading.main_thread():
+        return False
+    handler = signal.getsignal(signal.SIGALRM)
+    if handler is _on_alarm:
+        return _running is None
+    return handler in (signal.SIG_DFL, signal.SIG_IGN, None) and signal.getitimer(
+        signal.ITIMER_REAL
+    ) == (0.0, 0.0)
 
 
-@contextmanager
-def interrupting_after(seconds: float | None, receiver: str) -> Iterator[None]:
+class _Alarm:
+    """``interrupting_after()``'s context manager. The handler it installs stays for the next
+    run (installing it costs two system calls a run); outside a run it does what ``SIGALRM``
+    did before."""
+
+    __slots__ = ("limit",)
+
+    def __init__(self, seconds: float | None, receiver: str) -> None:
+        self.limit = (receiver, seconds) if seconds is not None and can_interrupt() else None
+
+    def __enter__(self) -> None:
+        global _replaced, _running
+        if self.limit is None:
+            return
+        if signal.getsignal(signal.SIGALRM) is not _on_alarm:
+            previous = signal.signal(signal.SIGALRM, _on_alarm)
+            _replaced = signal.SIG_IGN if previous is signal.SIG_IGN else signal.SIG_DFL
+        _running = self.limit
+        signal.setitimer(signal.ITIMER_REAL, self.limit[1])
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _running
+        if self.limit is None:
+            return
+        _running = None
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def interrupting_after(seconds: float | None, receiver: str) -> AbstractContextManager[None]:
     """Raise ``ReceiverTimedOut`` in the block if it runs longer than ``seconds``, where
     ``can_interrupt()``; elsewhere, or with None, run the block without a limit."""
-    if seconds is None or not can_interrupt():
-        yield
-        return
-    running = True
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        if running:
-            raise ReceiverTimedOut(receiver, seconds)
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        running = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return _Alarm(seconds, receiver)
 
 
 async def awaited_within(

@@ -5,6 +5,10 @@ recorded as a failed attempt, and the relay goes on with the other deliveries.""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -117,3 +121,45 @@ def test_e002_a_bad_receiver_timeout_setting(value: object) -> None:
 
     assert error.id == "django_domain_events.E002"
     assert "RECEIVER_TIMEOUT" in error.msg
+
+
+def test_a_run_inside_a_run_leaves_the_alarm_to_the_outer_one() -> None:
+    with time_limit.interrupting_after(60, "outer"):
+        assert not time_limit.can_interrupt()
+        with time_limit.interrupting_after(1, "inner"):
+            pass
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 1 < remaining <= 60  # still the outer run's limit
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert time_limit.can_interrupt()
+
+
+AFTER_A_RUN = """
+import os, signal, sys, time
+import django
+
+django.setup()
+from django_domain_events.delivery import time_limit
+
+if sys.argv[1] == "ignored":
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+with time_limit.interrupting_after(60, "a receiver"):
+    pass
+os.kill(os.getpid(), signal.SIGALRM)
+time.sleep(0.5)
+print("still running")
+"""
+
+
+@pytest.mark.parametrize(("before", "returncode"), [("default", -signal.SIGALRM), ("ignored", 0)])
+def test_outside_a_run_sigalrm_does_what_it_did_before(before: str, returncode: int) -> None:
+    # The handler a limited run installs stays for the next run; outside a run it must not
+    # change what the signal does to the process.
+    done = subprocess.run(
+        [sys.executable, "-c", AFTER_A_RUN, before],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True,
+        timeout=120,
+    )
+
+    assert done.returncode == returncode, done.stderr.decode()
