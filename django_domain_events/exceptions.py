@@ -36,6 +36,10 @@ class ReceiverLimitError(DomainEventsError, ImproperlyConfigured):
     """Declaring a receiver would give an event type more receivers than its namespace allows."""
 
 
+class CatalogueFileError(DomainEventsError, ValueError):
+    """A stored event catalogue cannot be read: missing, not JSON, or not a catalogue."""
+
+
 class ReceiverTimedOut(DomainEventsError):
     """A receiver ran longer than its ``timeout`` and was interrupted; the run counts as a
     failed attempt."""

@@ -48,6 +48,9 @@ class DomainEvent:
     """How long its settled deliveries are kept, by state, such as ``{"delivered":
     timedelta(days=7), "dead": None}`` (None: for ever); states it leaves out, and classes
     that set none, follow ``DOMAIN_EVENTS["RETENTION"]``. See ``prune_events``."""
+    publishers: ClassVar[tuple[str, ...]] = ()
+    """Where it is published from, such as ``("shop.services",)``: a declaration for the event
+    catalogue (``manage.py events_catalogue``) to show, not checked against the code."""
     _abstract: ClassVar[bool] = True
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -70,6 +73,14 @@ class DomainEvent:
         if isinstance(cls.version, bool) or not isinstance(cls.version, int) or cls.version < 1:
             raise EventDefinitionError(
                 f"{cls.__qualname__}.version must be an integer >= 1, got {cls.version!r}."
+            )
+        publishers = cls.publishers
+        if not isinstance(publishers, tuple) or not all(
+            isinstance(where, str) and where for where in publishers
+        ):
+            raise EventDefinitionError(
+                f"{cls.__qualname__}.publishers must be a tuple of non-empty strings (module "
+                f"paths such as 'shop.services'), got {publishers!r}."
             )
         if cls.event_kind not in ("domain", "integration"):
             raise EventDefinitionError(
