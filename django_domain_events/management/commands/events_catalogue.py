@@ -14,7 +14,7 @@ from django_domain_events.catalogue.building import Catalogue, build_catalogue
 from django_domain_events.catalogue.comparing import compare_catalogues, read_catalogue
 from django_domain_events.catalogue.json_schema import event_schema
 from django_domain_events.catalogue.text import catalogue_text
-from django_domain_events.declaration.registry import is_wildcard
+from django_domain_events.declaration.registry import is_wildcard, pattern_matches
 from django_domain_events.exceptions import CatalogueFileError
 
 FORMATS = ("text", "json", "json-schema", "asyncapi")
@@ -64,13 +64,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         catalogue = build_catalogue()
         pattern = options["event_type"]
-        if pattern is not None:
-            catalogue = _selected(catalogue, pattern)
         if options["check"] is not None:
             if options["output"] is not None or options["format"] != "text":
                 raise CommandError("--check prints its findings; drop --format and --output.")
+            if pattern is not None:
+                catalogue = catalogue.selected(pattern)
             self._check(catalogue, options["check"], pattern)
             return
+        if pattern is not None:
+            catalogue = _selected(catalogue, pattern)
         text = _rendered(catalogue, options)
         if options["output"] is None:
             self.stdout.write(text, ending="")
@@ -89,7 +91,7 @@ class Command(BaseCommand):
         current = catalogue.as_dict()
         if pattern is not None:
             # Only the event types asked about; the wildcard receivers are not compared.
-            stored = {**stored, "events": _matching(stored["events"], catalogue)}
+            stored = {**stored, "events": _matching(stored["events"], pattern)}
             stored["wildcard_receivers"] = current["wildcard_receivers"]
         comparison = compare_catalogues(stored, current)
         for change in comparison.additive:
@@ -116,9 +118,8 @@ def _selected(catalogue: Catalogue, pattern: str) -> Catalogue:
     return chosen
 
 
-def _matching(stored: list[dict[str, Any]], catalogue: Catalogue) -> list[dict[str, Any]]:
-    names = {entry.event_type for entry in catalogue.events}
-    return [entry for entry in stored if entry["event_type"] in names]
+def _matching(stored: list[dict[str, Any]], pattern: str) -> list[dict[str, Any]]:
+    return [entry for entry in stored if pattern_matches(pattern, entry["event_type"])]
 
 
 def _rendered(catalogue: Catalogue, options: dict[str, Any]) -> str:
