@@ -1,7 +1,8 @@
 """What happens in the shop, as domain events.
 
 Typed events are frozen dataclasses; their ``event_type`` is ``"shop.<ClassName>"``. The two
-named events below carry plain JSON payloads and need no class.
+named events below carry plain JSON payloads and need no class. ``publishers`` says where each
+is published from, for ``manage.py events_catalogue`` to show.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django_domain_events import DomainEvent
+from django_domain_events import DomainEvent, IntegrationEvent
 
 
 @dataclass(frozen=True)
 class OrderPlaced(DomainEvent):
     """A customer placed an order."""
+
+    publishers = ("shop.services",)
 
     order_id: int
     total: Decimal
@@ -25,6 +28,8 @@ class OrderPlaced(DomainEvent):
 class PaymentReceived(DomainEvent):
     """A payment for an order came in."""
 
+    publishers = ("shop.services",)
+
     order_id: int
     payment_id: int
     amount: Decimal
@@ -33,6 +38,8 @@ class PaymentReceived(DomainEvent):
 @dataclass(frozen=True)
 class OrderCancelled(DomainEvent):
     """An order was cancelled before it shipped."""
+
+    publishers = ("shop.services",)
 
     order_id: int
     reason: str
@@ -43,12 +50,28 @@ class OrderStatusChanged(DomainEvent):
     """An order's status changed (placed, paid, cancelled). Its ordering key is the order: an
     ordered receiver gets one order's changes one at a time, in the order they happened."""
 
+    publishers = ("shop.services",)
+
     order_id: int
     status: str
 
     def ordering_key(self) -> str:
         """``order:<id>``, the line this event joins for ordered receivers."""
         return f"order:{self.order_id}"
+
+
+@dataclass(frozen=True)
+class PaymentSettled(IntegrationEvent):
+    """An order was paid in full, told to the accounting service.
+
+    An integration event: a contract with another service, which ``events_catalogue --format
+    asyncapi`` describes."""
+
+    publishers = ("shop.services",)
+
+    order_id: int
+    amount: Decimal
+    currency: str = "EUR"
 
 
 NEWSLETTER_SIGNUP = "shop.newsletter_signup"

@@ -20,6 +20,7 @@ from .events import (
     OrderPlaced,
     OrderStatusChanged,
     PaymentReceived,
+    PaymentSettled,
 )
 from .models import Order, Payment
 
@@ -42,7 +43,7 @@ def place_order(customer: str, total: Decimal) -> Order:
 
 def record_payment(order: Order, amount: Decimal, provider_reference: str) -> Payment:
     """Record a payment for ``order`` and mark it paid; the order publishes
-    ``PaymentReceived`` and ``OrderStatusChanged``."""
+    ``PaymentReceived``, ``OrderStatusChanged`` and the integration event ``PaymentSettled``."""
     with transaction.atomic():
         payment = Payment.objects.create(
             order=order, amount=amount, provider_reference=provider_reference
@@ -50,6 +51,7 @@ def record_payment(order: Order, amount: Decimal, provider_reference: str) -> Pa
         order.status = Order.Status.PAID
         order.record_event(PaymentReceived(order_id=order.pk, payment_id=payment.pk, amount=amount))
         order.record_event(OrderStatusChanged(order_id=order.pk, status=str(order.status)))
+        order.record_event(PaymentSettled(order_id=order.pk, amount=amount))
         order.save(update_fields=["status"])
     return payment
 

@@ -117,3 +117,22 @@ def test_seed_demo_runs_again_and_resets_the_password(
         "from django.contrib.auth import authenticate; "
         "assert authenticate(username='admin', password='second-secret')",
     )
+
+
+@pytest.mark.e2e
+def test_the_demo_catalogue_matches_the_one_it_keeps_and_lists_its_events(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "catalogue.sqlite3"
+
+    checked = manage(database, "events_catalogue", "--check", "events_catalogue.json")
+    listed = manage(database, "events_catalogue", "--event-type", "shop.*")
+    asyncapi = manage(database, "events_catalogue", "--format", "asyncapi")
+
+    assert "No breaking change against events_catalogue.json." in checked
+    assert "shop.OrderPlaced (domain event, version 1, shop.events.OrderPlaced)" in listed
+    assert "  Published from: shop.services\n" in listed
+    assert "shop.handlers.notify_warehouse: dispatcher deferred" in listed
+    assert "shop.newsletter_signup (named event: no class, fields not declared)" in listed
+    assert '"address": "shop.PaymentSettled"' in asyncapi
+    assert '"shop.OrderPlaced"' not in asyncapi
