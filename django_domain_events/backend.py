@@ -30,6 +30,9 @@ from django_domain_events.compat.backend import (
     MemoryEventBackend as MemoryEventBackend,
 )
 from django_domain_events.compat.backend import (
+    _import_event_handlers as _import_event_handlers,
+)
+from django_domain_events.compat.backend import (
     get_event_backend as get_event_backend,
 )
 from django_domain_events.compat.backend import (
@@ -58,9 +61,6 @@ from django_domain_events.compat.backend import (
 )
 from django_domain_events.compat.backend import (
     subscription_name as subscription_name,
-)
-from django_domain_events.compat.backend import (
-    _import_event_handlers as _import_event_handlers,
 )
 
 _STATE = ("_event_backend", "_pending_handlers", "_is_initialized")

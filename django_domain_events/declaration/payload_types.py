@@ -225,9 +225,7 @@ def _json_hint(value: Any) -> str:
     if isinstance(value, Decimal | uuid.UUID | dt.date | dt.time):
         return f" — pass str(value), or declare a DomainEvent class with a {kind.__name__} field"
     if isinstance(value, enum.Enum):
-        return (
-            f" — pass value.value, or declare a DomainEvent class with a {kind.__name__} field"
-        )
+        return f" — pass value.value, or declare a DomainEvent class with a {kind.__name__} field"
     if isinstance(value, set | frozenset):
         return " — pass sorted(value) (a list), or declare a DomainEvent class with a list field"
     if isinstance(value, bytes | bytearray):
