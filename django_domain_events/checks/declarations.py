@@ -173,13 +173,16 @@ def check_receiver_limit(
 def check_integration_events(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E012 a receiver of an integration event that would run on the ``"sync"`` dispatcher."""
+    """E012 a receiver of an integration event that would run on the ``"sync"`` dispatcher,
+    unless it says ``allow_sync=True``."""
     errors: list[CheckMessage] = []
     configured = getattr(django_settings, "DOMAIN_EVENTS", None)
     if configured is not None and not isinstance(configured, dict):
         return []  # E002
     default = settings.DISPATCHER
     for receiver in registry.all():
+        if receiver.allow_sync:
+            continue
         integration = [cls for cls in _classes_of(receiver) if cls.event_kind == "integration"]
         if not integration:
             continue
@@ -201,8 +204,10 @@ def check_integration_events(
                     f"process: its dispatcher is {name!r} ({where}).",
                     hint=(
                         "Integration events go through a transport: give the receiver "
-                        "@receiver(..., dispatcher='celery') (or another transport), or make "
-                        "the event a DomainEvent if it is this application's own business."
+                        "@receiver(..., dispatcher='celery') (or 'deferred', 'tasks', another "
+                        "transport), or make the event a DomainEvent if it is this "
+                        "application's own business. To run it in the publishing process "
+                        "anyway, say so: @receiver(..., allow_sync=True)."
                     ),
                     obj=receiver.origin,
                     id=f"{PREFIX}.E012",
