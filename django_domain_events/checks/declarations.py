@@ -99,13 +99,17 @@ def check_receivers(
                     id=f"{PREFIX}.E008",
                 )
             )
-        elif not _accepts_event(receiver.func):
+        elif not _accepts_event(receiver.func, receiver.dry_run):
+            dry_run = " and commit as a keyword (it says dry_run=True)" if receiver.dry_run else ""
             errors.append(
                 Error(
                     f"Receiver {receiver.name!r} cannot be called with the event as its only "
-                    f"positional argument.",
+                    f"positional argument{dry_run}.",
                     hint=(
-                        "Give it the signature (event) or (event, envelope); any other "
+                        "Give it the signature (event, *, commit) or (event, envelope, *, "
+                        "commit); any other parameter needs a default."
+                        if receiver.dry_run
+                        else "Give it the signature (event) or (event, envelope); any other "
                         "parameter needs a default."
                     ),
                     obj=receiver.origin,
@@ -119,12 +123,14 @@ def check_receivers(
     return errors
 
 
-def _accepts_event(func: Any) -> bool:
+def _accepts_event(func: Any, dry_run: bool = False) -> bool:
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):
         return True  # builtins and C callables: nothing to check
-    kwargs = {"envelope": None} if "envelope" in signature.parameters else {}
+    kwargs: dict[str, Any] = {"envelope": None} if "envelope" in signature.parameters else {}
+    if dry_run:
+        kwargs["commit"] = True
     try:
         signature.bind(object(), **kwargs)
     except TypeError:

@@ -66,6 +66,9 @@ def call_receiver(receiver: Receiver, event: DomainEvent | NamedEvent, envelope:
     the receiver's time limit raises ``ReceiverTimedOut`` where it can be interrupted (see
     ``time_limit``)."""
     kwargs: dict[str, Any] = {"envelope": envelope} if receiver.takes_envelope else {}
+    if receiver.dry_run:
+        # A receiver that can be previewed is told this run is the real one.
+        kwargs["commit"] = True
     limit = time_limit_for(receiver)
     token = set_current_envelope(envelope)
     try:
