@@ -30,6 +30,7 @@ from django_domain_events.exceptions import (
 )
 from django_domain_events.publishing.aggregates import EventRecordingMixin
 from django_domain_events.publishing.listeners import Listener, on, once
+from django_domain_events.publishing.units_of_work import EventRecorder, UnitOfWork
 
 if TYPE_CHECKING:
     from django_domain_events.publishing.collecting import collect_events
@@ -47,6 +48,7 @@ __all__ = [
     "Envelope",
     "EventDecodeError",
     "EventDefinitionError",
+    "EventRecorder",
     "EventRecordingMixin",
     "GiveUp",
     "IntegrationEvent",
@@ -59,6 +61,7 @@ __all__ = [
     "ReceiverLimitError",
     "ReceiverTimedOut",
     "RetryAfter",
+    "UnitOfWork",
     "UnknownEventTypeError",
     "apublish",
     "collect_events",

@@ -6,13 +6,15 @@ from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 from django.utils.translation import gettext_lazy as _
 
-RECEIVER_MODULES = ("handlers", "receivers")
-"""Submodules of every installed app imported at start-up to register their receivers."""
+RECEIVER_MODULES = ("handlers", "receivers", "event_handlers")
+"""Submodules of every installed app imported at start-up to register their receivers
+(``event_handlers`` is the name projects of the in-house event backend use)."""
 
 
 class DomainEventsConfig(AppConfig):
-    """Imports each installed app's ``handlers`` and ``receivers`` modules when Django starts,
-    then attaches the event backend API's pending subscriptions (``init_domain_events()``)."""
+    """Imports each installed app's ``handlers``, ``receivers`` and ``event_handlers`` modules
+    when Django starts, then attaches the event backend API's pending subscriptions
+    (``init_domain_events()``)."""
 
     name = "django_domain_events"
     verbose_name = _("Domain events")

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django_domain_events.compat import backend as _compat
+
 # Each name is re-exported explicitly (``X as X``), for type checkers too.
 from django_domain_events.compat.backend import (
     CeleryEventBackend as CeleryEventBackend,
@@ -26,6 +30,9 @@ from django_domain_events.compat.backend import (
     MemoryEventBackend as MemoryEventBackend,
 )
 from django_domain_events.compat.backend import (
+    _import_event_handlers as _import_event_handlers,
+)
+from django_domain_events.compat.backend import (
     get_event_backend as get_event_backend,
 )
 from django_domain_events.compat.backend import (
@@ -33,6 +40,9 @@ from django_domain_events.compat.backend import (
 )
 from django_domain_events.compat.backend import (
     init_event_backend as init_event_backend,
+)
+from django_domain_events.compat.backend import (
+    logger as logger,
 )
 from django_domain_events.compat.backend import (
     pending_handlers as pending_handlers,
@@ -52,3 +62,12 @@ from django_domain_events.compat.backend import (
 from django_domain_events.compat.backend import (
     subscription_name as subscription_name,
 )
+
+_STATE = ("_event_backend", "_pending_handlers", "_is_initialized")
+
+
+def __getattr__(name: str) -> Any:
+    # The seed module's state variables, read live: a re-export would be a copy taken at import.
+    if name in _STATE:
+        return getattr(_compat, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -99,13 +99,17 @@ def check_receivers(
                     id=f"{PREFIX}.E008",
                 )
             )
-        elif not _accepts_event(receiver.func):
+        elif not _accepts_event(receiver.func, receiver.dry_run):
+            dry_run = " and commit as a keyword (it says dry_run=True)" if receiver.dry_run else ""
             errors.append(
                 Error(
                     f"Receiver {receiver.name!r} cannot be called with the event as its only "
-                    f"positional argument.",
+                    f"positional argument{dry_run}.",
                     hint=(
-                        "Give it the signature (event) or (event, envelope); any other "
+                        "Give it the signature (event, *, commit) or (event, envelope, *, "
+                        "commit); any other parameter needs a default."
+                        if receiver.dry_run
+                        else "Give it the signature (event) or (event, envelope); any other "
                         "parameter needs a default."
                     ),
                     obj=receiver.origin,
@@ -119,12 +123,14 @@ def check_receivers(
     return errors
 
 
-def _accepts_event(func: Any) -> bool:
+def _accepts_event(func: Any, dry_run: bool = False) -> bool:
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):
         return True  # builtins and C callables: nothing to check
-    kwargs = {"envelope": None} if "envelope" in signature.parameters else {}
+    kwargs: dict[str, Any] = {"envelope": None} if "envelope" in signature.parameters else {}
+    if dry_run:
+        kwargs["commit"] = True
     try:
         signature.bind(object(), **kwargs)
     except TypeError:
@@ -173,13 +179,16 @@ def check_receiver_limit(
 def check_integration_events(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E012 a receiver of an integration event that would run on the ``"sync"`` dispatcher."""
+    """E012 a receiver of an integration event that would run on the ``"sync"`` dispatcher,
+    unless it says ``allow_sync=True``."""
     errors: list[CheckMessage] = []
     configured = getattr(django_settings, "DOMAIN_EVENTS", None)
     if configured is not None and not isinstance(configured, dict):
         return []  # E002
     default = settings.DISPATCHER
     for receiver in registry.all():
+        if receiver.allow_sync:
+            continue
         integration = [cls for cls in _classes_of(receiver) if cls.event_kind == "integration"]
         if not integration:
             continue
@@ -201,8 +210,10 @@ def check_integration_events(
                     f"process: its dispatcher is {name!r} ({where}).",
                     hint=(
                         "Integration events go through a transport: give the receiver "
-                        "@receiver(..., dispatcher='celery') (or another transport), or make "
-                        "the event a DomainEvent if it is this application's own business."
+                        "@receiver(..., dispatcher='celery') (or 'deferred', 'tasks', another "
+                        "transport), or make the event a DomainEvent if it is this "
+                        "application's own business. To run it in the publishing process "
+                        "anyway, say so: @receiver(..., allow_sync=True)."
                     ),
                     obj=receiver.origin,
                     id=f"{PREFIX}.E012",

@@ -14,6 +14,7 @@ import abc
 import enum
 import importlib
 import inspect
+import itertools
 import logging
 import warnings
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
 from django_domain_events.declaration.receivers import make_receiver
-from django_domain_events.declaration.registry import Receiver, registry
+from django_domain_events.declaration.registry import DEFAULT_NAMESPACE, Receiver, registry
 
 logger = logging.getLogger("django_domain_events")
 
@@ -53,9 +54,18 @@ class EventSubscriber(Protocol):
         """Call ``handler`` with the payload of every ``event_name`` event."""
 
 
+_instances = itertools.count(1)
+
+
 class EventBackend(abc.ABC, EventPublisher, EventSubscriber):
     """Base of the backends: publishes through the outbox and subscribes handlers as receivers
-    whose deliveries use ``dispatcher``."""
+    whose deliveries use ``dispatcher``.
+
+    Each instance keeps its own subscriptions: its publishes reach only its handlers. The
+    backend ``init_event_backend()`` builds is the project's: its subscriptions are receivers
+    of the ``"default"`` namespace, the one ``publish()`` delivers to. Any other instance's are
+    receivers of a namespace of its own (``namespace``).
+    """
 
     dispatcher: ClassVar[str | None] = None
     """The dispatcher of the receivers this backend's subscriptions become (None: the
@@ -64,17 +74,25 @@ class EventBackend(abc.ABC, EventPublisher, EventSubscriber):
     def __init__(self) -> None:
         self.handlers: dict[str, list[EventHandler]] = {}
         """The handlers subscribed through this backend, by event name."""
+        self.namespace: str = f"event_backend_{next(_instances)}"
+        """The namespace of its subscriptions' receivers: ``"default"`` for the backend of
+        ``init_event_backend()``, one of its own for an instance built directly."""
 
     def publish_event(self, event_name: str, payload: dict[str, Any]) -> None:
         """Publish the named event through the outbox: in the caller's transaction, dispatched
-        after commit. ``payload`` must hold plain JSON values (``PayloadError`` otherwise)."""
-        from django_domain_events.publishing.publisher import publish
+        after commit, to this backend's handlers. ``payload`` must hold plain JSON values
+        (``PayloadError`` otherwise)."""
+        from django_domain_events.declaration.namespaces import Namespace
+        from django_domain_events.publishing.emitter import Emitter
 
-        publish(event_name, payload)
+        if self.namespace == DEFAULT_NAMESPACE:
+            Emitter().publish(event_name, payload)
+        else:
+            Emitter(Namespace(self.namespace)).publish(event_name, payload)
 
     def subscribe(self, event_name: str, handler: EventHandler) -> None:
         """Register ``handler`` as a receiver of ``event_name`` on this backend's dispatcher."""
-        registry.register(_subscription(event_name, handler, self.dispatcher))
+        registry.register(_subscription(event_name, handler, self.dispatcher, self.namespace))
         self.handlers.setdefault(event_name, []).append(handler)
 
 
@@ -117,6 +135,8 @@ _BACKEND_CLASSES: dict[EventBackendType, type[EventBackend]] = {
 
 _event_backend: EventBackend | None = None
 _pending_handlers: dict[str, list[EventHandler]] = {}
+_is_initialized = False
+"""Whether a backend is current and the subscriptions made so far are attached to it."""
 
 
 def _payload_of(event: DomainEvent | NamedEvent) -> dict[str, Any]:
@@ -129,17 +149,23 @@ def _payload_of(event: DomainEvent | NamedEvent) -> dict[str, Any]:
     return payload
 
 
-def subscription_name(event_name: str, handler: EventHandler) -> str:
+def subscription_name(
+    event_name: str, handler: EventHandler, namespace: str = DEFAULT_NAMESPACE
+) -> str:
     """The stable receiver name of ``handler`` subscribed to ``event_name``:
-    ``"module.qualname@event_name"``, so one handler can subscribe to several events."""
+    ``"module.qualname@event_name"``, so one handler can subscribe to several events (prefixed
+    with ``"namespace:"`` for a backend built outside ``init_event_backend()``)."""
     # A callable object has no name of its own: its class's name is stable, where its repr
     # (with an address) would differ on every start.
     module = getattr(handler, "__module__", None) or type(handler).__module__
     qualname = getattr(handler, "__qualname__", None) or type(handler).__qualname__
-    return f"{module}.{qualname}@{event_name}"
+    name = f"{module}.{qualname}@{event_name}"
+    return name if namespace == DEFAULT_NAMESPACE else f"{namespace}:{name}"
 
 
-def _subscription(event_name: str, handler: EventHandler, dispatcher: str | None) -> Receiver:
+def _subscription(
+    event_name: str, handler: EventHandler, dispatcher: str | None, namespace: str
+) -> Receiver:
     if not callable(handler):
         raise TypeError(f"subscribe_to_event({event_name!r}): {handler!r} is not callable.")
     # The receiver adapts the event to what the handler expects: its payload dict.
@@ -164,7 +190,8 @@ def _subscription(event_name: str, handler: EventHandler, dispatcher: str | None
         event_name,
         deliver,
         dispatcher=dispatcher,
-        name=subscription_name(event_name, handler),
+        name=subscription_name(event_name, handler, namespace),
+        namespace=namespace,
     )
 
 
@@ -199,6 +226,8 @@ def init_event_backend(backend_type: EventBackendType, **kwargs: Any) -> EventBa
             f"{', '.join(f'EventBackendType.{member.name}' for member in EventBackendType)}."
         )
     backend = backend_class(**kwargs)
+    # The project's backend: its handlers are receivers of what publish() publishes too.
+    backend.namespace = DEFAULT_NAMESPACE
     previous = _event_backend
     _event_backend = backend
     if previous is not None:
@@ -210,11 +239,13 @@ def init_event_backend(backend_type: EventBackendType, **kwargs: Any) -> EventBa
 
 
 def _attach_pending(backend: EventBackend) -> None:
+    global _is_initialized
     pending = dict(_pending_handlers)
     _pending_handlers.clear()
     for event_name, handlers in pending.items():
         for handler in handlers:
             backend.subscribe(event_name, handler)
+    _is_initialized = True
 
 
 def publish_event(event_name: str, payload: dict[str, Any]) -> None:
@@ -290,9 +321,39 @@ def register_event_handlers(*modules: ModuleType | str) -> None:
 def reset_event_backend() -> None:
     """Forget the backend and the pending subscriptions (for tests). Receivers already
     registered stay registered; use ``registry.isolated()`` around the test for those."""
-    global _event_backend
+    global _event_backend, _is_initialized
     _event_backend = None
+    _is_initialized = False
     _pending_handlers.clear()
+
+
+def _import_event_handlers() -> None:
+    """Import every installed app's handler modules (``handlers``, ``receivers``,
+    ``event_handlers``), as ``AppConfig.ready()`` does at start-up."""
+    from django.utils.module_loading import autodiscover_modules
+
+    from django_domain_events.apps import RECEIVER_MODULES
+
+    autodiscover_modules(*RECEIVER_MODULES, register_to=registry)
+
+
+def unregistered_subscription(receiver_name: str) -> str | None:
+    """Why ``receiver_name``, a delivery's receiver not registered in this process, is a
+    subscription still waiting for ``init_event_backend()``, with what to do; None if it is
+    not one."""
+    if _event_backend is not None:
+        return None
+    for event_name, handlers in _pending_handlers.items():
+        for handler in handlers:
+            if subscription_name(event_name, handler) == receiver_name:
+                return (
+                    f"Receiver {receiver_name!r} is a @subscribe_to_event handler, but this "
+                    f"process never called init_event_backend(), so its subscription is still "
+                    f"pending and it cannot run here. Call init_event_backend(...) from an "
+                    f"AppConfig.ready() of your project, which every process runs (web "
+                    f"servers, Celery workers, relay_events): the delivery is retried."
+                )
+    return None
 
 
 __all__ = [
@@ -306,10 +367,12 @@ __all__ = [
     "get_event_backend",
     "init_domain_events",
     "init_event_backend",
+    "logger",
     "pending_handlers",
     "publish_event",
     "register_event_handlers",
     "reset_event_backend",
     "subscribe_to_event",
     "subscription_name",
+    "unregistered_subscription",
 ]

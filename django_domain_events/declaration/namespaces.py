@@ -77,6 +77,8 @@ class Namespace:
         on_dead: OnDead | None = None,
         timeout: float | None = None,
         once: bool = False,
+        allow_sync: bool = False,
+        dry_run: bool = False,
     ) -> Callable[[F], F]:
         """``@receiver`` for this namespace: same arguments, same checks."""
         # receivers imports this module for the limits; importing it here keeps that one way.
@@ -95,6 +97,8 @@ class Namespace:
                     on_dead=on_dead,
                     timeout=timeout,
                     once=once,
+                    allow_sync=allow_sync,
+                    dry_run=dry_run,
                     namespace=self.name,
                 )
             )

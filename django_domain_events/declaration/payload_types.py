@@ -215,12 +215,27 @@ def check_json(value: Any, path: str, *, tuples: bool = True) -> None:
             "field as tuple[...]",
         )
     else:
-        hint = " — convert it to str, int, float, bool, None, list or dict"
-        if isinstance(value, Decimal | uuid.UUID | dt.date | dt.time):
-            hint = (
-                f" — pass str(value), or declare a DomainEvent class with a {kind.__name__} field"
-            )
-        raise Mismatch(path, "JSON value", value, hint)
+        raise Mismatch(path, "JSON value", value, _json_hint(value))
+
+
+def _json_hint(value: Any) -> str:
+    # Payloads of the in-house backend's API held any Python object: each hint names the
+    # conversion that keeps the handler's reading of it, or the typed event that keeps its type.
+    kind = type(value)
+    if isinstance(value, Decimal | uuid.UUID | dt.date | dt.time):
+        return f" — pass str(value), or declare a DomainEvent class with a {kind.__name__} field"
+    if isinstance(value, enum.Enum):
+        return f" — pass value.value, or declare a DomainEvent class with a {kind.__name__} field"
+    if isinstance(value, set | frozenset):
+        return " — pass sorted(value) (a list), or declare a DomainEvent class with a list field"
+    if isinstance(value, bytes | bytearray):
+        return " — pass value.decode() or a base64 string: JSON holds text, not bytes"
+    if hasattr(value, "_meta") and hasattr(value, "pk"):
+        return (
+            " — pass the primary key (value.pk) and load the row in the handler: the row may "
+            "have changed by the time the handler runs"
+        )
+    return " — convert it to str, int, float, bool, None, list or dict"
 
 
 def _check_typed_json(value: Any, path: str) -> None:

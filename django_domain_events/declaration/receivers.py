@@ -58,6 +58,8 @@ def make_receiver(
     on_dead: OnDead | None = None,
     timeout: float | None = None,
     once: bool = False,
+    allow_sync: bool = False,
+    dry_run: bool = False,
     namespace: str = DEFAULT_NAMESPACE,
 ) -> Receiver:
     """Build a ``Receiver``, refusing argument values that can never be right."""
@@ -74,6 +76,10 @@ def make_receiver(
         )
     if not isinstance(once, bool):
         raise ValueError(f"@receiver(once={once!r}): give True or False.")
+    if not isinstance(allow_sync, bool):
+        raise ValueError(f"@receiver(allow_sync={allow_sync!r}): give True or False.")
+    if not isinstance(dry_run, bool):
+        raise ValueError(f"@receiver(dry_run={dry_run!r}): give True or False.")
     if max_attempts is not None and (
         isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
     ):
@@ -108,6 +114,8 @@ def make_receiver(
         on_dead=on_dead,
         timeout=None if timeout is None else float(timeout),
         once=once,
+        allow_sync=allow_sync,
+        dry_run=dry_run,
         namespace=namespace,
     )
 
@@ -134,6 +142,8 @@ def receiver(
     on_dead: OnDead | None = None,
     timeout: float | None = None,
     once: bool = False,
+    allow_sync: bool = False,
+    dry_run: bool = False,
 ) -> Callable[[F], F]:
     """Register the decorated function (sync or ``async def``) as a receiver of ``event``.
 
@@ -145,8 +155,11 @@ def receiver(
     ``"module.qualname"``. With ``ordered=True`` the deliveries of one ordering key reach it
     one at a time in publish order; ``on_dead`` says whether a dead one holds up the rest
     (``"block"``) or not (``"skip"``). ``timeout`` is how many seconds one run may take before
-    it counts as a failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``). The function
-    is returned unchanged.
+    it counts as a failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``).
+    ``allow_sync=True`` lets a receiver of an integration event run on the ``"sync"``
+    dispatcher (system check E012 refuses it otherwise). ``dry_run=True`` declares that it
+    takes a keyword-only ``commit`` argument, and ``collect_events(commit=False)`` calls it
+    with ``commit=False`` to preview its effects. The function is returned unchanged.
     """
 
     def decorate(func: F) -> F:
@@ -162,6 +175,8 @@ def receiver(
                 on_dead=on_dead,
                 timeout=timeout,
                 once=once,
+                allow_sync=allow_sync,
+                dry_run=dry_run,
             )
         )
         return func
@@ -191,6 +206,8 @@ class _Handles:
     on_dead: OnDead | None
     timeout: float | None
     once: bool
+    allow_sync: bool
+    dry_run: bool
 
 
 def handles(
@@ -204,6 +221,8 @@ def handles(
     on_dead: OnDead | None = None,
     timeout: float | None = None,
     once: bool = False,
+    allow_sync: bool = False,
+    dry_run: bool = False,
 ) -> Callable[[F], F]:
     """Mark a method of a ``@receiver_class`` class as a receiver of ``event``.
 
@@ -229,10 +248,24 @@ def handles(
             on_dead=on_dead,
             timeout=timeout,
             once=once,
+            allow_sync=allow_sync,
+            dry_run=dry_run,
         )
         marks: list[_Handles] = func.__dict__.setdefault(_HANDLES_ATTR, [])
         marks.append(
-            _Handles(event, dispatcher, queue, max_attempts, name, ordered, on_dead, timeout, once)
+            _Handles(
+                event,
+                dispatcher,
+                queue,
+                max_attempts,
+                name,
+                ordered,
+                on_dead,
+                timeout,
+                once,
+                allow_sync,
+                dry_run,
+            )
         )
         _unclaimed.add(func)
         return func
@@ -366,4 +399,6 @@ def _method_receiver(
         on_dead=mark.on_dead,
         timeout=mark.timeout,
         once=mark.once,
+        allow_sync=mark.allow_sync,
+        dry_run=mark.dry_run,
     )

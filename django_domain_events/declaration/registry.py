@@ -70,6 +70,12 @@ class Receiver:
     """Delivered the first event it matches only, across processes (a claim row decides)."""
     namespace: str = DEFAULT_NAMESPACE
     """The namespace it belongs to: it receives only the events published to that namespace."""
+    allow_sync: bool = False
+    """Whether it may run on the ``"sync"`` dispatcher although it receives an integration
+    event (system check E012 refuses that otherwise)."""
+    dry_run: bool = False
+    """Whether it takes a keyword-only ``commit`` argument and supports being previewed with
+    ``commit=False`` (by ``collect_events(commit=False)``)."""
 
     @property
     def is_wildcard(self) -> bool:

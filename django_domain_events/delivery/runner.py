@@ -66,6 +66,9 @@ def call_receiver(receiver: Receiver, event: DomainEvent | NamedEvent, envelope:
     the receiver's time limit raises ``ReceiverTimedOut`` where it can be interrupted (see
     ``time_limit``)."""
     kwargs: dict[str, Any] = {"envelope": envelope} if receiver.takes_envelope else {}
+    if receiver.dry_run:
+        # A receiver that can be previewed is told this run is the real one.
+        kwargs["commit"] = True
     limit = time_limit_for(receiver)
     token = set_current_envelope(envelope)
     try:
@@ -165,6 +168,22 @@ def _hand_over(released: OwedDelivery) -> OwedDelivery | None:
 def _run_delivery(owed: OwedDelivery) -> _Ran:
     receiver = registry.get(owed.receiver)
     if receiver is None:
+        # The in-house backend's API keeps subscriptions pending until init_event_backend():
+        # a process that never calls it is misconfigured, and its deliveries wait for the fix.
+        from django_domain_events.compat.backend import unregistered_subscription
+
+        pending = unregistered_subscription(owed.receiver)
+        if pending is not None:
+            logger.error("Delivery %s: %s", owed.delivery_id, pending)
+            return _settle_failure(
+                owed,
+                None,
+                owed.attempts + 1,
+                None,
+                reason=pending,
+                envelope=owed.envelope,
+                event=owed.event,
+            )
         reason = (
             f"No receiver named {owed.receiver!r} is registered (renamed or removed?). "
             f"Restore it, or replay the event to the receivers that exist now."

@@ -6,7 +6,9 @@ and one delivery per receiver with the dispatcher it will use. The rows wait in 
 it ends they are written with one multi-row INSERT per table (per database alias), in the
 transaction open at that moment, and dispatched when that transaction commits, exactly as if
 they had been published there. With ``commit=False`` the block is a dry run: the would-be rows
-are returned and nothing is written or dispatched.
+are returned, receivers declared with ``dry_run=True`` are called with ``commit=False`` to
+preview their effects, and nothing is written or dispatched. ``collect()`` lists the would-be
+receiver runs (``SideEffect``) for inspection.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from django.db import connections
+from asgiref.sync import async_to_sync
+from django.db import connections, transaction
 from django.db.transaction import Atomic
 
+from django_domain_events.declaration.envelope import Envelope
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
+from django_domain_events.declaration.registry import Receiver, registry
 from django_domain_events.models import DELIVERY_COLUMNS, EVENT_COLUMNS
 from django_domain_events.observability import debug_logging
 from django_domain_events.publishing.batch import Batch, batch_for
@@ -67,6 +72,48 @@ class DeliveryRow:
     state: str
 
 
+@dataclass(frozen=True, slots=True)
+class SideEffect:
+    """One receiver run that a ``collect_events()`` block causes, or would cause: its delivery,
+    the event, and the registered receiver (None if no receiver has that name now)."""
+
+    delivery: DeliveryRow
+    event: DomainEvent | NamedEvent
+    envelope: Envelope
+    receiver: Receiver | None
+    using: str
+    """The database alias the rows are, or would be, written to."""
+
+    @property
+    def supports_dry_run(self) -> bool:
+        """Whether the receiver was declared with ``dry_run=True``."""
+        return self.receiver is not None and self.receiver.dry_run
+
+    def preview(self) -> Any:
+        """Call the receiver with the event and ``commit=False``, and return what it returns.
+
+        It runs in a savepoint that is rolled back, so even a write it makes by mistake is
+        undone. Raises ``TypeError`` for a receiver not declared with ``dry_run=True``.
+        """
+        found = self.receiver
+        if found is None or not found.dry_run:
+            name = self.delivery.receiver
+            raise TypeError(
+                f"Receiver {name!r} does not support a dry run: declare it with "
+                f"@receiver(..., dry_run=True) and give it a keyword-only commit argument."
+            )
+        kwargs: dict[str, Any] = {"commit": False}
+        if found.takes_envelope:
+            kwargs["envelope"] = self.envelope
+        with transaction.atomic(using=self.using):
+            try:
+                if found.is_async:
+                    return async_to_sync(found.func)(self.event, **kwargs)
+                return found.func(self.event, **kwargs)
+            finally:
+                transaction.set_rollback(True, using=self.using)
+
+
 class CollectedEvents:
     """What a ``collect_events()`` block gathered, filled in when the block ends.
 
@@ -80,6 +127,19 @@ class CollectedEvents:
         """Whether the block writes its rows (False for a dry run)."""
         self.events: tuple[EventRow, ...] = ()
         self.deliveries: tuple[DeliveryRow, ...] = ()
+        self.previews: tuple[tuple[SideEffect, Any], ...] = ()
+        """In a dry run, each receiver declared with ``dry_run=True`` and what its call with
+        ``commit=False`` returned, in publish order."""
+        self._side_effects: tuple[SideEffect, ...] = ()
+
+    def collect(self) -> list[SideEffect]:
+        """The would-be receiver runs, one per delivery, in publish order, for inspection.
+
+        A dry-run receiver's ``SideEffect.preview()`` calls it with ``commit=False`` again. To
+        apply them for real, run the same code in a block with ``commit=True``: the outbox then
+        runs the receivers, after the commit, with retries.
+        """
+        return list(self._side_effects)
 
     @property
     def ids(self) -> list[uuid.UUID]:
@@ -183,6 +243,18 @@ def _delivery_rows(rows: list[_Rows]) -> tuple[DeliveryRow, ...]:
     )
 
 
+def _side_effects(rows: list[_Rows]) -> tuple[SideEffect, ...]:
+    found = []
+    for item in rows:
+        by_id = {envelope.event_id: (event, envelope) for event, envelope in item.envelopes}
+        for delivery in _delivery_rows([item]):
+            event, envelope = by_id[delivery.event_id]
+            found.append(
+                SideEffect(delivery, event, envelope, registry.get(delivery.receiver), item.alias)
+            )
+    return tuple(found)
+
+
 def _write(rows: list[_Rows]) -> None:
     by_alias: dict[str, _Rows] = {}
     for item in rows:
@@ -219,6 +291,8 @@ def collect_events(*, commit: bool = True) -> Iterator[CollectedEvents]:
     With ``commit=False`` it is a dry run: everything is validated, encoded and resolved as
     usual, ``publish()`` returns the would-be ids, and the ``CollectedEvents`` lists the
     would-be rows; nothing is written or dispatched, and ``capture_events()`` sees nothing.
+    When it ends, each receiver declared with ``dry_run=True`` is called with the event and
+    ``commit=False`` (``CollectedEvents.previews`` keeps what it returned).
     """
     parent = _collector.get()
     block = _Block(commit, parent if isinstance(parent, _Block) else None)
@@ -240,6 +314,13 @@ def collect_events(*, commit: bool = True) -> Iterator[CollectedEvents]:
         _write(live)
     collected.events = _event_rows(live)
     collected.deliveries = _delivery_rows(live)
+    collected._side_effects = _side_effects(live)
+    if not commit:
+        collected.previews = tuple(
+            (effect, effect.preview())
+            for effect in collected._side_effects
+            if effect.supports_dry_run
+        )
     if debug_logging.enabled():
         debug_logging.logger.debug(
             "collect_events(commit=%s) ended: %d events, %d deliveries %s in %.3f ms",

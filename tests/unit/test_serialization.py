@@ -614,8 +614,8 @@ def test_named_payload_above_the_size_cap_is_a_payload_error() -> None:
         ({"x": math.nan}, "billing.paid payload['x']: finite float expected, got float nan"),
         (
             {"x": {1, 2}},
-            "billing.paid payload['x']: JSON value expected, got set {1, 2} — convert it to "
-            "str, int, float, bool, None, list or dict.",
+            "billing.paid payload['x']: JSON value expected, got set {1, 2} — pass "
+            "sorted(value) (a list), or declare a DomainEvent class with a list field.",
         ),
     ],
     ids=["decimal", "uuid-nested", "datetime", "int-key", "nan", "set"],
