@@ -90,7 +90,7 @@ def _subject_problem(cls: type[DomainEvent]) -> str | None:
         except Exception:
             return None  # reported by the codec's checks of the class
         if step not in {item.name for item in dataclasses.fields(current)}:
-            return f"{current.__qualname__} has no field {step!r}"
+            return f"{current.__name__} has no field {step!r}"
         current = hints.get(step)
     return None
 

@@ -228,10 +228,10 @@ def sensitivity_of(event_type: str) -> Sensitivity:
 
 def replace_at(value: Any, path: Path, marker: str, replaced: list[Any] | None = None) -> Any:
     """``value`` with what ``path`` reaches replaced by ``marker``: a copy of the containers
-    on the way, the rest shared. Missing keys and None are left; each value replaced (not
-    already ``marker``) is appended to ``replaced``."""
+    on the way, the rest shared. Missing keys, None and "" (nothing to hide) are left; each
+    value replaced (not already ``marker``) is appended to ``replaced``."""
     if not path:
-        if value is None or value == marker:
+        if value is None or value == "" or value == marker:
             return value
         if replaced is not None:
             replaced.append(value)
