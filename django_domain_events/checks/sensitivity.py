@@ -16,6 +16,7 @@ from django_domain_events.declaration.events import DomainEvent, event_class_for
 from django_domain_events.declaration.sensitivity import (
     ERASED,
     declared_named_events,
+    sensitive_field_names,
     sensitive_field_types,
     spell,
 )
@@ -28,12 +29,25 @@ def check_sensitive_fields(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E070 a ``data_subject`` naming no field, E071 ``declare_sensitive()`` of a typed event,
-    W072 an erasable sensitive field whose type cannot hold the erasure marker."""
+    W072 an erasable sensitive field whose type cannot hold the erasure marker, W073 an
+    ordering key taken from a sensitive field."""
     errors: list[CheckMessage] = []
     for cls in sorted(event_classes(), key=lambda cls: cls.event_type):
-        if "data_subject" not in vars(cls) and cls.data_subject is None:
-            continue
         where = f"{cls.__module__}.{cls.__qualname__}"
+        key = cls.ordering_key
+        if isinstance(key, str) and key in sensitive_field_names(cls):
+            errors.append(
+                Warning(
+                    f"{where}.ordering_key = {key!r} names a sensitive field: its value is "
+                    f"stored as the event's ordering key, a column the admin shows and "
+                    f"erase_sensitive does not erase.",
+                    hint="Order by an id instead (the customer's id, not their email).",
+                    obj=cls,
+                    id=f"{PREFIX}.W073",
+                )
+            )
+        if cls.data_subject is None:
+            continue
         problem = _subject_problem(cls)
         if problem is not None:
             errors.append(

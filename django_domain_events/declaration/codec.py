@@ -117,9 +117,12 @@ def encode_payload(event_type: str, payload: Mapping[str, Any], max_bytes: int) 
     """Validate a named event's payload (plain JSON values only) and return its encoding."""
     if type(payload) is not dict:
         if not isinstance(payload, Mapping):
-            raise PayloadError(
-                f"{event_type}: the payload must be a dict, got {describe(payload)}."
+            got = (
+                f"{type(payload).__name__} {REDACTED}"
+                if touches_sensitive(event_type, "")
+                else describe(payload)
             )
+            raise PayloadError(f"{event_type}: the payload must be a dict, got {got}.")
         payload = dict(payload)
     _check_depth(f"{event_type} payload", payload)
     try:

@@ -172,6 +172,8 @@ def test_a_payload_error_names_a_sensitive_field_without_its_value(newsletter: N
         "sensitive_tests.newsletter_signup payload['email']: JSON value expected, got set "
         "[redacted]."
     )
+    with pytest.raises(PayloadError, match=r"must be a dict, got list \[redacted\]\.$"):
+        publish(NEWSLETTER, [EMAIL])  # type: ignore[arg-type]
     with pytest.raises(PayloadError, match="got str 'not an int'"):
         publish(CustomerRegistered(customer_id="not an int", email=EMAIL))  # type: ignore[arg-type]
 
@@ -333,3 +335,16 @@ def test_an_erasable_field_that_cannot_hold_the_marker_is_w072(disposable_classe
 
     assert warning.id == "django_domain_events.W072"
     assert "Born.year is sensitive and erasable, but its type int cannot hold" in warning.msg
+
+
+def test_an_ordering_key_from_a_sensitive_field_is_w073(disposable_classes: None) -> None:
+    @dataclass(frozen=True)
+    class Keyed(DomainEvent):
+        event_type = "unit_sensitive.keyed"
+        ordering_key = "email"
+        email: Annotated[str, Sensitive]
+
+    (warning,) = check_sensitive_fields()
+
+    assert warning.id == "django_domain_events.W073"
+    assert "Keyed.ordering_key = 'email' names a sensitive field" in warning.msg
