@@ -71,6 +71,12 @@ def check_event_class(event_class: type[DomainEvent]) -> None:
     codec_for(event_class)
 
 
+def _shown(event_type: str, payload: Any) -> str:
+    if touches_sensitive(event_type, ""):
+        return f"{type(payload).__name__} {REDACTED}"
+    return describe(payload)
+
+
 def _payload_error(label: str, mismatch: Mismatch, event_type: str) -> PayloadError:
     if touches_sensitive(event_type, mismatch.path):
         # The value (and a hint quoting it) would carry personal data into logs and tracebacks.
@@ -117,12 +123,9 @@ def encode_payload(event_type: str, payload: Mapping[str, Any], max_bytes: int) 
     """Validate a named event's payload (plain JSON values only) and return its encoding."""
     if type(payload) is not dict:
         if not isinstance(payload, Mapping):
-            got = (
-                f"{type(payload).__name__} {REDACTED}"
-                if touches_sensitive(event_type, "")
-                else describe(payload)
+            raise PayloadError(
+                f"{event_type}: the payload must be a dict, got {_shown(event_type, payload)}."
             )
-            raise PayloadError(f"{event_type}: the payload must be a dict, got {got}.")
         payload = dict(payload)
     _check_depth(f"{event_type} payload", payload)
     try:
