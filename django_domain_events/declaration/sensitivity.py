@@ -262,6 +262,8 @@ def redact(event_type: str, payload: Any) -> Any:
 def redacted_repr(event: Any) -> str:
     """``repr()`` of a dataclass event, with its sensitive fields (nested ones too) shown as
     ``[redacted]``: what tracebacks and logs that format the event show."""
+    if not dataclasses.is_dataclass(event) and not isinstance(event, NamedEvent):
+        return object.__repr__(event)  # repr() would come back here
     return _repr(event, set())
 
 

@@ -143,6 +143,15 @@ def test_a_repr_of_its_own_is_kept(disposable_classes: None) -> None:
     assert repr(Shown(secret="x")) == "Shown(mine)"
 
 
+def test_an_event_class_that_is_no_dataclass_has_the_default_repr(
+    disposable_classes: None,
+) -> None:
+    class Plain(DomainEvent):
+        event_type = "unit_sensitive.plain"
+
+    assert repr(Plain()).startswith("<tests.unit.test_sensitive.")
+
+
 def test_redact_copies_the_payload_leaving_the_stored_one() -> None:
     stored = {"customer_id": 7, "email": EMAIL, "address": {"street": STREET, "city": "Lyon"}}
 
