@@ -34,10 +34,9 @@ class DomainEvent:
     class attribute to override. ``ordering_key`` names the field (or is a method) giving the
     key whose events ordered receivers get in publish order. ``data_subject`` names the field
     holding the id of the person its sensitive fields are about (see ``Sensitive``). Pass
-    ``abstract=True`` in the
-    class statement for a base class that is never published itself. ``event_kind`` says who
-    consumes the event: ``"domain"`` (this application, the default) or ``"integration"`` (see
-    ``IntegrationEvent``).
+    ``abstract=True`` in the class statement for a base class that is never published itself.
+    ``event_kind`` says who consumes the event: ``"domain"`` (this application, the default)
+    or ``"integration"`` (see ``IntegrationEvent``).
     """
 
     event_type: ClassVar[str]
