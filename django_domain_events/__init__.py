@@ -14,6 +14,7 @@ from django_domain_events.declaration.events import DomainEvent, IntegrationEven
 from django_domain_events.declaration.namespaces import Namespace
 from django_domain_events.declaration.receivers import handles, receiver, receiver_class
 from django_domain_events.declaration.registry import Receiver
+from django_domain_events.declaration.sensitivity import Sensitive, declare_sensitive
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
 from django_domain_events.dispatchers.override import use_dispatcher
 from django_domain_events.exceptions import (
@@ -61,11 +62,13 @@ __all__ = [
     "ReceiverLimitError",
     "ReceiverTimedOut",
     "RetryAfter",
+    "Sensitive",
     "UnitOfWork",
     "UnknownEventTypeError",
     "apublish",
     "collect_events",
     "current_envelope",
+    "declare_sensitive",
     "handles",
     "on",
     "once",

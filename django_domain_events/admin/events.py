@@ -34,6 +34,7 @@ from django_domain_events.admin.filters import EventDeliveryStateFilter, EventTy
 from django_domain_events.admin.formatting import breakable_name, to_the_second
 from django_domain_events.admin.highlighting import highlight_json
 from django_domain_events.admin.pagination import EstimatedCountPaginator
+from django_domain_events.declaration.sensitivity import redact
 from django_domain_events.models import Delivery, OutboxEvent
 
 
@@ -207,7 +208,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("payload"))
     def payload_highlighted(self, obj: OutboxEvent) -> SafeString:
-        return highlight_json(obj.payload)
+        return highlight_json(redact(obj.event_type, obj.payload))
 
     @admin.display(description=_("headers"))
     def headers_highlighted(self, obj: OutboxEvent) -> SafeString:

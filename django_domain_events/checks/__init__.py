@@ -15,6 +15,7 @@ from django_domain_events.checks.declarations import (
     check_receivers,
 )
 from django_domain_events.checks.retention import check_retention
+from django_domain_events.checks.sensitivity import check_sensitive_fields
 from django_domain_events.checks.wildcards import check_wildcard_receivers
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "check_receiver_limit",
     "check_receivers",
     "check_retention",
+    "check_sensitive_fields",
     "check_settings",
     "check_wildcard_receivers",
 ]

@@ -26,6 +26,7 @@ from django_domain_events.declaration.payload_types import (
     describe,
     too_deep,
 )
+from django_domain_events.declaration.sensitivity import REDACTED, touches_sensitive
 from django_domain_events.exceptions import EventDecodeError, EventDefinitionError, PayloadError
 
 
@@ -70,7 +71,17 @@ def check_event_class(event_class: type[DomainEvent]) -> None:
     codec_for(event_class)
 
 
-def _payload_error(label: str, mismatch: Mismatch) -> PayloadError:
+def _shown(event_type: str, payload: Any) -> str:
+    if touches_sensitive(event_type, ""):
+        return f"{type(payload).__name__} {REDACTED}"
+    return describe(payload)
+
+
+def _payload_error(label: str, mismatch: Mismatch, event_type: str) -> PayloadError:
+    if touches_sensitive(event_type, mismatch.path):
+        # The value (and a hint quoting it) would carry personal data into logs and tracebacks.
+        got = f"{type(mismatch.value).__name__} {REDACTED}"
+        return PayloadError(f"{label}{mismatch.path}: {mismatch.expected} expected, got {got}.")
     return PayloadError(
         f"{label}{mismatch.path}: {mismatch.expected} expected, got "
         f"{describe(mismatch.value)}{mismatch.hint}."
@@ -102,7 +113,7 @@ def encode_event(event: DomainEvent, max_bytes: int) -> bytes:
     try:
         codec.check(event, "")
     except Mismatch as mismatch:
-        raise _payload_error(cls.__qualname__, mismatch) from None
+        raise _payload_error(cls.__qualname__, mismatch, cls.event_type) from None
     data = msgspec.json.encode(event)
     _check_size(cls.__qualname__, data, max_bytes)
     return data
@@ -113,14 +124,14 @@ def encode_payload(event_type: str, payload: Mapping[str, Any], max_bytes: int) 
     if type(payload) is not dict:
         if not isinstance(payload, Mapping):
             raise PayloadError(
-                f"{event_type}: the payload must be a dict, got {describe(payload)}."
+                f"{event_type}: the payload must be a dict, got {_shown(event_type, payload)}."
             )
         payload = dict(payload)
     _check_depth(f"{event_type} payload", payload)
     try:
         check_json(payload, "")
     except Mismatch as mismatch:
-        raise _payload_error(f"{event_type} payload", mismatch) from None
+        raise _payload_error(f"{event_type} payload", mismatch, event_type) from None
     data = msgspec.json.encode(payload)
     _check_size(event_type, data, max_bytes)
     return data

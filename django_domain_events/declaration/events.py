@@ -32,10 +32,11 @@ class DomainEvent:
 
     ``event_type`` defaults to ``"<app_label>.<ClassName>"`` and ``version`` to 1; set either as a
     class attribute to override. ``ordering_key`` names the field (or is a method) giving the
-    key whose events ordered receivers get in publish order. Pass ``abstract=True`` in the
-    class statement for a base class that is never published itself. ``event_kind`` says who
-    consumes the event: ``"domain"`` (this application, the default) or ``"integration"`` (see
-    ``IntegrationEvent``).
+    key whose events ordered receivers get in publish order. ``data_subject`` names the field
+    holding the id of the person its sensitive fields are about (see ``Sensitive``). Pass
+    ``abstract=True`` in the class statement for a base class that is never published itself.
+    ``event_kind`` says who consumes the event: ``"domain"`` (this application, the default)
+    or ``"integration"`` (see ``IntegrationEvent``).
     """
 
     event_type: ClassVar[str]
@@ -44,6 +45,10 @@ class DomainEvent:
     ordering_key: ClassVar[Any] = None
     """The event's ordering key, for ordered receivers: the name of the field that holds it
     (``ordering_key = "order_id"``), or a callable, such as a method, returning it."""
+    data_subject: ClassVar[str | None] = None
+    """The field (dotted into nested ones: ``"customer.id"``) holding the id of the person the
+    event's sensitive fields are about, which ``erase_sensitive --subject`` finds; None: its
+    events are not erased."""
     retention: ClassVar[Mapping[str, dt.timedelta | None] | None] = None
     """How long its settled deliveries are kept, by state, such as ``{"delivered":
     timedelta(days=7), "dead": None}`` (None: for ever); states it leaves out, and classes
@@ -56,6 +61,10 @@ class DomainEvent:
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._abstract = abstract
+        if "__repr__" not in cls.__dict__:
+            # Set before @dataclass runs, which then keeps it: the dataclass repr would show
+            # sensitive fields in tracebacks and logs.
+            cls.__repr__ = _redacted_repr  # type: ignore[method-assign]
         if "event_type" not in cls.__dict__:
             cls.event_type = _default_event_type(cls)
         if not isinstance(cls.event_type, str) or not cls.event_type:
@@ -104,6 +113,12 @@ class DomainEvent:
         )
 
 
+def _redacted_repr(self: object) -> str:
+    from django_domain_events.declaration.sensitivity import redacted_repr
+
+    return redacted_repr(self)
+
+
 class IntegrationEvent(DomainEvent, abstract=True):
     """Base class of integration events: typed events that are a contract with other processes
     or services, rather than this application's own business.
@@ -147,6 +162,12 @@ class NamedEvent:
     version: int = 1
     ordering_key: str = ""
     """Events with one key reach ordered receivers in publish order ("" for none)."""
+
+    def __repr__(self) -> str:
+        # Its payload's sensitive values (see declare_sensitive) are shown redacted.
+        from django_domain_events.declaration.sensitivity import redacted_repr
+
+        return redacted_repr(self)
 
 
 def retire_event_class(cls: type[DomainEvent]) -> None:

@@ -34,6 +34,7 @@ from django_domain_events.declaration.registry import (
     time_limit_for,
 )
 from django_domain_events.declaration.retry import policy_for
+from django_domain_events.declaration.sensitivity import scrub, sensitive_values
 from django_domain_events.delivery import attempts, lost_connections, ordering, time_limit
 from django_domain_events.delivery.loading import load_delivery, load_headers
 from django_domain_events.dispatchers import dispatchers
@@ -297,6 +298,9 @@ def _settle_failure(
     if exc is not None and not reason:
         reason = f"{type(exc).__qualname__}: {exc}"
     trace = "".join(tb.format_exception(exc)) if exc is not None else ""
+    hidden = sensitive_values(event)
+    if hidden:
+        reason, trace = scrub(reason, hidden), scrub(trace, hidden)
     released = None
     try:
         with transaction.atomic(using=owed.using):
@@ -336,14 +340,26 @@ def _settle_failure(
         "exception": exc,
     }
     if dead:
-        logger.error(
-            "Delivery %s to %s is dead after %d attempt(s): %s",
-            owed.delivery_id,
-            owed.receiver,
-            attempt,
-            reason,
-            exc_info=exc if isinstance(exc, Exception) and not isinstance(exc, GiveUp) else None,
-        )
+        shown = exc if isinstance(exc, Exception) and not isinstance(exc, GiveUp) else None
+        if shown is not None and hidden:
+            # exc_info would format the exception as raised, sensitive values and all.
+            logger.error(
+                "Delivery %s to %s is dead after %d attempt(s): %s\n%s",
+                owed.delivery_id,
+                owed.receiver,
+                attempt,
+                reason,
+                trace.rstrip(),
+            )
+        else:
+            logger.error(
+                "Delivery %s to %s is dead after %d attempt(s): %s",
+                owed.delivery_id,
+                owed.receiver,
+                attempt,
+                reason,
+                exc_info=shown,
+            )
         signals.send(signals.delivery_dead, **told, reason=reason)
         return Outcome.DEAD, released
     logger.warning(

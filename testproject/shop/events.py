@@ -2,26 +2,37 @@
 
 Typed events are frozen dataclasses; their ``event_type`` is ``"shop.<ClassName>"``. The two
 named events below carry plain JSON payloads and need no class. ``publishers`` says where each
-is published from, for ``manage.py events_catalogue`` to show.
+is published from, for ``manage.py events_catalogue`` to show. Customers' email addresses
+are sensitive: the admin shows them as ``[redacted]``, and ``manage.py erase_sensitive --subject
+EMAIL`` erases them from the stored events.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Annotated
 
-from django_domain_events import DomainEvent, IntegrationEvent
+from django_domain_events import (
+    DomainEvent,
+    IntegrationEvent,
+    Sensitive,
+    declare_sensitive,
+)
 
 
 @dataclass(frozen=True)
 class OrderPlaced(DomainEvent):
-    """A customer placed an order."""
+    """A customer placed an order. The customer is their email address: sensitive, and the
+    data subject that ``erase_sensitive`` finds."""
+
+    data_subject = "customer"
 
     publishers = ("shop.services",)
 
     order_id: int
     total: Decimal
-    customer: str
+    customer: Annotated[str, Sensitive]
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,9 @@ class PaymentSettled(IntegrationEvent):
 
 
 NEWSLETTER_SIGNUP = "shop.newsletter_signup"
-"""Named event: ``{"email": str}``."""
+"""Named event: ``{"email": str}``, the email sensitive and its own data subject."""
+
+declare_sensitive(NEWSLETTER_SIGNUP, fields=("email",), data_subject="email")
 
 RECEIPT_REQUESTED = "shop.receipt_requested"
 """Named event: ``{"order_id": int, "payment_id": int, "amount": str}``, published by a receiver

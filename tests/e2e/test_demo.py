@@ -136,3 +136,28 @@ def test_the_demo_catalogue_matches_the_one_it_keeps_and_lists_its_events(
     assert "shop.newsletter_signup (named event: no class, fields not declared)" in listed
     assert '"address": "shop.PaymentSettled"' in asyncapi
     assert '"shop.OrderPlaced"' not in asyncapi
+
+
+@pytest.mark.e2e
+def test_erase_sensitive_erases_one_customer_s_email_in_the_demo(
+    seeded: tuple[Path, str], tmp_path: Path
+) -> None:
+    database = tmp_path / "erased.sqlite3"
+    shutil.copyfile(seeded[0], database)
+    emails = """
+        SELECT json_extract(payload, '$.email') FROM domain_events_outbox_event
+        WHERE event_type = 'shop.newsletter_signup' ORDER BY id
+    """
+    before = [email for (email,) in query(database, emails)]
+
+    output = manage(database, "erase_sensitive", "--subject", "guido@example.com")
+
+    assert "Erased 1 values in 1 events (shop.newsletter_signup: 1 events, 1 values)" in output
+    after = [email for (email,) in query(database, emails)]
+    assert after == ["[erased]" if email == "guido@example.com" else email for email in before]
+    assert "linus@example.com" in after
+    assert query(
+        database,
+        "SELECT COUNT(*) FROM domain_events_outbox_event "
+        "WHERE json_extract(headers, '$.erased_at') IS NOT NULL",
+    ) == [(1,)]
