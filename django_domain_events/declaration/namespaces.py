@@ -7,6 +7,7 @@ which only an ``Emitter`` bound to that namespace delivers to.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -77,6 +78,7 @@ class Namespace:
         on_dead: OnDead | None = None,
         timeout: float | None = None,
         once: bool = False,
+        delay: dt.timedelta | None = None,
     ) -> Callable[[F], F]:
         """``@receiver`` for this namespace: same arguments, same checks."""
         # receivers imports this module for the limits; importing it here keeps that one way.
@@ -96,6 +98,7 @@ class Namespace:
                     timeout=timeout,
                     once=once,
                     namespace=self.name,
+                    delay=delay,
                 )
             )
             return func

@@ -3,6 +3,7 @@ which register ``Receiver`` values in the registry."""
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import math
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
+from django_domain_events.declaration.due_times import check_delay
 from django_domain_events.declaration.events import DomainEvent
 from django_domain_events.declaration.namespaces import check_room
 from django_domain_events.declaration.registry import (
@@ -59,6 +61,7 @@ def make_receiver(
     timeout: float | None = None,
     once: bool = False,
     namespace: str = DEFAULT_NAMESPACE,
+    delay: dt.timedelta | None = None,
 ) -> Receiver:
     """Build a ``Receiver``, refusing argument values that can never be right."""
     if not isinstance(target, str | type):
@@ -94,6 +97,8 @@ def make_receiver(
         or timeout <= 0
     ):
         raise ValueError(f"@receiver(timeout={timeout!r}): give a number of seconds above 0.")
+    if delay is not None:
+        check_delay(delay, where="@receiver(delay=...)")
     return Receiver(
         name=name or default_receiver_name(func),
         event_type=event_type_of(target),
@@ -109,6 +114,7 @@ def make_receiver(
         timeout=None if timeout is None else float(timeout),
         once=once,
         namespace=namespace,
+        delay=delay or None,
     )
 
 
@@ -134,6 +140,7 @@ def receiver(
     on_dead: OnDead | None = None,
     timeout: float | None = None,
     once: bool = False,
+    delay: dt.timedelta | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function (sync or ``async def``) as a receiver of ``event``.
 
@@ -145,8 +152,10 @@ def receiver(
     ``"module.qualname"``. With ``ordered=True`` the deliveries of one ordering key reach it
     one at a time in publish order; ``on_dead`` says whether a dead one holds up the rest
     (``"block"``) or not (``"skip"``). ``timeout`` is how many seconds one run may take before
-    it counts as a failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``). The function
-    is returned unchanged.
+    it counts as a failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``). With ``delay``
+    its deliveries are due that long after publish (unless ``publish()`` gives a due time);
+    until then they are ``scheduled`` and the relay runs them once due. The function is
+    returned unchanged.
     """
 
     def decorate(func: F) -> F:
@@ -162,6 +171,7 @@ def receiver(
                 on_dead=on_dead,
                 timeout=timeout,
                 once=once,
+                delay=delay,
             )
         )
         return func
@@ -191,6 +201,7 @@ class _Handles:
     on_dead: OnDead | None
     timeout: float | None
     once: bool
+    delay: dt.timedelta | None
 
 
 def handles(
@@ -204,6 +215,7 @@ def handles(
     on_dead: OnDead | None = None,
     timeout: float | None = None,
     once: bool = False,
+    delay: dt.timedelta | None = None,
 ) -> Callable[[F], F]:
     """Mark a method of a ``@receiver_class`` class as a receiver of ``event``.
 
@@ -229,10 +241,13 @@ def handles(
             on_dead=on_dead,
             timeout=timeout,
             once=once,
+            delay=delay,
         )
         marks: list[_Handles] = func.__dict__.setdefault(_HANDLES_ATTR, [])
         marks.append(
-            _Handles(event, dispatcher, queue, max_attempts, name, ordered, on_dead, timeout, once)
+            _Handles(
+                event, dispatcher, queue, max_attempts, name, ordered, on_dead, timeout, once, delay
+            )
         )
         _unclaimed.add(func)
         return func
@@ -366,4 +381,5 @@ def _method_receiver(
         on_dead=mark.on_dead,
         timeout=mark.timeout,
         once=mark.once,
+        delay=mark.delay,
     )

@@ -3,6 +3,7 @@ receivers included), replaceable in tests."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ class Receiver:
     """Delivered the first event it matches only, across processes (a claim row decides)."""
     namespace: str = DEFAULT_NAMESPACE
     """The namespace it belongs to: it receives only the events published to that namespace."""
+    delay: dt.timedelta | None = None
+    """How long after publish its deliveries are due (None: at once), unless ``publish()`` is
+    given a due time of its own."""
 
     @property
     def is_wildcard(self) -> bool:
