@@ -52,7 +52,7 @@ from django_domain_events.exceptions import (
     PublishOutsideAtomicError,
 )
 from django_domain_events.ids import uuid7
-from django_domain_events.models import DeliveryState, OutboxEvent
+from django_domain_events.models import DELIVERY_COLUMNS, DeliveryState, OutboxEvent
 from django_domain_events.observability import debug_logging, tracing
 from django_domain_events.publishing import once_claims, sequencing
 from django_domain_events.publishing.batch import batch_for
@@ -60,6 +60,8 @@ from django_domain_events.publishing.captures import captures
 from django_domain_events.publishing.writer import writer_for
 
 logger = logging.getLogger("django_domain_events")
+
+_ORDERING_KEY = DELIVERY_COLUMNS.index("ordering_key")
 
 
 class _Collector(Protocol):
@@ -422,7 +424,8 @@ def _insert(
     try:
         if registry.has_once_receivers:
             deliveries, owed = once_claims.keep_claimed(alias, deliveries, owed)
-        if any(item.ordering_key for item in owed):
+        # The rows, not ``owed``: a scheduled delivery takes its place in its line too.
+        if any(row[_ORDERING_KEY] for row in deliveries):
             sequencing.sequence(connection, alias, deliveries, owed)
         notify = batch.relay_channel(connection, owed)
         writer_for(connection).write(events, deliveries, notify=notify)
