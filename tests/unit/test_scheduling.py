@@ -3,11 +3,11 @@ due ones only, and a receiver answering ``NotYet`` without spending an attempt."
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
@@ -119,7 +119,8 @@ def test_publish_many_emitter_and_apublish_pass_the_due_time_on(runs: list[Any])
 
     publish_many([NamedEvent(REMINDED, {"n": 1}), NamedEvent(REMINDED, {"n": 2})], delay=later)
     Emitter().publish(REMINDED, {"n": 3}, delay=later)
-    asyncio.run(apublish(REMINDED, {"n": 4}, delay=later))
+    # From this thread, so apublish()'s database work runs on its connection too.
+    async_to_sync(apublish)(REMINDED, {"n": 4}, delay=later)
 
     assert runs == []
     assert set(Delivery.objects.values_list("state", flat=True)) == {DeliveryState.SCHEDULED}
