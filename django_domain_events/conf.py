@@ -91,6 +91,9 @@ DEFAULTS: dict[str, Any] = {
     # events_status: unhealthy when more ordering keys than this are blocked by a dead delivery
     # (None: blocked keys do not count).
     "STATUS_MAX_BLOCKED_KEYS": 0,
+    # publish() outside transaction.atomic(): "ignore" (it runs in a transaction of its own),
+    # "warn" (a PublishedOutsideAtomic warning) or "raise" (PublishOutsideAtomicError).
+    "PUBLISH_OUTSIDE_ATOMIC": "ignore",
     # Let users with the delete permission delete outbox rows in the admin (off: the outbox is
     # an audit trail, trimmed by prune_events).
     "ADMIN_ALLOW_DELETE": False,
@@ -259,6 +262,10 @@ class Settings:
     def STATUS_MAX_BLOCKED_KEYS(self) -> int | None:
         value = self._get("STATUS_MAX_BLOCKED_KEYS")
         return None if value is None else int(value)
+
+    @property
+    def PUBLISH_OUTSIDE_ATOMIC(self) -> str:
+        return str(self._get("PUBLISH_OUTSIDE_ATOMIC"))
 
     @property
     def ADMIN_ALLOW_DELETE(self) -> bool:

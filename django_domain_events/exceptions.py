@@ -1,6 +1,8 @@
-"""Exceptions raised by django_domain_events, and the two a receiver may raise on purpose."""
+"""Exceptions raised by django_domain_events, and the three a receiver may raise on purpose."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -73,3 +75,40 @@ class GiveUp(Exception):
     def __init__(self, reason: str = "") -> None:
         self.reason = reason
         super().__init__(reason or "the receiver gave up")
+
+
+class ScheduleError(DomainEventsError, ValueError):
+    """A due time or delay cannot be used (naive datetime, negative delay, both given);
+    raised by ``publish()`` or ``@receiver`` before anything is written or registered."""
+
+
+class PublishOutsideAtomicError(DomainEventsError, RuntimeError):
+    """``publish()`` was called outside ``transaction.atomic()`` while
+    ``DOMAIN_EVENTS["PUBLISH_OUTSIDE_ATOMIC"]`` is ``"raise"``."""
+
+
+class PublishedOutsideAtomic(RuntimeWarning):
+    """``publish()`` was called outside ``transaction.atomic()`` while
+    ``DOMAIN_EVENTS["PUBLISH_OUTSIDE_ATOMIC"]`` is ``"warn"``: the event commits on its own,
+    not with the changes it reports."""
+
+
+class NotYet(Exception):
+    """Raise from a receiver to say "not yet, look again at ``at`` (or after ``delay``)".
+
+    The delivery goes back to ``scheduled`` without spending an attempt. With neither given,
+    it is due again at once, for the relay's next pass.
+    """
+
+    def __init__(
+        self,
+        at: dt.datetime | None = None,
+        delay: dt.timedelta | None = None,
+        reason: str = "",
+    ) -> None:
+        # due_times imports this module for ScheduleError.
+        from django_domain_events.declaration.due_times import due_time
+
+        self.at = due_time(at, delay, where="NotYet", at_name="at")
+        self.reason = reason
+        super().__init__(reason or f"not yet: due again at {self.at.isoformat()}")

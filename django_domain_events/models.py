@@ -28,6 +28,9 @@ class DeliveryState(models.TextChoices):
     ``dead`` once its attempts are exhausted or the receiver gave up. A delivery to an ordered
     receiver is ``waiting`` while an earlier delivery of its ordering key to the same receiver
     is unsettled; it becomes ``pending`` (or ``dispatched``) when that one settles.
+    ``scheduled`` is due at ``next_attempt_at`` and not runnable before: published with a due
+    time, or put back by a receiver that raised ``NotYet``; the relay takes it once due.
+    ``cancelled``: a person cancelled it before it was delivered; settled, kept for the audit.
     """
 
     PENDING = "pending", _("pending")
@@ -36,13 +39,24 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", _("failed")
     DEAD = "dead", _("dead")
     WAITING = "waiting", _("waiting")
+    SCHEDULED = "scheduled", _("scheduled")
+    CANCELLED = "cancelled", _("cancelled")
 
 
 RUNNABLE_STATES = (DeliveryState.PENDING, DeliveryState.DISPATCHED, DeliveryState.FAILED)
 """States from which a delivery may still run its receiver."""
 
-SETTLED_STATES = (DeliveryState.DELIVERED, DeliveryState.DEAD)
+SETTLED_STATES = (DeliveryState.DELIVERED, DeliveryState.DEAD, DeliveryState.CANCELLED)
 """States that need no further work."""
+
+CANCELLABLE_STATES = (
+    DeliveryState.PENDING,
+    DeliveryState.DISPATCHED,
+    DeliveryState.FAILED,
+    DeliveryState.WAITING,
+    DeliveryState.SCHEDULED,
+)
+"""States of deliveries still owed, which a person can cancel."""
 
 IN_LINE = ~models.Q(ordering_key="") & ~models.Q(state=DeliveryState.DELIVERED)
 """Deliveries to ordered receivers not delivered yet: the rows of ``dde_delivery_ordered_idx``.
@@ -97,17 +111,22 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         return self.filter(state__in=RUNNABLE_STATES)
 
     def owed(self, now: dt.datetime | None = None) -> DeliveryQuerySet:
-        """Deliveries due now: pending or failed with ``next_attempt_at`` reached.
+        """Deliveries due now: pending, failed or scheduled with ``next_attempt_at`` reached.
 
-        Without ``now`` every pending or failed delivery counts, due or not.
+        Without ``now`` every pending, failed or scheduled delivery counts, due or not.
         """
         due: dict[str, Any] = {"next_attempt_at__lte": now} if now is not None else {}
-        return self.filter(state__in=(DeliveryState.PENDING, DeliveryState.FAILED), **due)
+        states = (DeliveryState.PENDING, DeliveryState.FAILED, DeliveryState.SCHEDULED)
+        return self.filter(state__in=states, **due)
 
     def in_lines(self) -> DeliveryQuerySet:
         """Deliveries to ordered receivers that are not delivered yet (``models.IN_LINE``):
         start every query of ordering lines here, so it reads their partial index."""
         return self.filter(IN_LINE)
+
+    def scheduled_due(self) -> DeliveryQuerySet:
+        """Scheduled deliveries whose due time has come, by the database clock."""
+        return self.filter(state=DeliveryState.SCHEDULED, next_attempt_at__lte=_db_now())
 
     def dead(self) -> DeliveryQuerySet:
         """Dead letters."""
@@ -275,7 +294,10 @@ class Delivery(models.Model):
         max_length=16,
         choices=DeliveryState.choices,
         default=DeliveryState.PENDING,
-        help_text=_("pending → dispatched → delivered; failed waits for a retry; dead is final."),
+        help_text=_(
+            "pending → dispatched → delivered; failed waits for a retry; scheduled waits for "
+            "its due time; dead and cancelled are final."
+        ),
     )
     attempts = models.PositiveIntegerField(
         _("attempts"), default=0, help_text=_("Times the receiver has been run for it.")
@@ -284,7 +306,7 @@ class Delivery(models.Model):
         _("next attempt at"),
         null=True,
         blank=True,
-        help_text=_("When it is due (again); empty once delivered or dead."),
+        help_text=_("When it is due (again); empty once delivered, dead or cancelled."),
     )
     created_at = models.DateTimeField(_("created at"), help_text=_("When it was written."))
     dispatched_at = models.DateTimeField(
@@ -383,7 +405,10 @@ class Delivery(models.Model):
                 name="dde_delivery_state_valid",
             ),
         )
-        permissions = (("retry_delivery", _("Can retry deliveries")),)
+        permissions = (
+            ("retry_delivery", _("Can retry deliveries")),
+            ("cancel_delivery", _("Can cancel deliveries")),
+        )
 
     def __str__(self) -> str:
         return f"{self.receiver} ← {self.event_id} ({self.state})"

@@ -187,16 +187,23 @@ class LineStatements:
         self.table, self.in_line = table, in_line
         waiting = f"'{DeliveryState.WAITING.value}'"
         self.next_waiting = (
-            f"SELECT id, dispatcher, queue, attempts, ordering_seq FROM {table} "
+            f"SELECT id, dispatcher, queue, attempts, ordering_seq, "
+            f"CASE WHEN next_attempt_at > %s THEN 1 ELSE 0 END FROM {table} "
             f"WHERE {in_line} AND ordering_key = %s AND receiver = %s "
             f"AND state = {waiting} ORDER BY ordering_seq LIMIT 1"
         )
-        """The first waiting delivery of a line (key, receiver)."""
+        """The first waiting delivery of a line (now, key, receiver), and 1 if it is due later
+        than now (published with a due time)."""
         self.release = (
             f"UPDATE {deliveries} SET state = %s, dispatched_at = %s, task_id = %s, "
             f"next_attempt_at = %s WHERE id = %s AND state = {waiting}"
         )
         """Let one waiting delivery go: its new state, dispatched_at, task_id, next attempt."""
+        self.reschedule = (
+            f"UPDATE {deliveries} SET state = '{DeliveryState.SCHEDULED.value}' "
+            f"WHERE id = %s AND state = {waiting}"
+        )
+        """Let one waiting delivery with a due time to come go as scheduled, keeping it."""
         # SQLite has no row locks: its transaction holds the database's write lock already.
         self.lock = (
             f"SELECT last_seq FROM {quote(OrderingKey._meta.db_table)} WHERE {quote('key')} = %s"

@@ -159,6 +159,8 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     skipped: int = 0
+    scheduled: int = 0
+    """Runs whose receiver said ``NotYet``: scheduled again, not run again by ``drain()``."""
     outcomes: Counter[Outcome] = field(default_factory=Counter, repr=False)
 
     @property
@@ -191,6 +193,8 @@ def drain(*, using: str | None = None, max_rounds: int = 50, batch_size: int = 5
                 result.failed += 1
             elif outcome is Outcome.DEAD:
                 result.dead += 1
+            elif outcome is Outcome.SCHEDULED:
+                result.scheduled += 1
             else:
                 result.skipped += 1
     return result

@@ -1,6 +1,6 @@
 """What a person can do to the outbox from the admin: retry deliveries, skip dead deliveries in
-their ordering lines, and replay events. Each asks for confirmation first, needs a permission,
-and is logged."""
+their ordering lines, cancel owed deliveries, and replay events. Each asks for confirmation
+first, needs a permission, and is logged."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from django_domain_events.declaration.registry import Receiver, registry
-from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.models import CANCELLABLE_STATES, Delivery, DeliveryState, OutboxEvent
+from django_domain_events.operations.cancelling import cancel_deliveries
 from django_domain_events.operations.redelivery import (
     RETRYABLE_STATES,
     replay_events,
@@ -164,6 +165,51 @@ def skip_selected_in_lines(
         )
         % {"lines": released},
         messages.SUCCESS if taken else messages.WARNING,
+    )
+    return None
+
+
+@admin.action(description=_("Cancel selected deliveries"), permissions=["cancel"])
+def cancel_selected_deliveries(
+    modeladmin: Any, request: HttpRequest, queryset: QuerySet[Delivery]
+) -> TemplateResponse | None:
+    """Cancel the selected owed deliveries, so their receivers never run for them; they stay
+    in the outbox as cancelled. Settled ones are left alone."""
+    if _over_limit(modeladmin, request, queryset):
+        return None
+    if request.POST.get("confirmed") != "yes":
+        cancellable = queryset.filter(state__in=CANCELLABLE_STATES)
+        count = cancellable.count()
+        return _confirmation_page(
+            modeladmin,
+            request,
+            "django_domain_events/admin/cancel_confirmation.html",
+            gettext("Cancel deliveries"),
+            cancellable_count=count,
+            skipped_count=queryset.count() - count,
+            sample=list(cancellable.order_by("-id")[:SAMPLE_SIZE]),
+            sample_size=SAMPLE_SIZE,
+        )
+    ids = list(queryset.order_by().values_list("pk", flat=True))
+    result = cancel_deliveries(ids, using=queryset.db)
+    if result.cancelled:
+        rows = Delivery.objects.using(queryset.db).filter(pk__in=result.cancelled)
+        _log(request, rows, gettext("Cancelled."))
+    modeladmin.message_user(
+        request,
+        ngettext(
+            "%(count)d delivery cancelled; ",
+            "%(count)d deliveries cancelled; ",
+            len(result.cancelled),
+        )
+        % {"count": len(result.cancelled)}
+        + ngettext(
+            "%(skipped)d skipped: settled already, or running.",
+            "%(skipped)d skipped: settled already, or running.",
+            result.skipped,
+        )
+        % {"skipped": result.skipped},
+        messages.SUCCESS if result.cancelled else messages.WARNING,
     )
     return None
 

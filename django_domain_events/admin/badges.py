@@ -9,8 +9,10 @@ from django_domain_events.models import DeliveryState
 
 STATE_ORDER = (
     DeliveryState.DELIVERED,
+    DeliveryState.CANCELLED,
     DeliveryState.DISPATCHED,
     DeliveryState.PENDING,
+    DeliveryState.SCHEDULED,
     DeliveryState.WAITING,
     DeliveryState.FAILED,
     DeliveryState.DEAD,

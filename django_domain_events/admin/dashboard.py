@@ -139,6 +139,7 @@ def outbox_stats(using: str, now: dt.datetime | None = None) -> OutboxStats:
     for owed, waiting_since in (
         (deliveries.pending_past(dt.timedelta(seconds=settings.RELAY_GRACE)), "created_at"),
         (deliveries.retry_due(), "next_attempt_at"),
+        (deliveries.scheduled_due(), "next_attempt_at"),
         (
             deliveries.dispatch_lost(dt.timedelta(seconds=settings.DISPATCH_TIMEOUT)),
             "dispatched_at",

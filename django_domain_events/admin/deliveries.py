@@ -18,7 +18,11 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from django_domain_events.admin.actions import retry_selected_deliveries, skip_selected_in_lines
+from django_domain_events.admin.actions import (
+    cancel_selected_deliveries,
+    retry_selected_deliveries,
+    skip_selected_in_lines,
+)
 from django_domain_events.admin.attempts import DeliveryAttemptInline
 from django_domain_events.admin.badges import state_badge
 from django_domain_events.admin.base import MEDIA_CSS, ReadOnlyAdmin, search_exactly, short_uuid
@@ -38,7 +42,7 @@ from django_domain_events.admin.lines import (
 )
 from django_domain_events.admin.pagination import EstimatedCountPaginator
 from django_domain_events.declaration.registry import registry, skips_dead
-from django_domain_events.models import Delivery, DeliveryState
+from django_domain_events.models import CANCELLABLE_STATES, Delivery, DeliveryState
 
 
 def task_result_url(task_id: str) -> str | None:
@@ -107,7 +111,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     list_per_page = 50
-    actions = (retry_selected_deliveries, skip_selected_in_lines)
+    actions = (retry_selected_deliveries, skip_selected_in_lines, cancel_selected_deliveries)
     inlines = (DeliveryAttemptInline,)
     fieldsets = (
         (
@@ -160,19 +164,27 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
     def page_actions(self, request: HttpRequest, obj: Delivery | None) -> list[tuple[str, str]]:
         """The (action, label) buttons the page of ``obj`` offers to this user."""
-        if obj is None or not self.has_retry_permission(request):
+        if obj is None:
             return []
         buttons = []
-        if obj.state in (DeliveryState.FAILED, DeliveryState.DEAD):
-            buttons.append(("retry_selected_deliveries", gettext("Retry")))
-        if obj.state == DeliveryState.DEAD and obj.ordering_key:
-            buttons.append(("skip_selected_in_lines", gettext("Skip in its line")))
+        if self.has_retry_permission(request):
+            if obj.state in (DeliveryState.FAILED, DeliveryState.DEAD):
+                buttons.append(("retry_selected_deliveries", gettext("Retry")))
+            if obj.state == DeliveryState.DEAD and obj.ordering_key:
+                buttons.append(("skip_selected_in_lines", gettext("Skip in its line")))
+        if obj.state in CANCELLABLE_STATES and self.has_cancel_permission(request):
+            buttons.append(("cancel_selected_deliveries", gettext("Cancel")))
         return buttons
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         """Whether the user may retry deliveries (``retry_delivery``)."""
         opts = self.model._meta
         return request.user.has_perm(f"{opts.app_label}.retry_delivery")
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """Whether the user may cancel deliveries (``cancel_delivery``)."""
+        opts = self.model._meta
+        return request.user.has_perm(f"{opts.app_label}.cancel_delivery")
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
@@ -217,11 +229,14 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("when"))
     def time_summary(self, obj: Delivery) -> SafeString:
-        """The time that matters in its state: the next attempt of a failed delivery, the
-        delivery of a delivered one, else its last attempt or its creation. A waiting delivery
-        has no next attempt of its own: it runs once the one ahead of it settles."""
+        """The time that matters in its state: the next attempt of a failed delivery, when a
+        scheduled one is due, the delivery of a delivered one, else its last attempt or its
+        creation. A waiting delivery has no next attempt of its own: it runs once the one ahead
+        of it settles."""
         if obj.state == DeliveryState.FAILED and obj.next_attempt_at is not None:
             label, value = gettext("next attempt"), obj.next_attempt_at
+        elif obj.state == DeliveryState.SCHEDULED and obj.next_attempt_at is not None:
+            label, value = gettext("due"), obj.next_attempt_at
         elif obj.state == DeliveryState.DELIVERED and obj.delivered_at is not None:
             label, value = gettext("delivered"), obj.delivered_at
         elif obj.last_attempt_at is not None:
@@ -243,6 +258,14 @@ class DeliveryAdmin(ReadOnlyAdmin):
         if not obj.ordering_key:
             if obj.ordering_seq is None:
                 return "-"
+            if obj.state == DeliveryState.CANCELLED:
+                return format_html(
+                    gettext(
+                        "Taken out of the line of ordering key {} (cancelled): the deliveries "
+                        "behind it went on without it."
+                    ),
+                    obj.event.ordering_key,
+                )
             return format_html(
                 gettext(
                     "Taken out of the line of ordering key {} (skipped): the deliveries behind "

@@ -53,10 +53,10 @@ def line_of(delivery: Delivery) -> QuerySet[Delivery]:
 
 def blocking_states(receiver_name: str) -> tuple[str, ...]:
     """States of a delivery that keep the deliveries behind it in its line waiting: runnable
-    ones, and dead ones unless the receiver skips them."""
+    and scheduled ones, and dead ones unless the receiver skips them."""
     if skips_dead(registry.get(receiver_name)):
-        return RUNNABLE_STATES
-    return (*RUNNABLE_STATES, DeliveryState.DEAD)
+        return (*RUNNABLE_STATES, DeliveryState.SCHEDULED)
+    return (*RUNNABLE_STATES, DeliveryState.SCHEDULED, DeliveryState.DEAD)
 
 
 def held_up_by(delivery: Delivery) -> Delivery | None:

@@ -25,7 +25,7 @@ def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """E001 unknown keys, E002 bad values, E003 unknown default dispatcher, E010 the Celery
-    dispatcher without Celery."""
+    dispatcher without Celery, E050 a bad ``PUBLISH_OUTSIDE_ATOMIC``."""
     configured = getattr(django_settings, "DOMAIN_EVENTS", None)
     if configured is None:
         return []
@@ -150,6 +150,7 @@ def check_settings(
                     id=f"{PREFIX}.E002",
                 )
             )
+    errors.extend(_outside_atomic_errors(configured))
     errors.extend(_channel_errors(configured))
     errors.extend(_celery_setting_errors(configured))
     errors.extend(_tasks_setting_errors(configured))
@@ -157,6 +158,27 @@ def check_settings(
     if "DISPATCHER" in configured:
         errors.extend(dispatcher_errors(configured["DISPATCHER"], 'DOMAIN_EVENTS["DISPATCHER"]'))
     return errors
+
+
+PUBLISH_OUTSIDE_ATOMIC_MODES = ("ignore", "warn", "raise")
+"""What ``publish()`` may do outside ``atomic()``."""
+
+
+def _outside_atomic_errors(configured: dict[str, Any]) -> list[CheckMessage]:
+    mode = configured.get("PUBLISH_OUTSIDE_ATOMIC", DEFAULTS["PUBLISH_OUTSIDE_ATOMIC"])
+    if isinstance(mode, str) and mode in PUBLISH_OUTSIDE_ATOMIC_MODES:
+        return []
+    return [
+        Error(
+            f"DOMAIN_EVENTS['PUBLISH_OUTSIDE_ATOMIC'] is {mode!r}; it must be 'ignore', 'warn' "
+            f"or 'raise'.",
+            hint=(
+                "The default is 'ignore'; 'warn' issues a PublishedOutsideAtomic warning and "
+                "'raise' raises PublishOutsideAtomicError when publish() runs outside atomic()."
+            ),
+            id=f"{PREFIX}.E050",
+        )
+    ]
 
 
 def _channel_errors(configured: dict[str, Any]) -> list[CheckMessage]:

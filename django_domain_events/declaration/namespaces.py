@@ -7,6 +7,7 @@ which only an ``Emitter`` bound to that namespace delivers to.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -79,6 +80,7 @@ class Namespace:
         once: bool = False,
         allow_sync: bool = False,
         dry_run: bool = False,
+        delay: dt.timedelta | None = None,
     ) -> Callable[[F], F]:
         """``@receiver`` for this namespace: same arguments, same checks."""
         # receivers imports this module for the limits; importing it here keeps that one way.
@@ -100,6 +102,7 @@ class Namespace:
                     allow_sync=allow_sync,
                     dry_run=dry_run,
                     namespace=self.name,
+                    delay=delay,
                 )
             )
             return func

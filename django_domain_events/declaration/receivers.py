@@ -3,6 +3,7 @@ which register ``Receiver`` values in the registry."""
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import math
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
+from django_domain_events.declaration.due_times import check_delay
 from django_domain_events.declaration.events import DomainEvent
 from django_domain_events.declaration.namespaces import check_room
 from django_domain_events.declaration.registry import (
@@ -61,6 +63,7 @@ def make_receiver(
     allow_sync: bool = False,
     dry_run: bool = False,
     namespace: str = DEFAULT_NAMESPACE,
+    delay: dt.timedelta | None = None,
 ) -> Receiver:
     """Build a ``Receiver``, refusing argument values that can never be right."""
     if not isinstance(target, str | type):
@@ -100,6 +103,8 @@ def make_receiver(
         or timeout <= 0
     ):
         raise ValueError(f"@receiver(timeout={timeout!r}): give a number of seconds above 0.")
+    if delay is not None:
+        check_delay(delay, where="@receiver(delay=...)")
     return Receiver(
         name=name or default_receiver_name(func),
         event_type=event_type_of(target),
@@ -117,6 +122,7 @@ def make_receiver(
         allow_sync=allow_sync,
         dry_run=dry_run,
         namespace=namespace,
+        delay=delay or None,
     )
 
 
@@ -144,6 +150,7 @@ def receiver(
     once: bool = False,
     allow_sync: bool = False,
     dry_run: bool = False,
+    delay: dt.timedelta | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function (sync or ``async def``) as a receiver of ``event``.
 
@@ -155,7 +162,9 @@ def receiver(
     ``"module.qualname"``. With ``ordered=True`` the deliveries of one ordering key reach it
     one at a time in publish order; ``on_dead`` says whether a dead one holds up the rest
     (``"block"``) or not (``"skip"``). ``timeout`` is how many seconds one run may take before
-    it counts as a failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``).
+    it counts as a failed attempt (None: ``DOMAIN_EVENTS["RECEIVER_TIMEOUT"]``). With ``delay``
+    its deliveries are due that long after publish (unless ``publish()`` gives a due time);
+    until then they are ``scheduled`` and the relay runs them once due.
     ``allow_sync=True`` lets a receiver of an integration event run on the ``"sync"``
     dispatcher (system check E012 refuses it otherwise). ``dry_run=True`` declares that it
     takes a keyword-only ``commit`` argument, and ``collect_events(commit=False)`` calls it
@@ -177,6 +186,7 @@ def receiver(
                 once=once,
                 allow_sync=allow_sync,
                 dry_run=dry_run,
+                delay=delay,
             )
         )
         return func
@@ -208,6 +218,7 @@ class _Handles:
     once: bool
     allow_sync: bool
     dry_run: bool
+    delay: dt.timedelta | None
 
 
 def handles(
@@ -223,6 +234,7 @@ def handles(
     once: bool = False,
     allow_sync: bool = False,
     dry_run: bool = False,
+    delay: dt.timedelta | None = None,
 ) -> Callable[[F], F]:
     """Mark a method of a ``@receiver_class`` class as a receiver of ``event``.
 
@@ -250,6 +262,7 @@ def handles(
             once=once,
             allow_sync=allow_sync,
             dry_run=dry_run,
+            delay=delay,
         )
         marks: list[_Handles] = func.__dict__.setdefault(_HANDLES_ATTR, [])
         marks.append(
@@ -265,6 +278,7 @@ def handles(
                 once,
                 allow_sync,
                 dry_run,
+                delay,
             )
         )
         _unclaimed.add(func)
@@ -401,4 +415,5 @@ def _method_receiver(
         once=mark.once,
         allow_sync=mark.allow_sync,
         dry_run=mark.dry_run,
+        delay=mark.delay,
     )

@@ -3,6 +3,7 @@ receivers included), replaceable in tests."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ class Receiver:
     dry_run: bool = False
     """Whether it takes a keyword-only ``commit`` argument and supports being previewed with
     ``commit=False`` (by ``collect_events(commit=False)``)."""
+    delay: dt.timedelta | None = None
+    """How long after publish its deliveries are due (None: at once), unless ``publish()`` is
+    given a due time of its own."""
 
     @property
     def is_wildcard(self) -> bool:

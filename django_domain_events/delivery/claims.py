@@ -3,8 +3,9 @@
 A delivery is owed when nothing will run it unless someone acts: ``pending`` for longer than
 ``RELAY_GRACE`` (the process died between commit and dispatch, or the dispatcher failed), or
 ``pending`` at all if its dispatcher leaves it to the relay (no dispatch at commit to race),
-``failed`` with its next attempt due, or ``dispatched`` longer than ``DISPATCH_TIMEOUT`` ago and
-never settled (its task was lost). Every time is read from the database's clock.
+``failed`` with its next attempt due, ``scheduled`` with its due time reached, or
+``dispatched`` longer than ``DISPATCH_TIMEOUT`` ago and never settled (its task was lost).
+Every time is read from the database's clock.
 
 A claim marks a batch ``dispatched`` with this relay's id and a lease (``claimed_until``) in one
 transaction; on databases that have ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL,
@@ -127,6 +128,7 @@ class RelayClaims:
         rows = Delivery.objects.using(self.alias)
         return (
             rows.retry_due()
+            | rows.scheduled_due()
             | rows.dispatch_lost(self._dispatch_timeout())
             | self._pending_owed(rows)
         )
@@ -144,6 +146,7 @@ class RelayClaims:
         rows = Delivery.objects.using(self.alias)
         kinds = (
             (rows.retry_due(), "next_attempt_at"),
+            (rows.scheduled_due(), "next_attempt_at"),
             (rows.dispatch_lost(self._dispatch_timeout()), "dispatched_at"),
             (self._pending_owed(rows), "created_at"),
         )

@@ -61,11 +61,11 @@ def release_next(owed: OwedDelivery, seq: int | None = None) -> OwedDelivery | N
         last = cursor.fetchone()
         if seq is not None and last is not None and last[0] <= seq:
             return None  # nothing behind it: numbers are taken under this lock
-        cursor.execute(sql.next_waiting, [key, receiver])
+        cursor.execute(sql.next_waiting, [sql.moment(timezone.now()), key, receiver])
         waiting = cursor.fetchone()
         if waiting is None:
             return None
-        pk, dispatcher, queue, attempts, seq = waiting
+        pk, dispatcher, queue, attempts, seq, later = waiting
         blocking = blocking_states(receiver)
         cursor.execute(
             sql.ahead(len(blocking)),
@@ -73,10 +73,24 @@ def release_next(owed: OwedDelivery, seq: int | None = None) -> OwedDelivery | N
         )
         if cursor.fetchone() is not None:
             return None
-    return _release(owed.using, _as_uuid(pk), receiver, dispatcher, queue, attempts, key)
+    pk = _as_uuid(pk)
+    if later:
+        _reschedule(owed.using, pk)
+        return None
+    return _release(owed.using, pk, receiver, dispatcher, queue, attempts, key)
 
 
-def _lock_key(connection: BaseDatabaseWrapper, key: str) -> None:
+def _reschedule(alias: str, pk: uuid.UUID) -> bool:
+    # Published with a due time still to come: released as scheduled, for the relay to take
+    # once due; the line stays held by it meanwhile.
+    sql = line_statements(connections[alias])
+    with sql.connection.cursor() as cursor:
+        cursor.execute(sql.reschedule, [sql.uuid(pk)])
+        return bool(cursor.rowcount)
+
+
+def lock_key(connection: BaseDatabaseWrapper, key: str) -> None:
+    """Take ``key``'s lock until the transaction open on ``connection`` ends."""
     with connection.cursor() as cursor:
         cursor.execute(line_statements(connection).lock, [key])
 
@@ -130,7 +144,7 @@ def skip_dead(ids: Sequence[uuid.UUID], using: str) -> list[OwedDelivery]:
         "pk", "receiver", "dispatcher", "queue", "ordering_key"
     ):
         with transaction.atomic(using=using):
-            _lock_key(connection, key)
+            lock_key(connection, key)
             taken = rows.filter(pk=pk, ordering_key=key).update(ordering_key="")
             if not taken:
                 continue
@@ -168,13 +182,22 @@ def release_stranded(alias: str, limit: int = 500) -> int:
         .in_lines()
         .filter(~Exists(ahead), state=DeliveryState.WAITING)
         .order_by("ordering_seq")
-        .values_list("pk", "receiver", "dispatcher", "queue", "attempts", "ordering_key")[:limit]
+        .values_list(
+            "pk",
+            "receiver",
+            "dispatcher",
+            "queue",
+            "attempts",
+            "ordering_key",
+            "next_attempt_at",
+        )[:limit]
     )
     released = 0
     connection = connections[alias]
-    for pk, receiver, dispatcher, queue, attempts, key in free:
+    now = timezone.now()
+    for pk, receiver, dispatcher, queue, attempts, key, due in free:
         with transaction.atomic(using=alias):
-            _lock_key(connection, key)
+            lock_key(connection, key)
             line = (
                 Delivery.objects.using(alias).in_lines().filter(receiver=receiver, ordering_key=key)
             )
@@ -183,7 +206,9 @@ def release_stranded(alias: str, limit: int = 500) -> int:
                 continue
             if line.filter(ordering_seq__lt=seq, state__in=blocking_states(receiver)).exists():
                 continue
-            if _release(alias, pk, receiver, dispatcher, queue, attempts, key, marked=False):
+            if due is not None and due > now:
+                released += _reschedule(alias, pk)
+            elif _release(alias, pk, receiver, dispatcher, queue, attempts, key, marked=False):
                 released += 1
     return released
 

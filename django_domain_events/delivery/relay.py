@@ -40,10 +40,11 @@ class RelayTotals:
     """What a relay did: deliveries claimed, and what became of them.
 
     ``delivered``, ``failed`` and ``dead`` count receivers the relay ran itself (``"sync"`` and
-    ``"deferred"`` deliveries); ``sent`` counts deliveries handed to another dispatcher, such as
-    Celery; ``buried`` counts deliveries made dead at once because their dispatcher is not one
-    this project declares; ``lost`` counts claims another relay took over before this one
-    handed them over (it was paused past its lease).
+    ``"deferred"`` deliveries), ``scheduled`` those whose receiver said ``NotYet``; ``sent``
+    counts deliveries handed to another dispatcher, such as Celery; ``buried`` counts deliveries
+    made dead at once because their dispatcher is not one this project declares; ``lost``
+    counts claims another relay took over before this one handed them over (it was paused past
+    its lease).
     """
 
     batches: int = 0
@@ -52,6 +53,7 @@ class RelayTotals:
     failed: int = 0
     dead: int = 0
     skipped: int = 0
+    scheduled: int = 0
     sent: int = 0
     buried: int = 0
     lost: int = 0
@@ -156,6 +158,8 @@ class Relay(RelayClaims):
                 totals.failed += 1
             elif outcome is Outcome.DEAD:
                 totals.dead += 1
+            elif outcome is Outcome.SCHEDULED:
+                totals.scheduled += 1
             else:
                 totals.skipped += 1
 

@@ -39,7 +39,7 @@ from django_domain_events.delivery import attempts, lost_connections, ordering, 
 from django_domain_events.delivery.loading import load_delivery, load_headers
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
-from django_domain_events.exceptions import GiveUp, RetryAfter
+from django_domain_events.exceptions import GiveUp, NotYet, RetryAfter
 from django_domain_events.models import RUNNABLE_STATES, Delivery, DeliveryState
 from django_domain_events.observability import debug_logging, metrics, tracing
 from django_domain_events.statements import claim
@@ -54,7 +54,9 @@ class Outcome(enum.Enum):
     FAILED = "failed"
     DEAD = "dead"
     SKIPPED = "skipped"
-    """Nothing to do: already delivered, dead, or run by another copy."""
+    """Nothing to do: already delivered, dead, cancelled, scheduled, or run by another copy."""
+    SCHEDULED = "scheduled"
+    """The receiver said ``NotYet``: scheduled again, no attempt spent."""
 
 
 class _Undeliverable(Exception):
@@ -243,6 +245,9 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
         return _settle_failure(
             owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True, started_at=now
         )
+    except NotYet as exc:
+        lost_connections.forget(owed)
+        return _schedule_again(owed, exc), None
     except Exception as exc:
         lost = lost_connections.lost_connection(exc, owed.using, started_on)
         if lost and lost_connections.forgiven(owed):
@@ -262,6 +267,39 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
         using=owed.using,
     )
     return Outcome.DELIVERED, released
+
+
+def _schedule_again(owed: OwedDelivery, answer: NotYet) -> Outcome:
+    # The rollback undid the claim and its attempt; the delivery waits for its new due time,
+    # which the relay keeps, and its ordering line, if any, waits with it.
+    try:
+        updated = (
+            Delivery.objects.using(owed.using)
+            .filter(pk=owed.delivery_id, state__in=RUNNABLE_STATES)
+            .update(
+                state=DeliveryState.SCHEDULED,
+                next_attempt_at=answer.at,
+                claimed_by="",
+                claimed_until=None,
+            )
+        )
+    except Exception:
+        logger.exception(
+            "Delivery %s to %s answered NotYet and could not be scheduled again; it stays owed",
+            owed.delivery_id,
+            owed.receiver,
+        )
+        return Outcome.FAILED
+    if not updated:
+        return Outcome.SKIPPED
+    logger.info(
+        "Delivery %s to %s: not yet, due again at %s%s",
+        owed.delivery_id,
+        owed.receiver,
+        answer.at.isoformat(),
+        f" ({answer.reason})" if answer.reason else "",
+    )
+    return Outcome.SCHEDULED
 
 
 def _release_lost(

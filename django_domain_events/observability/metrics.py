@@ -115,6 +115,12 @@ class _Instruments:
             ["reason"],
             registry=registry,
         )
+        self.cancelled = Counter(
+            f"{PREFIX}_deliveries_cancelled",
+            "Deliveries a person cancelled before they were delivered, by receiver.",
+            ["receiver"],
+            registry=registry,
+        )
         self.outbox = OutboxCollector()
         registry.register(self.outbox)
         # Labelled children by label values: labels() validates and locks at every call, which
@@ -193,6 +199,13 @@ def sends_skipped(dispatcher: str, count: int) -> None:
     """Count deliveries left owed without trying the broker, during its cool-down."""
     instruments = _get_instruments()
     instruments.child(instruments.sends_skipped, dispatcher).inc(count)
+
+
+def cancelled(receivers: Iterable[str]) -> None:
+    """Count cancelled deliveries, one receiver name per delivery."""
+    instruments = _get_instruments()
+    for receiver in receivers:
+        instruments.child(instruments.cancelled, receiver).inc()
 
 
 def relay_woken(reason: str) -> None:

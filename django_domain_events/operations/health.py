@@ -122,6 +122,7 @@ def outbox_status(
     for queryset, since in (
         (rows.pending_past(grace), "created_at"),
         (rows.retry_due(), "next_attempt_at"),
+        (rows.scheduled_due(), "next_attempt_at"),
         (rows.dispatch_lost(timeout), "dispatched_at"),
     ):
         found = queryset.order_by().aggregate(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from django_domain_events.conf import settings
 from django_domain_events.declaration.events import DomainEvent, NamedEvent
 from django_domain_events.declaration.namespaces import Namespace, debug_switch
 from django_domain_events.declaration.registry import DEFAULT_NAMESPACE
-from django_domain_events.publishing.publisher import _prepare, _write
+from django_domain_events.publishing.publisher import _prepare, _write, due_of
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,14 @@ class Emitter:
         using: str | None = None,
         correlation_id: str | None = None,
         ordering_key: str | None = None,
+        deliver_at: dt.datetime | None = None,
+        delay: dt.timedelta | None = None,
     ) -> uuid.UUID:
         """``publish()`` to this emitter's namespace: the same arguments and transaction."""
         prepared = _prepare(event, payload, settings.MAX_PAYLOAD_BYTES, ordering_key)
-        return _write([prepared], using, correlation_id, self.namespace_name, self._debug())[0]
+        due = due_of(deliver_at, delay)
+        namespace = self.namespace_name
+        return _write([prepared], using, correlation_id, namespace, self._debug(), due)[0]
 
     def publish_many(
         self,
@@ -67,13 +72,16 @@ class Emitter:
         *,
         using: str | None = None,
         correlation_id: str | None = None,
+        deliver_at: dt.datetime | None = None,
+        delay: dt.timedelta | None = None,
     ) -> list[uuid.UUID]:
         """``publish_many()`` to this emitter's namespace."""
         max_bytes = settings.MAX_PAYLOAD_BYTES
         prepared = [_prepare(event, None, max_bytes) for event in events]
+        due = due_of(deliver_at, delay, "publish_many()")
         if not prepared:
             return []
-        return _write(prepared, using, correlation_id, self.namespace_name, self._debug())
+        return _write(prepared, using, correlation_id, self.namespace_name, self._debug(), due)
 
     async def apublish(
         self,
@@ -83,8 +91,16 @@ class Emitter:
         using: str | None = None,
         correlation_id: str | None = None,
         ordering_key: str | None = None,
+        deliver_at: dt.datetime | None = None,
+        delay: dt.timedelta | None = None,
     ) -> uuid.UUID:
         """``apublish()`` to this emitter's namespace."""
         return await sync_to_async(self.publish)(
-            event, payload, using=using, correlation_id=correlation_id, ordering_key=ordering_key
+            event,
+            payload,
+            using=using,
+            correlation_id=correlation_id,
+            ordering_key=ordering_key,
+            deliver_at=deliver_at,
+            delay=delay,
         )

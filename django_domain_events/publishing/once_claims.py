@@ -22,9 +22,10 @@ from django_domain_events.models import OnceReceiverClaim
 def keep_claimed(
     alias: str, deliveries: Sequence[tuple[Any, ...]], owed: Sequence[OwedDelivery]
 ) -> tuple[list[tuple[Any, ...]], list[OwedDelivery]]:
-    """The delivery rows (and their ``owed`` twins, in the same order) left once the once
-    receivers among them have claimed their first event: a once receiver keeps the delivery
-    of the first of these events if it wins its claim, and none otherwise."""
+    """The delivery rows (and those of their ``owed`` twins there are: a scheduled delivery
+    has none) left once the once receivers among them have claimed their first event: a once
+    receiver keeps the delivery of the first of these events if it wins its claim, and none
+    otherwise."""
     first: dict[str, uuid.UUID] = {}
     once = set()
     for row in deliveries:
@@ -38,14 +39,15 @@ def keep_claimed(
         return list(deliveries), list(owed)
     won = _claim(alias, first)
     kept_rows: list[tuple[Any, ...]] = []
-    kept_owed: list[OwedDelivery] = []
-    for row, item in zip(deliveries, owed, strict=True):
+    for row in deliveries:
         name = row[2]
         if name in once and not (name in won and first[name] == row[1]):
             continue
         kept_rows.append(row)
-        kept_owed.append(item)
-    return kept_rows, kept_owed
+    if len(kept_rows) == len(deliveries):
+        return kept_rows, list(owed)
+    kept = {row[0] for row in kept_rows}
+    return kept_rows, [item for item in owed if item.delivery_id in kept]
 
 
 def _claim(alias: str, first: dict[str, uuid.UUID]) -> set[str]:

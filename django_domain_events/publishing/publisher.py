@@ -11,9 +11,11 @@ written, and inside ``use_dispatcher()`` every delivery gets that dispatcher.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -25,6 +27,7 @@ from django.utils import timezone
 
 from django_domain_events.conf import settings
 from django_domain_events.declaration.codec import decode_json, encode_event, encode_payload
+from django_domain_events.declaration.due_times import due_time
 from django_domain_events.declaration.envelope import Envelope, current_envelope
 from django_domain_events.declaration.events import (
     DomainEvent,
@@ -43,9 +46,13 @@ from django_domain_events.declaration.registry import (
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.override import _override as _dispatcher_override
-from django_domain_events.exceptions import PayloadError
+from django_domain_events.exceptions import (
+    PayloadError,
+    PublishedOutsideAtomic,
+    PublishOutsideAtomicError,
+)
 from django_domain_events.ids import uuid7
-from django_domain_events.models import DeliveryState, OutboxEvent
+from django_domain_events.models import DELIVERY_COLUMNS, DeliveryState, OutboxEvent
 from django_domain_events.observability import debug_logging, tracing
 from django_domain_events.publishing import once_claims, sequencing
 from django_domain_events.publishing.batch import batch_for
@@ -53,6 +60,8 @@ from django_domain_events.publishing.captures import captures
 from django_domain_events.publishing.writer import writer_for
 
 logger = logging.getLogger("django_domain_events")
+
+_ORDERING_KEY = DELIVERY_COLUMNS.index("ordering_key")
 
 
 class _Collector(Protocol):
@@ -195,15 +204,27 @@ def _write(
     correlation_id: str | None,
     namespace: str = DEFAULT_NAMESPACE,
     debug: bool | None = None,
+    due: dt.datetime | None = None,
 ) -> list[uuid.UUID]:
     # ``namespace`` chooses the receivers; ``debug``, if not None, overrides DOMAIN_EVENTS["DEBUG"]
-    # for this call (an Emitter's or its namespace's switch).
+    # for this call (an Emitter's or its namespace's switch); ``due`` (from due_of()) is when
+    # every delivery is due, over the receivers' own delays.
     if correlation_id is not None:
         check_identifier(correlation_id, "correlation_id")
     if not tracing.enabled():
-        return _write_rows(prepared, using, correlation_id, None, namespace, debug)
+        return _write_rows(prepared, using, correlation_id, None, namespace, debug, due)
     with tracing.PublishSpan([item.event_type for item in prepared]) as span:
-        return _write_rows(prepared, using, correlation_id, span, namespace, debug)
+        return _write_rows(prepared, using, correlation_id, span, namespace, debug, due)
+
+
+def due_of(
+    deliver_at: dt.datetime | None, delay: dt.timedelta | None, where: str = "publish()"
+) -> dt.datetime | None:
+    """When ``publish(deliver_at=..., delay=...)`` makes its deliveries due (None: neither
+    given), checked: ``ScheduleError`` before anything is written."""
+    if deliver_at is None and delay is None:
+        return None
+    return due_time(deliver_at, delay, where=where)
 
 
 def _write_rows(
@@ -213,6 +234,7 @@ def _write_rows(
     span: tracing.PublishSpan | None,
     namespace: str = DEFAULT_NAMESPACE,
     debug: bool | None = None,
+    due: dt.datetime | None = None,
 ) -> list[uuid.UUID]:
     headers = span.headers if span is not None else None
     if debug is None:
@@ -235,6 +257,7 @@ def _write_rows(
     envelopes: list[tuple[DomainEvent | NamedEvent, Envelope]] = []
     ids: list[uuid.UUID] = []
     pending, dispatched = DeliveryState.PENDING, DeliveryState.DISPATCHED
+    scheduled = DeliveryState.SCHEDULED
     for item in prepared:
         event_id = uuid7()
         ids.append(event_id)
@@ -271,6 +294,28 @@ def _write_rows(
             dispatcher = forced or receiver.dispatcher or default_dispatcher
             queue = receiver.queue or ""
             key = item.ordering_key and (item.ordering_key if is_ordered(receiver) else "")
+            due_at = due
+            if due_at is None and receiver.delay is not None:
+                due_at = now + receiver.delay
+            if due_at is not None and due_at > now:
+                # Not handed over at commit: the relay takes it once due.
+                deliveries.append(
+                    (
+                        delivery_id,
+                        event_id,
+                        receiver.name,
+                        dispatcher,
+                        queue,
+                        scheduled,
+                        due_at,
+                        now,
+                        None,
+                        key,
+                        "",
+                        None,
+                    )
+                )
+                continue
             handed_over = _dispatched_at_insert(dispatcher)
             deliveries.append(
                 (
@@ -341,11 +386,29 @@ def _commit(
     if connection.in_atomic_block:
         _insert(connection, alias, events, deliveries, owed, envelopes, started)
     else:
+        _outside_atomic(alias)
         with transaction.atomic(using=alias):
             _insert(connection, alias, events, deliveries, owed, envelopes, started)
     for capture in captures:
         for event, envelope in envelopes:
             capture(event, envelope)
+
+
+def _outside_atomic(alias: str) -> None:
+    """Warn or raise, as ``PUBLISH_OUTSIDE_ATOMIC`` says, for a publish outside ``atomic()``."""
+    mode = settings.PUBLISH_OUTSIDE_ATOMIC
+    if mode == "ignore":
+        return
+    message = (
+        f"publish() was called outside transaction.atomic() on database {alias!r}: the event "
+        f"commits on its own, not with the changes it reports. Publish inside the "
+        f"transaction.atomic(using={alias!r}) block that makes those changes, or set "
+        f'DOMAIN_EVENTS["PUBLISH_OUTSIDE_ATOMIC"] to "ignore".'
+    )
+    if mode == "raise":
+        raise PublishOutsideAtomicError(message)
+    # publish() is five frames up (_commit, _write_rows, _write, publish): name its caller.
+    warnings.warn(PublishedOutsideAtomic(message), stacklevel=6)
 
 
 def _insert(
@@ -361,7 +424,8 @@ def _insert(
     try:
         if registry.has_once_receivers:
             deliveries, owed = once_claims.keep_claimed(alias, deliveries, owed)
-        if any(item.ordering_key for item in owed):
+        # The rows, not ``owed``: a scheduled delivery takes its place in its line too.
+        if any(row[_ORDERING_KEY] for row in deliveries):
             sequencing.sequence(connection, alias, deliveries, owed)
         notify = batch.relay_channel(connection, owed)
         writer_for(connection).write(events, deliveries, notify=notify)
@@ -383,6 +447,8 @@ def publish(
     using: str | None = None,
     correlation_id: str | None = None,
     ordering_key: str | None = None,
+    deliver_at: dt.datetime | None = None,
+    delay: dt.timedelta | None = None,
 ) -> uuid.UUID:
     """Record ``event`` in the outbox, with one delivery per receiver, and return its id.
 
@@ -390,10 +456,13 @@ def publish(
     back with it, and the deliveries are dispatched once it commits. Outside a transaction it
     runs in one of its own. ``event`` is a ``DomainEvent`` instance, or an event type string
     with a JSON ``payload`` dict. ``ordering_key`` replaces the key the event declares (see
-    the Ordering page). Bad payloads raise ``PayloadError`` before anything is written.
+    the Ordering page). ``deliver_at`` (an aware datetime) or ``delay`` (a timedelta) makes
+    every delivery due then: ``scheduled`` until the relay runs it. Bad payloads raise
+    ``PayloadError``, bad due times ``ScheduleError``, before anything is written.
     """
     prepared = _prepare(event, payload, settings.MAX_PAYLOAD_BYTES, ordering_key)
-    return _write([prepared], using, correlation_id)[0]
+    due = due_of(deliver_at, delay)
+    return _write([prepared], using, correlation_id, due=due)[0]
 
 
 def publish_many(
@@ -401,16 +470,20 @@ def publish_many(
     *,
     using: str | None = None,
     correlation_id: str | None = None,
+    deliver_at: dt.datetime | None = None,
+    delay: dt.timedelta | None = None,
 ) -> list[uuid.UUID]:
     """Publish several events with one bulk insert for the events and one for the deliveries.
 
     Every event is validated before anything is written; the ids come back in order.
+    ``deliver_at`` or ``delay`` schedules every delivery, as for ``publish()``.
     """
     max_bytes = settings.MAX_PAYLOAD_BYTES
     prepared = [_prepare(event, None, max_bytes) for event in events]
+    due = due_of(deliver_at, delay, "publish_many()")
     if not prepared:
         return []
-    return _write(prepared, using, correlation_id)
+    return _write(prepared, using, correlation_id, due=due)
 
 
 async def apublish(
@@ -420,8 +493,16 @@ async def apublish(
     using: str | None = None,
     correlation_id: str | None = None,
     ordering_key: str | None = None,
+    deliver_at: dt.datetime | None = None,
+    delay: dt.timedelta | None = None,
 ) -> uuid.UUID:
     """``publish()`` for async code: runs it in Django's thread for synchronous database work."""
     return await sync_to_async(publish)(
-        event, payload, using=using, correlation_id=correlation_id, ordering_key=ordering_key
+        event,
+        payload,
+        using=using,
+        correlation_id=correlation_id,
+        ordering_key=ordering_key,
+        deliver_at=deliver_at,
+        delay=delay,
     )

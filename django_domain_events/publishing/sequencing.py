@@ -3,7 +3,8 @@
 Publishing an event with an ordering key to an event type that has an ordered receiver takes the
 next number of the key's sequence (its ``OrderingKey`` row) and holds that row's lock until the
 transaction ends, so for one key sequence order is commit order. A delivery with an unsettled
-one of the same key and receiver ahead of it is written ``waiting``.
+one of the same key and receiver ahead of it is written ``waiting`` (a scheduled one too: it
+keeps its due time in ``next_attempt_at``, and is released as scheduled if that is still ahead).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ UNSETTLED = (
     DeliveryState.DISPATCHED,
     DeliveryState.FAILED,
     DeliveryState.WAITING,
+    DeliveryState.SCHEDULED,
 )
 """States of a delivery that keeps the ones behind it waiting, whatever its receiver says."""
 

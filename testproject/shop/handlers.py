@@ -8,12 +8,14 @@ admin has failed and dead deliveries to show.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from django_domain_events import (
     Envelope,
     GiveUp,
     NamedEvent,
+    NotYet,
     RetryAfter,
     handles,
     publish,
@@ -118,6 +120,20 @@ async def notify_warehouse(event: OrderPlaced) -> None:
     until the relay (``manage.py relay_events``) runs them, as the demo's does."""
     order = await Order.objects.aget(pk=event.order_id)
     await EmailLog.objects.acreate(to=WAREHOUSE, subject=f"Pick and pack {order}")
+
+
+@receiver(OrderPlaced, delay=dt.timedelta(days=3))
+def ask_for_review(event: OrderPlaced) -> None:
+    """Ask the customer for a review three days after the order. A delayed receiver: its
+    deliveries are ``scheduled`` (the admin shows when each is due) and the relay runs them
+    once due; an order not paid by then is looked at again a day later (``NotYet``, which
+    spends no attempt). Cancel one in the admin to never send it."""
+    order = Order.objects.get(pk=event.order_id)
+    if order.status == Order.Status.CANCELLED:
+        return
+    if order.status != Order.Status.PAID:
+        raise NotYet(delay=dt.timedelta(days=1), reason=f"order #{order.pk} is not paid yet")
+    EmailLog.objects.create(to=order.customer, subject=f"How was your order #{order.pk}?")
 
 
 @receiver(PaymentReceived, max_attempts=3)

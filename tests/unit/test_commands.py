@@ -307,7 +307,8 @@ def test_status_of_a_healthy_outbox(receivers: Registry) -> None:
     output = run("events_status")
 
     assert (
-        "Deliveries: pending 0, dispatched 0, delivered 2, failed 0, dead 1, waiting 0." in output
+        "Deliveries: pending 0, dispatched 0, delivered 2, failed 0, dead 1, waiting 0, "
+        "scheduled 0, cancelled 0." in output
     )
     assert "Owed now: 0." in output
     assert "  commands_unit.ledger: dead 1" in output

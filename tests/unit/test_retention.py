@@ -73,7 +73,7 @@ def left() -> set[uuid.UUID]:
 
 def test_by_default_delivered_ones_go_after_prune_retention_days_and_dead_ones_never() -> None:
     with override_settings(DOMAIN_EVENTS={"PRUNE_RETENTION_DAYS": 12}):
-        assert retention_for(PLAIN) == {"delivered": 12 * DAY, "dead": None}
+        assert retention_for(PLAIN) == {"delivered": 12 * DAY, "dead": None, "cancelled": None}
 
 
 def test_each_state_is_looked_up_from_the_type_s_setting_to_the_class_to_the_default(
@@ -85,8 +85,8 @@ def test_each_state_is_looked_up_from_the_type_s_setting_to_the_class_to_the_def
     }
     with override_settings(DOMAIN_EVENTS={"RETENTION": configured}):
         # delivered from the class, dead from the setting for the type.
-        assert retention_for(AUDIT) == {"delivered": 365 * DAY, "dead": None}
-        assert retention_for(PLAIN) == {"delivered": 7 * DAY, "dead": 90 * DAY}
+        assert retention_for(AUDIT) == {"delivered": 365 * DAY, "dead": None, "cancelled": None}
+        assert retention_for(PLAIN) == {"delivered": 7 * DAY, "dead": 90 * DAY, "cancelled": None}
     with override_settings(DOMAIN_EVENTS={"RETENTION": {AUDIT: {"delivered": 2 * DAY}}}):
         # The setting for the type wins over the class: the deployment decides.
         assert retention_for(AUDIT)["delivered"] == 2 * DAY

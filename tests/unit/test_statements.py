@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 from django.db import connection
-from django.db.models import F
+from django.db.models import Case, F, When
 from django.utils import timezone
 
 from django_domain_events.models import (
@@ -147,22 +147,28 @@ def _line(key: str, receiver: str, states: list[str]) -> list[Delivery]:
 def test_next_waiting_finds_what_its_orm_twin_finds() -> None:
     _line("a", "r1", [DeliveryState.DELIVERED, DeliveryState.FAILED, "waiting", "waiting"])
     _line("a", "r2", ["waiting"])
+    _line("c", "r1", ["waiting"])
+    # A delivery published with a due time to come waits with it.
+    Delivery.objects.filter(ordering_key="c").update(next_attempt_at=NOW + dt.timedelta(hours=1))
     sql = line_statements(connection)
-    for key, receiver in [("a", "r1"), ("a", "r2"), ("b", "r1")]:
+    for key, receiver in [("a", "r1"), ("a", "r2"), ("b", "r1"), ("c", "r1")]:
         with connection.cursor() as cursor:
-            cursor.execute(sql.next_waiting, [key, receiver])
+            cursor.execute(sql.next_waiting, [sql.moment(NOW), key, receiver])
             found = cursor.fetchone()
         twin = (
             Delivery.objects.in_lines()
             .filter(ordering_key=key, receiver=receiver, state=DeliveryState.WAITING)
             .order_by("ordering_seq")
-            .values_list("id", "dispatcher", "queue", "attempts", "ordering_seq")
+            .annotate(later=Case(When(next_attempt_at__gt=NOW, then=1), default=0))
+            .values_list("id", "dispatcher", "queue", "attempts", "ordering_seq", "later")
             .first()
         )
         if twin is None:
             assert found is None
         else:
             assert (uuid.UUID(str(found[0])), *found[1:]) == twin
+    assert found is not None
+    assert found[5] == 1
 
 
 def test_busy_finds_what_its_orm_twin_finds() -> None:
