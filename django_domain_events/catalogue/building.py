@@ -45,6 +45,8 @@ class ReceiverEntry:
     timeout: float | None
     once: bool
     is_async: bool
+    delay: float | None = None
+    """Seconds after publish its deliveries are due (``@receiver(delay=)``); None for at once."""
 
     @classmethod
     def of(cls, receiver: Receiver) -> ReceiverEntry:
@@ -65,6 +67,7 @@ class ReceiverEntry:
             timeout=time_limit_for(receiver),
             once=receiver.once,
             is_async=receiver.is_async,
+            delay=None if receiver.delay is None else receiver.delay.total_seconds(),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,6 +88,7 @@ class ReceiverEntry:
             "timeout": self.timeout,
             "once": self.once,
             "async": self.is_async,
+            "delay": self.delay,
         }
 
 

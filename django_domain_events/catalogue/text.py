@@ -76,6 +76,8 @@ def _receiver_lines(receivers: tuple[ReceiverEntry, ...]) -> Iterator[str]:
             details.append(f"timeout {receiver.timeout:g} s")
         if receiver.once:
             details.append("once")
+        if receiver.delay is not None:
+            details.append(f"delayed {receiver.delay:g} s")
         if receiver.is_async:
             details.append("async")
         yield f"{receiver.name}: {', '.join(details)}"

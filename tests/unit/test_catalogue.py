@@ -139,6 +139,7 @@ def test_an_event_type_lists_its_version_fields_publishers_and_receivers(events:
         "timeout": 30.0,
         "once": False,
         "async": False,
+        "delay": None,
     }
     assert email["dispatcher"] == "sync"
     assert email["ordered"] is False
@@ -158,6 +159,19 @@ def test_receivers_without_options_show_the_project_settings(events: Registry) -
     [email] = entry["receivers"]
     assert email["dispatcher"] == "deferred"
     assert email["retry"] == {"max_attempts": 7, "base_delay": 1.5, "max_delay": 3600.0}
+    assert email["delay"] is None
+
+
+def test_a_delayed_receiver_shows_its_delay(events: Registry) -> None:
+    shipped = shipped_v1()
+    receiver(shipped, name="unit.catalogue.survey", delay=dt.timedelta(days=2))(noop)
+
+    [entry] = build_catalogue([shipped], events).as_dict()["events"]
+    output = run("--event-type", f"{PREFIX}.Shipped")
+
+    assert entry["receivers"][0]["delay"] == 172800.0
+    assert "unit.catalogue.survey: dispatcher" in output
+    assert ", delayed 172800 s" in output
 
 
 def test_named_wildcard_and_namespaced_receivers_are_listed(events: Registry) -> None:
