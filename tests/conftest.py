@@ -40,13 +40,15 @@ def require_service(name: str, host: str, port: int, how_to_start: str) -> None:
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "integration", "e2e")
 """The folders under tests/ that hold tests, one per tier (the others hold what they import)."""
-NOT_UNIT = ("postgres", "services", "e2e", "browser")
+SERVER_DATABASES = ("postgres", "mariadb")
+"""Values of DOMAIN_EVENTS_TEST_DB that name a database server, as tests marked server_db need."""
+NOT_UNIT = ("postgres", "server_db", "services", "e2e", "browser")
 """Markers a test in tests/unit may not carry: unit tests run on SQLite, with no network."""
 E2E_ONLY = ("e2e", "browser")
 """Markers only tests in tests/e2e carry, and that every test there carries one of."""
 TIER_RULES = (
     "tests/unit: SQLite only, no network, none of the markers "
-    f"{', '.join(NOT_UNIT)}; tests/integration: real PostgreSQL, brokers and workers; "
+    f"{', '.join(NOT_UNIT)}; tests/integration: real database servers, brokers and workers; "
     f"tests/e2e: real processes stopped by signals and the browser, each marked "
     f"{' or '.join(E2E_ONLY)}."
 )
@@ -90,16 +92,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.path.resolve().is_relative_to(TESTS) and (reason := misplaced(item)):
             item.stash[MISPLACED] = reason
 
-    # Tests marked "postgres" exercise PostgreSQL-only behaviour (row locks between real
-    # connections); the test command runs the suite once per database, so on SQLite they are
-    # not applicable rather than missing a service.
-    if os.environ.get("DOMAIN_EVENTS_TEST_DB", "sqlite") != "postgres":
-        skip = pytest.mark.skip(
+    # Tests marked "server_db" need a database that several connections and processes share
+    # (row locks between them, real relays and workers); those marked "postgres" need
+    # PostgreSQL itself. The test command runs the suite once per database, so elsewhere they
+    # are not applicable rather than missing a service.
+    database = os.environ.get("DOMAIN_EVENTS_TEST_DB", "sqlite")
+    skips = {
+        "postgres": None
+        if database == "postgres"
+        else pytest.mark.skip(
             reason="PostgreSQL-only; runs in the postgres pass of scripts/test.py"
-        )
-        for item in items:
-            if item.get_closest_marker("postgres") is not None and MISPLACED not in item.stash:
+        ),
+        "server_db": None
+        if database in SERVER_DATABASES
+        else pytest.mark.skip(
+            reason="needs a database server; runs in the postgres and mariadb passes of "
+            "scripts/test.py"
+        ),
+    }
+    for item in items:
+        if MISPLACED in item.stash:
+            continue
+        for marker, skip in skips.items():
+            if skip is not None and item.get_closest_marker(marker) is not None:
                 item.add_marker(skip)
+                break
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -123,7 +140,7 @@ def _no_broker_cooldown() -> Iterator[None]:
 
 @pytest.fixture
 def vendor() -> str:
-    """The database vendor of this run: 'sqlite' or 'postgresql'."""
+    """The database vendor of this run: 'sqlite', 'postgresql' or 'mysql' (MariaDB)."""
     return connection.vendor
 
 

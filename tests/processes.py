@@ -50,12 +50,12 @@ def wait_until(
 
 def process_env(settings: str = "tests.settings", **extra: str) -> dict[str, str]:
     """The environment of a process a test starts: Django settings module ``settings``, on the
-    test's PostgreSQL database (pytest-django's, which the connection names by now), with this
-    checkout importable, and ``extra`` variables on top."""
+    test's database server (pytest-django's database, which the connection names by now), with
+    this checkout importable, and ``extra`` variables on top."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings,
-        "DOMAIN_EVENTS_TEST_DB": "postgres",
+        "DOMAIN_EVENTS_TEST_DB": "mariadb" if connection.vendor == "mysql" else "postgres",
         "DOMAIN_EVENTS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **extra,

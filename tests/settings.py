@@ -1,8 +1,9 @@
 """Django settings for the test suite.
 
-``DOMAIN_EVENTS_TEST_DB`` picks the database: ``sqlite`` (the default, in memory) or
-``postgres`` (127.0.0.1:5432, user ``postgres``; the database name comes from
-``DOMAIN_EVENTS_TEST_DB_NAME`` so that parallel runs do not share one). Each backend has a second
+``DOMAIN_EVENTS_TEST_DB`` picks the database: ``sqlite`` (the default, in memory), ``postgres``
+(127.0.0.1:5432, user ``postgres``) or ``mariadb`` (127.0.0.1:3306, user ``root`` with no
+password; MySQL 8 answers the same settings). The database name comes from
+``DOMAIN_EVENTS_TEST_DB_NAME`` so that parallel runs do not share one. Each backend has a second
 alias, ``other``, for tests of ``using=``.
 """
 
@@ -52,9 +53,26 @@ def _databases(backend: str) -> dict[str, dict[str, Any]]:
             }
             for alias, db_name in (("default", name), ("other", f"{name}_other"))
         }
+    if backend == "mariadb":
+        name = os.environ.get("DOMAIN_EVENTS_TEST_DB_NAME", "domain_events")
+        return {
+            alias: {
+                "ENGINE": "django.db.backends.mysql",
+                "HOST": "127.0.0.1",
+                "PORT": "3306",
+                "USER": "root",
+                "PASSWORD": "",
+                "NAME": db_name,
+                # READ COMMITTED, as docs/databases.md asks: the relay must see rows committed
+                # after its transaction began, and REPEATABLE READ would hide them.
+                "OPTIONS": {"charset": "utf8mb4", "isolation_level": "read committed"},
+                "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
+            }
+            for alias, db_name in (("default", name), ("other", f"{name}_other"))
+        }
     raise ImproperlyConfigured(
         f"DOMAIN_EVENTS_TEST_DB={backend!r} is not a known test database: "
-        "set it to 'sqlite' or 'postgres'."
+        "set it to 'sqlite', 'postgres' or 'mariadb'."
     )
 
 

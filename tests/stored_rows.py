@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from django.conf import settings
 from django.db import connection
 
+from django_domain_events.declaration.payload_types import MARIADB_PAYLOAD_DEPTH
 from django_domain_events.models import OutboxEvent
 
 JSON_COLUMNS = ("payload", "headers")
+
+ON_MARIADB = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.mysql"
+STORABLE_DEPTH = MARIADB_PAYLOAD_DEPTH if ON_MARIADB else None
+"""The deepest JSON the test database's columns store, or None for no limit of its own:
+MariaDB's ``JSON_VALID()`` check refuses a deeper document."""
+
+stores_any_depth = pytest.mark.skipif(
+    ON_MARIADB,
+    reason="MariaDB's JSON columns refuse a document nested 32 levels or deeper, so no stored "
+    "row can be as deep as this test needs",
+)
 
 
 def nested_json(depth: int) -> str:

@@ -7,6 +7,7 @@ Every check has a stable id (``django_domain_events.E001`` …) that a project c
 from __future__ import annotations
 
 from django_domain_events.checks.configuration import check_settings
+from django_domain_events.checks.databases import check_isolation_levels, check_skip_locked
 from django_domain_events.checks.declarations import (
     check_backend_subscriptions,
     check_event_classes,
@@ -22,10 +23,12 @@ __all__ = [
     "check_backend_subscriptions",
     "check_event_classes",
     "check_integration_events",
+    "check_isolation_levels",
     "check_receiver_limit",
     "check_receivers",
     "check_retention",
     "check_sensitive_fields",
     "check_settings",
+    "check_skip_locked",
     "check_wildcard_receivers",
 ]

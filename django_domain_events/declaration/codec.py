@@ -17,6 +17,7 @@ import msgspec
 
 from django_domain_events.declaration.events import DomainEvent, NamedEvent, event_class_for
 from django_domain_events.declaration.payload_types import (
+    MARIADB_PAYLOAD_DEPTH,
     MAX_PAYLOAD_DEPTH,
     Checker,
     Mismatch,
@@ -94,6 +95,18 @@ def _check_depth(label: str, value: Any) -> None:
         raise PayloadError(
             f"{label}{path}: nested more than {MAX_PAYLOAD_DEPTH} levels deep, the limit "
             f"(MAX_PAYLOAD_DEPTH, the payload itself counting as one). Flatten the structure."
+        )
+
+
+def check_mariadb_depth(label: str, data: bytes) -> None:
+    """Refuse an encoded payload nested deeper than MariaDB's JSON columns store
+    (``MARIADB_PAYLOAD_DEPTH``), before the database refuses the whole transaction."""
+    path = too_deep(msgspec.json.decode(data), MARIADB_PAYLOAD_DEPTH)
+    if path is not None:
+        raise PayloadError(
+            f"{label} payload{path}: nested more than {MARIADB_PAYLOAD_DEPTH} levels deep, the "
+            f"most MariaDB's JSON columns store (MARIADB_PAYLOAD_DEPTH, the payload itself "
+            f"counting as one). Flatten the structure."
         )
 
 

@@ -28,6 +28,10 @@ one level. Far below what the JSON decoders and Python's recursion limit can rea
 payload that is published can always be read, and one deeper is refused, at publish or when
 read from a stored row."""
 
+MARIADB_PAYLOAD_DEPTH = 31
+"""Deepest nesting MariaDB stores: the ``JSON_VALID()`` check on its JSON columns refuses a
+document nested 32 levels or deeper, so on MariaDB publish refuses such a payload itself."""
+
 
 class Mismatch(Exception):
     def __init__(self, path: str, expected: str, value: Any, hint: str = "") -> None:

@@ -12,16 +12,19 @@ lock disjoint events, so relays that all prune on their schedule do no harm.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connections, router, transaction
 from django.db.models import Q
 
 from django_domain_events.delivery.ordering import forget_idle_keys
 from django_domain_events.models import Delivery, DeliveryAttempt, OutboxEvent
 from django_domain_events.operations import retention
+
+logger = logging.getLogger("django_domain_events")
 
 BATCH_SIZE = 1000
 """Events deleted per transaction by default."""
@@ -115,31 +118,71 @@ def _prune_matching(
 ) -> bool:
     """Prune the events matching ``condition`` batch by batch; False if ``deadline`` came
     first."""
-    events = OutboxEvent.objects.using(alias)
     skip_locked = connections[alias].features.has_select_for_update_skip_locked
     while True:
-        with transaction.atomic(using=alias):
-            candidates = events.filter(condition).order_by("occurred_at")
-            if skip_locked:
-                candidates = candidates.select_for_update(skip_locked=True)
-            ids = list(candidates.values_list("pk", flat=True)[:batch_size])
-            if not ids:
-                return True
-            # Checked again now that the rows are locked: a statement sees every delivery
-            # committed before it started, such as a retry that was waiting for the lock.
-            ids = list(events.filter(condition, pk__in=ids).values_list("pk", flat=True))
-            # Three DELETEs, children first. Django's collector would first SELECT the ids of
-            # the deliveries and events (every table here has rows pointing at it), which made
-            # pruning take twice as long; the rows they would cascade to are deleted already. A
-            # table added later that points at these fails the DELETE on its foreign key.
-            attempts, _ = (
-                DeliveryAttempt.objects.using(alias).filter(delivery__event_id__in=ids).delete()
-            )
-            deliveries = Delivery.objects.using(alias).filter(event_id__in=ids)._raw_delete(alias)
-            deleted = events.filter(pk__in=ids)._raw_delete(alias)
-        batch = PruneResult(events=deleted, deliveries=deliveries, attempts=attempts, batches=1)
+        batch = _prune_batch_retrying(alias, condition, batch_size, skip_locked)
+        if batch is None:
+            return True
         total.add(batch)
         if on_batch is not None:
             on_batch(batch)
         if deadline is not None and time.monotonic() >= deadline:
             return False
+
+
+DEADLOCK_RETRIES = 5
+"""Times a batch InnoDB chose as a deadlock's victim is tried again before the error is
+raised."""
+
+_INNODB_DEADLOCK = 1213
+
+
+def _prune_batch_retrying(
+    alias: str, condition: Q, batch_size: int, skip_locked: bool
+) -> PruneResult | None:
+    # Two prunes lock disjoint events, but InnoDB's DELETE also waits for the row just past
+    # each range it reads (no gap locks under READ COMMITTED, but a lock on that row all the
+    # same): with ids interleaved, two prunes can deadlock. InnoDB then rolls one back whole,
+    # and that batch is simply done again; not inside a caller's transaction, which InnoDB
+    # rolled back with it.
+    retries = 1 if connections[alias].in_atomic_block else DEADLOCK_RETRIES
+    for attempt in range(1, retries + 1):
+        try:
+            return _prune_batch(alias, condition, batch_size, skip_locked)
+        except OperationalError as error:
+            if attempt == retries or not _is_deadlock(alias, error):
+                raise
+            logger.info("A prune batch was a deadlock's victim; trying it again (%d)", attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_deadlock(alias: str, error: OperationalError) -> bool:
+    return connections[alias].vendor == "mysql" and error.args[:1] == (_INNODB_DEADLOCK,)
+
+
+def _prune_batch(
+    alias: str, condition: Q, batch_size: int, skip_locked: bool
+) -> PruneResult | None:
+    """Delete one batch of the events matching ``condition`` with their deliveries and
+    attempts, in one transaction; None when none is left."""
+    events = OutboxEvent.objects.using(alias)
+    with transaction.atomic(using=alias):
+        candidates = events.filter(condition).order_by("occurred_at")
+        if skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return None
+        # Checked again now that the rows are locked: a statement sees every delivery
+        # committed before it started, such as a retry that was waiting for the lock.
+        ids = list(events.filter(condition, pk__in=ids).values_list("pk", flat=True))
+        # Three DELETEs, children first. Django's collector would first SELECT the ids of
+        # the deliveries and events (every table here has rows pointing at it), which made
+        # pruning take twice as long; the rows they would cascade to are deleted already. A
+        # table added later that points at these fails the DELETE on its foreign key.
+        attempts, _ = (
+            DeliveryAttempt.objects.using(alias).filter(delivery__event_id__in=ids).delete()
+        )
+        deliveries = Delivery.objects.using(alias).filter(event_id__in=ids)._raw_delete(alias)
+        deleted = events.filter(pk__in=ids)._raw_delete(alias)
+    return PruneResult(events=deleted, deliveries=deliveries, attempts=attempts, batches=1)

@@ -26,7 +26,12 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from django_domain_events.conf import settings
-from django_domain_events.declaration.codec import decode_json, encode_event, encode_payload
+from django_domain_events.declaration.codec import (
+    check_mariadb_depth,
+    decode_json,
+    encode_event,
+    encode_payload,
+)
 from django_domain_events.declaration.due_times import due_time
 from django_domain_events.declaration.envelope import Envelope, current_envelope
 from django_domain_events.declaration.events import (
@@ -241,6 +246,10 @@ def _write_rows(
         debug = debug_logging.enabled()
     started = time.perf_counter() if debug else None
     alias = using or _default_alias()
+    connection = connections[alias]
+    if connection.vendor == "mysql" and connection.mysql_is_mariadb:  # type: ignore[attr-defined]
+        for item in prepared:
+            check_mariadb_depth(item.event_type, item.data)
     now = timezone.now()
     parent = current_envelope()
     causation_id = parent.event_id if parent is not None else None

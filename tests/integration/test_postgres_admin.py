@@ -14,7 +14,7 @@ from django_domain_events.admin.pagination import bounded_count
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 STEP = "integration_admin.step"
 ORDERED = "integration_admin.ordered"

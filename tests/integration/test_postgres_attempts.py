@@ -19,7 +19,7 @@ from django_domain_events.delivery.runner import Outcome, owed_delivery, run_del
 from django_domain_events.models import Delivery, DeliveryAttempt, DeliveryState, OutboxEvent
 from django_domain_events.operations.pruning import PruneResult, prune_events
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 EVENT = "integration_attempts.happened"
 
@@ -28,6 +28,7 @@ def run(delivery: Delivery) -> Outcome:
     return run_delivery(owed_delivery(Delivery.objects.get(pk=delivery.pk), "default"))
 
 
+@pytest.mark.postgres  # pg_terminate_backend()
 def test_a_lost_connection_leaves_no_attempt_until_it_counts(receiver_registry: Registry) -> None:
     @receiver(EVENT, name="integration.attempts.severs", max_attempts=5)
     def severs(event: NamedEvent) -> None:

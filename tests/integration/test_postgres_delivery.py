@@ -16,9 +16,10 @@ from django_domain_events import DomainEvent, Envelope, publish, receiver
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.delivery.runner import Outcome, owed_delivery, run_delivery
 from django_domain_events.models import Delivery, DeliveryState
+from tests.lock_waits import lock_waiters
 from tests.testapp.models import Effect
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 
 @dataclass(frozen=True)
@@ -26,19 +27,6 @@ class Charged(DomainEvent):
     event_type = "integration_postgres.charged"
 
     amount_cents: int
-
-
-def lock_waiters() -> int:
-    """Backends of this database waiting for a lock right now (seen from any connection)."""
-    with connection.cursor() as cursor:
-        # Activity is snapshotted once per transaction; the receiver polls inside one.
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        (count,) = cursor.fetchone()
-    return int(count)
 
 
 def test_two_copies_of_one_delivery_run_the_receiver_once(receiver_registry: Registry) -> None:

@@ -26,7 +26,7 @@ from tests.sensitive_events import (
     newsletter_declared,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -10,14 +10,15 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 from django_domain_events import publish, receiver
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, OnceReceiverClaim, OutboxEvent
+from tests.lock_waits import lock_waiters
 from tests.processes import ROOT, process_env, wait_until
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 EVENT = "integration_once.signed_up"
 NAME = "integration.once.welcome"
@@ -34,18 +35,6 @@ for n in range(int(sys.argv[1])):
     with transaction.atomic():
         print(publish({EVENT!r}, {{"n": n}}))
 """
-
-
-def lock_waiters() -> int:
-    """Backends of this database waiting for a lock right now."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        (count,) = cursor.fetchone()
-    return int(count)
 
 
 def delivered() -> list[uuid.UUID]:

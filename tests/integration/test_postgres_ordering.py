@@ -19,7 +19,7 @@ from tests.integration.test_postgres_delivery import lock_waiters
 from tests.processes import wait_until
 from tests.testapp.models import Effect
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 STEP = "integration_ordering.step"
 

@@ -16,7 +16,7 @@ from django_domain_events.delivery.relay import Relay, RelayTotals
 from django_domain_events.models import Delivery, DeliveryState
 from tests.testapp.models import Effect
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 REMINDED = "integration_scheduling.reminded"
 

@@ -8,7 +8,7 @@ import pytest
 from django_domain_events.declaration.registry import Registry
 from tests import aggregate_scenarios as scenarios
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_seed_aspect_publishes_after_returning_and_clears_after(

@@ -133,6 +133,10 @@ def test_the_line_condition_is_the_partial_index_condition() -> None:
     assert index.condition == IN_LINE
     with connection.schema_editor() as editor:
         written = str(index.create_sql(Delivery, editor))
+    if not connection.features.supports_partial_indexes:
+        # MySQL and MariaDB index every row instead, and no statement names the index.
+        assert "WHERE" not in written
+        return
     assert condition_sql(Delivery, IN_LINE, connection) in written
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from celery import Celery, current_app
 from celery.app.defaults import DEFAULTS as CELERY_DEFAULTS
 from celery.utils.imports import symbol_by_name
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Case, CharField, Q, Value, When
 from django.utils import timezone
 from kombu import pools
@@ -347,10 +347,6 @@ def mark_dispatched(alias: str, sent: Sequence[tuple[OwedDelivery, str]]) -> int
     rows = Delivery.objects.using(alias).filter(
         match, state__in=(DeliveryState.PENDING, DeliveryState.FAILED)
     )
-    if connection.features.has_select_for_update_skip_locked:
-        rows = Delivery.objects.using(alias).filter(
-            pk__in=rows.select_for_update(skip_locked=True).order_by().values("pk")
-        )
     task_ids: Value | Case
     if len(sent) == 1:
         task_ids = Value(sent[0][1])
@@ -359,7 +355,17 @@ def mark_dispatched(alias: str, sent: Sequence[tuple[OwedDelivery, str]]) -> int
             *(When(pk=owed.delivery_id, then=Value(tid)) for owed, tid in sent),
             output_field=CharField(),
         )
-    return rows.update(state=DeliveryState.DISPATCHED, dispatched_at=now, task_id=task_ids)
+    if not connection.features.has_select_for_update_skip_locked:
+        return rows.update(state=DeliveryState.DISPATCHED, dispatched_at=now, task_id=task_ids)
+    # MySQL and MariaDB cannot update a table selected in the same statement: Django runs the
+    # locking SELECT first, and a SELECT ... FOR UPDATE needs a transaction to hold its locks.
+    with transaction.atomic(using=alias):
+        unlocked = rows.select_for_update(skip_locked=True).order_by().values("pk")
+        return (
+            Delivery.objects.using(alias)
+            .filter(pk__in=unlocked)
+            .update(state=DeliveryState.DISPATCHED, dispatched_at=now, task_id=task_ids)
+        )
 
 
 _MARK_ONE_POSTGRES = """

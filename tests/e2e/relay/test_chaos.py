@@ -28,7 +28,7 @@ from tests.testapp.receivers import RECORDED
 from .conftest import Process
 
 pytestmark = [
-    pytest.mark.postgres,
+    pytest.mark.server_db,
     pytest.mark.services,
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),

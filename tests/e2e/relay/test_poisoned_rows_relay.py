@@ -20,7 +20,7 @@ from tests.stored_rows import change_event, nested_json
 from .conftest import Process
 from .receivers import RECORDED
 
-pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 FAST = {"RELAY_GRACE": 0, "RELAY_INTERVAL": 0.05}
 

@@ -39,7 +39,7 @@ from .receivers import (
     RECORDED,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 RACE_EVENTS = int(os.environ.get("DOMAIN_EVENTS_RELAY_RACE_EVENTS", "1000"))
 """Events in the race between relays: 1,000 (2,000 deliveries) keeps CI quick; set 5000 for
@@ -286,6 +286,7 @@ def idle_in_transaction_backends() -> list[int]:
         return [pid for (pid,) in cursor.fetchall()]
 
 
+@pytest.mark.postgres  # pg_terminate_backend()
 def test_a_lost_database_connection_spends_no_attempt(
     start: Callable[..., Process], relay_receivers: Registry, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ from tests.testapp.models import Effect
 from .conftest import Process
 from .receivers import IGNORED, RECORD, RECORDED
 
-pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 YEAR = 365 * 24 * 3600
 

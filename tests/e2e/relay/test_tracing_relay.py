@@ -23,7 +23,7 @@ from tests.tracing_sdk import read_spans
 from .conftest import Process
 from .receivers import POISON, RECORD, RECORDED
 
-pytestmark = [pytest.mark.postgres, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_relay_continues_the_trace_stored_with_each_event(

@@ -14,7 +14,7 @@ from tests.brokers import Broker, current_celery_app, make_app
 from tests.tcp_proxy import TCPProxy
 from tests.testapp import receivers
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.mark.usefixtures("celery_app")  # deletes the queue at the end

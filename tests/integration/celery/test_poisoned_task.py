@@ -15,7 +15,7 @@ from tests.stored_rows import change_event, nested_json
 from tests.testapp import receivers
 from tests.testapp.models import Effect
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_task_for_an_undecodable_event_settles_it_dead_once(worker: CeleryWorker) -> None:

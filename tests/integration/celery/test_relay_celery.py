@@ -18,7 +18,7 @@ from tests.tcp_proxy import TCPProxy
 from tests.testapp import receivers
 from tests.testapp.models import Effect
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def publish_while_the_broker_is_down(broker: Broker, queue: str) -> uuid.UUID:

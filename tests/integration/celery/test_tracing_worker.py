@@ -29,7 +29,7 @@ from tests.processes import CeleryWorker, wait_until
 from tests.testapp import receivers
 from tests.tracing_sdk import read_spans
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

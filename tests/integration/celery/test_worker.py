@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection, transaction
+from django.db import transaction
 from django_celery_results.models import TaskResult
 
 from django_domain_events import publish
 from django_domain_events.delivery.attempts import worker_name
 from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME
 from django_domain_events.models import AttemptOutcome, Delivery, DeliveryAttempt, DeliveryState
+from tests.lock_waits import lock_waiters
 from tests.processes import CeleryWorker, wait_until
 from tests.testapp import receivers
 from tests.testapp.models import Effect
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def settled(event_id: uuid.UUID, count: int = 1) -> list[Delivery]:
@@ -117,17 +118,6 @@ def test_a_hung_receiver_is_ended_by_its_time_limit(worker: CeleryWorker) -> Non
     assert effects(event_id) == []  # rolled back with the attempt
     [attempt] = DeliveryAttempt.objects.filter(delivery=row)
     assert attempt.outcome == AttemptOutcome.TIMED_OUT
-
-
-def lock_waiters() -> int:
-    """Backends of the test database waiting for a row lock right now."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        (count,) = cursor.fetchone()
-    return int(count)
 
 
 def test_two_copies_of_one_task_run_the_receiver_once(

@@ -27,7 +27,7 @@ from .conftest import manage, report_on
 from .lines import runs, stepped
 from .receivers import ORDERED, UNORDERED
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 BY_COMMAND, BY_ADMIN = "by-command", "by-admin"
 FREE = ("free-a", "free-b")

@@ -22,7 +22,7 @@ from .conftest import report_on, wait_until_delivered
 from .lines import assert_in_publish_order, publish_interleaved, runs
 from .receivers import ORDERED
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 KEYS, PER_KEY = 20, 20
 

@@ -25,7 +25,7 @@ from .conftest import wait_until_delivered
 from .lines import assert_in_publish_order, publish_interleaved
 from .receivers import ORDERED
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 FULL = (100, 50)
 SIZES = (

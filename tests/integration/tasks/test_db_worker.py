@@ -22,7 +22,7 @@ from tests.processes import wait_until
 from tests.tasksapp import receivers
 from tests.testapp.models import Effect
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 def settled(event_id: uuid.UUID, count: int = 1) -> list[Delivery]:

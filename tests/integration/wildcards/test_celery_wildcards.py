@@ -14,7 +14,7 @@ from tests.testapp.models import Effect
 
 from .receivers import AUDIT, FIRST, effect_name
 
-pytestmark = [pytest.mark.postgres, pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.server_db, pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 TYPES = ("wildcard_tests.invoice_issued", "wildcard_tests.invoices.paid", "wildcard_tests.voided")
 

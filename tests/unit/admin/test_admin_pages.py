@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_domain_events import NamedEvent, publish, publish_many, receiver
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from tests.stored_rows import change_event, nested_json
+from tests.stored_rows import change_event, nested_json, stores_any_depth
 
 from .conftest import HOSTILE, PINGED, Switches
 
@@ -344,6 +344,7 @@ def test_a_viewer_sees_the_pages_but_no_actions(viewer_client: Client, switches:
     assert "retry_selected_deliveries" not in deliveries.content.decode()
 
 
+@stores_any_depth
 def test_an_event_too_deeply_nested_to_decode_is_shown_and_deleted(
     superuser_client: Client, noted: OutboxEvent
 ) -> None:
