@@ -12,22 +12,49 @@ from django.db import connections
 from .tasks_router import tasks_database
 
 ALIASES = ("sqlite", "postgres")
-"""The database aliases of ``benchmarks.settings``, in the order a run measures them."""
+"""The database aliases ``--db all`` measures, in that order. ``mariadb`` is measured when asked
+for by name: its driver is an extra (``[mysql]``) that builds against a C library."""
 
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+MARIADB_START = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
 
 
 def unavailable(alias: str) -> str | None:
     """Why ``alias`` cannot be measured now, or None when it can."""
     params = settings.DATABASES[alias]
-    if params["ENGINE"] != "django.db.backends.postgresql":
+    if params["ENGINE"] == "django.db.backends.sqlite3":
         return None
     host, port = params["HOST"], int(params["PORT"])
+    if params["ENGINE"] == "django.db.backends.mysql":
+        try:
+            import MySQLdb  # noqa: F401
+        except ImportError:
+            return "mysqlclient is not installed: pip install 'django-domain-events[mysql]'"
+        server, start = "MariaDB", MARIADB_START
+    else:
+        server, start = "PostgreSQL", PG_START
     try:
         with socket.create_connection((host, port), timeout=2):
             return None
     except OSError:
-        return f"PostgreSQL not reachable at {host}:{port} — start it with: {PG_START}"
+        return f"{server} not reachable at {host}:{port} — start it with: {start}"
+
+
+def _create_mariadb_database(params: dict[str, Any]) -> None:
+    import MySQLdb
+
+    server = MySQLdb.connect(
+        host=params["HOST"],
+        port=int(params["PORT"]),
+        user=params["USER"],
+        password=params.get("PASSWORD") or "",
+        connect_timeout=5,
+    )
+    try:
+        name = params["NAME"].replace("`", "``")
+        server.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4")
+    finally:
+        server.close()
 
 
 def _create_postgres_database(params: dict[str, Any]) -> None:
@@ -53,6 +80,8 @@ def prepare(alias: str) -> None:
     """Create the database if it is missing and bring its schema up to date."""
     if connections[alias].vendor == "postgresql":
         _create_postgres_database(settings.DATABASES[alias])
+    elif connections[alias].vendor == "mysql":
+        _create_mariadb_database(settings.DATABASES[alias])
     # django-tasks-db's data migrations write through the router, which names no alias itself.
     with tasks_database(alias):
         call_command("migrate", database=alias, verbosity=0, interactive=False)
@@ -96,6 +125,14 @@ def reset(alias: str, *, checkpoint: bool = True) -> None:
             cursor.execute(f"TRUNCATE {', '.join(quote(name) for name in tables)}")
             if checkpoint:
                 cursor.execute("CHECKPOINT")
+        elif connection.vendor == "mysql":
+            # TRUNCATE is DDL there, and refused on a table another one references.
+            cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+            try:
+                for name in tables:
+                    cursor.execute(f"TRUNCATE TABLE {quote(name)}")
+            finally:
+                cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
         else:
             for name in tables:
                 cursor.execute(f"DELETE FROM {quote(name)}")
@@ -114,6 +151,27 @@ def describe(alias: str) -> dict[str, Any]:
                 cursor.execute(f"SHOW {name}")
                 found[name] = cursor.fetchone()[0]
             return {"vendor": "postgresql", "transport": "TCP 127.0.0.1", **found}
+        if connection.vendor == "mysql":
+            # The session's isolation is Django's (READ COMMITTED), named tx_isolation before
+            # MariaDB 11.1 and MySQL 8.
+            cursor.execute(
+                "SELECT @@SESSION.tx_isolation"
+                if connection.mysql_is_mariadb and connection.mysql_version < (11, 1)
+                else "SELECT @@SESSION.transaction_isolation"
+            )
+            isolation = str(cursor.fetchone()[0])
+            names = ("innodb_flush_log_at_trx_commit", "sync_binlog", "innodb_buffer_pool_size")
+            cursor.execute(
+                f"SHOW VARIABLES WHERE Variable_name IN ({', '.join(['%s'] * len(names))})", names
+            )
+            found = {name: str(value) for name, value in cursor.fetchall()}
+            return {
+                "vendor": "mysql",
+                "transport": "TCP 127.0.0.1",
+                "server_version": connection.mysql_server_info,
+                "isolation": isolation,
+                **found,
+            }
         cursor.execute("SELECT sqlite_version()")
         version = cursor.fetchone()[0]
         cursor.execute("PRAGMA journal_mode")

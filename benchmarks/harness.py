@@ -76,8 +76,11 @@ class Target:
     sqlite: float
 
     def for_vendor(self, vendor: str) -> float | None:
-        """The target on ``vendor`` (Django's ``connection.vendor``), if there is one."""
-        return {"postgresql": self.postgresql, "sqlite": self.sqlite}.get(vendor)
+        """The target on ``vendor`` (Django's ``connection.vendor``), if there is one. MySQL
+        and MariaDB (``mysql``) are held to PostgreSQL's: a server over TCP, like it."""
+        return {"postgresql": self.postgresql, "mysql": self.postgresql, "sqlite": self.sqlite}.get(
+            vendor
+        )
 
 
 class Bench:

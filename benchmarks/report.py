@@ -119,6 +119,13 @@ def _database_line(alias: str, about: Mapping[str, Any]) -> str:
             f"synchronous_commit {about['synchronous_commit']}, shared_buffers "
             f"{about['shared_buffers']})"
         )
+    if about["vendor"] == "mysql":
+        return (
+            f"MariaDB/MySQL {about['server_version']} over TCP ({about['isolation']}, "
+            f"innodb_flush_log_at_trx_commit {about.get('innodb_flush_log_at_trx_commit')}, "
+            f"sync_binlog {about.get('sync_binlog')}, innodb_buffer_pool_size "
+            f"{about.get('innodb_buffer_pool_size')})"
+        )
     return (
         f"SQLite {about['server_version']} file (journal_mode {about['journal_mode']}, "
         f"synchronous {about['synchronous']})"

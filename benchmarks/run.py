@@ -54,9 +54,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--db",
-        choices=("sqlite", "postgres", "all"),
+        choices=("sqlite", "postgres", "mariadb", "all"),
         default="all",
-        help="database to measure (default: all; PostgreSQL skipped if not reachable)",
+        help="database to measure (default: all, SQLite and PostgreSQL, PostgreSQL skipped if "
+        "not reachable; MariaDB only when named)",
     )
     parser.add_argument("--n", type=int, help="work per repetition (default 10,000; QUICK 1,000)")
     parser.add_argument("--reps", type=int, help="repetitions (default 5; QUICK 3)")

@@ -3,7 +3,9 @@
 ``sqlite`` is a file (``DDE_BENCH_SQLITE_PATH``; ``benchmarks/run.py`` points it into a fresh
 temporary directory) in WAL mode with ``synchronous=NORMAL``, the usual production setup.
 ``postgres`` is 127.0.0.1:5432, user ``postgres``, database ``dde_bench`` (created by the run if
-missing). ``default`` is left unconfigured, so a case that forgets to name its alias fails
+missing). ``mariadb`` is 127.0.0.1:3306, user ``root`` with no password, database ``dde_bench``
+(``DDE_BENCH_MARIADB_NAME``), measured when ``--db mariadb`` names it. ``default`` is left
+unconfigured, so a case that forgets to name its alias fails
 instead of measuring the wrong database.
 """
 
@@ -36,6 +38,7 @@ SQLITE_PATH = os.environ.get("DDE_BENCH_SQLITE_PATH") or str(
     Path(tempfile.gettempdir()) / "dde_bench.sqlite3"
 )
 POSTGRES_NAME = os.environ.get("DDE_BENCH_POSTGRES_NAME", "dde_bench")
+MARIADB_NAME = os.environ.get("DDE_BENCH_MARIADB_NAME", "dde_bench")
 
 DATABASES = {
     "default": {},
@@ -52,6 +55,16 @@ DATABASES = {
         "PORT": "5432",
         "USER": "postgres",
         "NAME": POSTGRES_NAME,
+    },
+    # Measured on demand only (--db mariadb): its driver, mysqlclient, needs the [mysql] extra.
+    "mariadb": {
+        "ENGINE": "django.db.backends.mysql",
+        "HOST": "127.0.0.1",
+        "PORT": "3306",
+        "USER": "root",
+        "PASSWORD": "",
+        "NAME": MARIADB_NAME,
+        "OPTIONS": {"charset": "utf8mb4"},
     },
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import venvs
@@ -48,6 +48,10 @@ EXTRAS = "test,postgres,celery"
 PACKAGE = "django_domain_events"
 PG_ADDRESS = ("127.0.0.1", 5432)
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+MARIADB_ADDRESS = ("127.0.0.1", 3306)
+MARIADB_START = "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd"
+MARIADB_CLIENT = "apt-get install -y libmariadb-dev pkg-config"
+"""What builds mysqlclient, the driver of the MariaDB pass (.ci/run installs it)."""
 PYTEST_WORKERS = "2"
 # Measured on 2 CPUs: the PostgreSQL pass with real processes takes about as long as the other
 # passes one after the other, so it starts first, on a lane of its own, and the other lanes take
@@ -95,11 +99,12 @@ class Env:
         # Only what the entry's steps use: each tool more is minutes of install on a fresh clone.
         extras = EXTRAS + (",lint" if self.mypy or self.lint else "")
         extras += ",docs" if self.lint else ""
+        extras += ",mysql" if "mariadb" in self.databases else ""
         return ["-e", f".[{extras}]", self.django, *([self.stubs] if self.mypy else [])]
 
 
-# Each Django series on its oldest and newest Python, on both databases; Python 3.12 in between
-# on SQLite, which is where an interpreter difference would show.
+# Each Django series on its oldest and newest Python, on SQLite and PostgreSQL; Python 3.12 in
+# between on SQLite, which is where an interpreter difference would show, and on MariaDB.
 MATRIX = (
     Env(
         "py311-dj52",
@@ -115,7 +120,7 @@ MATRIX = (
         "3.12",
         "Django>=6.0,<7",
         "django-stubs>=6.0,<7",
-        databases=("sqlite",),
+        databases=("sqlite", "mariadb"),
         mypy=False,
     ),
     Env(
@@ -128,7 +133,11 @@ MATRIX = (
         processes=True,
     ),
 )
-DATABASES = ("sqlite", "postgres")
+DATABASES = ("sqlite", "postgres", "mariadb")
+MARIADB_MARKERS = "not services and not browser"
+"""What the MariaDB pass leaves out: the Celery workers on real brokers, which prove what brokers
+and workers do (the PostgreSQL pass runs them), and the browser, which the database does not
+change. Its relays killed by signals, ordering lines and row-lock races all run."""
 
 
 @dataclass
@@ -409,13 +418,15 @@ def pytest_step(env: Env, db: str, pytest_args: Sequence[str]) -> Step:
         cmd.append("--color=yes")
     if db != "sqlite" and not pytest_args:
         cmd += [f"--ignore={path}" for path in SAME_ON_EVERY_DATABASE if (ROOT / path).exists()]
-        if not env.processes:
+        if db == "mariadb":
+            cmd += ["-m", MARIADB_MARKERS]
+        elif not env.processes:
             cmd += ["-m", "not services and not e2e"]
     cmd += pytest_args
     # The pass with real processes is the longest: it starts first. It is the only one that
     # starts Celery workers, so no two passes' workers share the cores (with two, the ordering
     # tests missed their deadlines).
-    weight = 1500 if db == "postgres" and env.processes else 700
+    weight = 1500 if db == "postgres" and env.processes else 900 if db == "mariadb" else 700
     return Step(f"pytest {env.name} {db}", env, tuple(cmd), extra, pytest=True, weight=weight)
 
 
@@ -565,12 +576,21 @@ def _notify(condition: threading.Condition) -> None:
         condition.notify_all()
 
 
-def postgres_reachable() -> bool:
+def reachable(address: tuple[str, int]) -> bool:
     try:
-        with socket.create_connection(PG_ADDRESS, timeout=2):
+        with socket.create_connection(address, timeout=2):
             return True
     except OSError:
         return False
+
+
+def mariadb_client_missing() -> bool:
+    """Whether mysqlclient cannot be built here: no MariaDB/MySQL client library to build on."""
+    for probe in (["pkg-config", "--exists", "mariadb"], ["pkg-config", "--exists", "mysqlclient"]):
+        with contextlib.suppress(OSError):
+            if subprocess.run(probe, check=False).returncode == 0:
+                return False
+    return shutil.which("mysql_config") is None and shutil.which("mariadb_config") is None
 
 
 # The run -----------------------------------------------------------------------------------------
@@ -672,22 +692,38 @@ def install(
 
 
 def databases(run: Run, envs: Sequence[Env], wanted: str | None) -> dict[str, list[str]]:
-    """The databases each of ``envs`` is tested on: its own, or ``wanted``; PostgreSQL only
-    when it answers."""
+    """The databases each of ``envs`` is tested on: its own, or ``wanted``; a server only when
+    it answers, and MariaDB only where its driver can be built."""
     banner("Databases")
     chosen = {env.name: [wanted] if wanted else list(env.databases) for env in envs}
-    if any("postgres" in dbs for dbs in chosen.values()) and not postgres_reachable():
-        host, port = PG_ADDRESS
-        message = f"PostgreSQL not reachable at {host}:{port} — start it with: {PG_START}"
-        fails = CI or wanted == "postgres"
+    host, port = PG_ADDRESS
+    problems = {
+        "postgres": None
+        if reachable(PG_ADDRESS)
+        else f"PostgreSQL not reachable at {host}:{port} — start it with: {PG_START}",
+        "mariadb": _mariadb_problem(),
+    }
+    for db, message in problems.items():
+        if message is None or not any(db in dbs for dbs in chosen.values()):
+            continue
+        fails = CI or wanted == db
         say(f"{'ERROR' if fails else 'SKIPPED'}: {message}")
-        run.add(Result("postgres", "failed" if fails else "skipped", note=message))
+        run.add(Result(db, "failed" if fails else "skipped", note=message))
         for dbs in chosen.values():
-            if "postgres" in dbs:
-                dbs.remove("postgres")
+            if db in dbs:
+                dbs.remove(db)
     for env in envs:
         say(f"{env.name}: {', '.join(chosen[env.name]) or 'nothing'}")
     return chosen
+
+
+def _mariadb_problem() -> str | None:
+    host, port = MARIADB_ADDRESS
+    if not reachable(MARIADB_ADDRESS):
+        return f"MariaDB not reachable at {host}:{port} — start it with: {MARIADB_START}"
+    if mariadb_client_missing():
+        return f"no MariaDB client library to build mysqlclient — install it with: {MARIADB_CLIENT}"
+    return None
 
 
 def report(run: Run, started: float, load: tuple[float, ...]) -> int:
@@ -737,8 +773,11 @@ def main(argv: Sequence[str]) -> int:
     if not chosen:
         run.add(Result("matrix", "failed", note="no matrix entry could be set up"))
         return report(run, started, load)
+    dbs = databases(run, [env for env, _ in chosen], args.db)
+    # Each venv holds the drivers of the databases it is tested on (mysqlclient builds only
+    # where the MariaDB client library is).
+    chosen = [(replace(env, databases=tuple(dbs[env.name])), python) for env, python in chosen]
     envs = [env for env, _ in chosen]
-    dbs = databases(run, envs, args.db)
     with (
         ThreadPoolExecutor(max_workers=len(chosen)) as pool,
         tempfile.TemporaryDirectory(prefix="dde-bench-") as out,

@@ -3,6 +3,8 @@ hold a lock until a second copy of something waits on it, so that the two really
 
 from __future__ import annotations
 
+import re
+
 from django.db import connection
 
 
@@ -11,13 +13,13 @@ def lock_waiters() -> int:
     MariaDB)."""
     with connection.cursor() as cursor:
         if connection.vendor == "mysql":
-            # InnoDB's transactions, each joined to the connection (thread) that runs it.
-            cursor.execute(
-                "SELECT count(*) FROM information_schema.INNODB_TRX AS trx "
-                "JOIN information_schema.PROCESSLIST AS process "
-                "ON process.ID = trx.trx_mysql_thread_id "
-                "WHERE process.DB = DATABASE() AND trx.trx_state = 'LOCK WAIT'"
-            )
+            # InnoDB's status lists each waiting transaction with the lock it waits for, which
+            # names its table's database (its INNODB_TRX table can miss a waiting one); the
+            # section before, on the latest deadlock, is history.
+            cursor.execute("SHOW ENGINE INNODB STATUS")
+            status = cursor.fetchone()[2].rpartition("\nTRANSACTIONS\n")[2]
+            database = re.escape(str(connection.settings_dict["NAME"]))
+            return len(re.findall(rf"TO BE GRANTED:\n[^\n]*`{database}`\.", status))
         else:
             # Activity is snapshotted once per transaction, and callers poll inside one.
             cursor.execute("SELECT pg_stat_clear_snapshot()")

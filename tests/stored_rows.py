@@ -31,6 +31,14 @@ def nested_json(depth: int) -> str:
     return '{"a":' * depth + "1" + "}" * depth
 
 
+UNDECODABLE_PAYLOAD, UNDECODABLE_BECAUSE = (
+    ('"not an object"', "not a JSON object") if ON_MARIADB else (nested_json(990), "nested")
+)
+"""The text of a stored payload no publish writes and no delivery can decode, and a word of
+the error that says why: nested 990 levels deep, or a JSON string on MariaDB, whose columns
+refuse that depth."""
+
+
 def change_event(event_id: uuid.UUID, **columns: object) -> None:
     """Set columns of the event row ``event_id`` with SQL (JSON columns from their text)."""
     postgres = connection.vendor == "postgresql"

@@ -20,6 +20,7 @@ STEP = "integration_admin.step"
 ORDERED = "integration_admin.ordered"
 
 
+@pytest.mark.postgres  # PostgreSQL's planner estimates
 def test_large_results_are_estimated_on_postgres() -> None:
     for n in range(30):
         publish("integration_admin.counted", {"n": n})
@@ -41,6 +42,7 @@ def of(n: int) -> Delivery:
     return Delivery.objects.get(receiver=ORDERED, event__payload__n=n)
 
 
+@pytest.mark.postgres  # enable_seqscan, a partial index
 def test_the_line_queries_read_the_ordered_index(receiver_registry: Registry) -> None:
     @receiver(STEP, name=ORDERED, ordered=True)
     def gives_up_on_the_first(event: Any) -> None:

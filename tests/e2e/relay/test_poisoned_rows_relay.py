@@ -15,7 +15,7 @@ from django_domain_events.declaration.events import NamedEvent
 from django_domain_events.declaration.registry import Registry
 from django_domain_events.models import Delivery, DeliveryState
 from tests.processes import wait_until
-from tests.stored_rows import change_event, nested_json
+from tests.stored_rows import UNDECODABLE_BECAUSE, UNDECODABLE_PAYLOAD, change_event
 
 from .conftest import Process
 from .receivers import RECORDED
@@ -26,18 +26,19 @@ FAST = {"RELAY_GRACE": 0, "RELAY_INTERVAL": 0.05}
 
 
 def publish_with_one_poisoned(count: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    """Publish ``count`` owed events, then nest the payload of the second 990 levels deep."""
+    """Publish ``count`` owed events, then make the payload of the second undecodable."""
     with use_dispatcher("deferred"):
         event_ids = publish_many([NamedEvent(RECORDED, {"n": n}) for n in range(count)])
     poisoned = event_ids[1]
-    change_event(poisoned, payload=nested_json(990))
+    change_event(poisoned, payload=UNDECODABLE_PAYLOAD)
     return poisoned, [event_id for event_id in event_ids if event_id != poisoned]
 
 
 def assert_settled(poisoned: uuid.UUID, good: list[uuid.UUID]) -> None:
     bad = Delivery.objects.filter(event_id=poisoned)
     assert {row.state for row in bad} == {DeliveryState.DEAD}
-    assert all("nested" in row.last_error for row in bad), [row.last_error for row in bad]
+    errors = [row.last_error for row in bad]
+    assert all(UNDECODABLE_BECAUSE in error for error in errors), errors
     assert set(Delivery.objects.filter(event_id__in=good).values_list("state", flat=True)) == {
         DeliveryState.DELIVERED
     }

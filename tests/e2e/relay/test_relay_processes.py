@@ -204,7 +204,7 @@ def test_a_relay_recovers_from_the_database_going_away_without_a_restart(
     start: Callable[..., Process], relay_receivers: Registry
 ) -> None:
     event_ids = publish_owed(150)
-    proxy = TCPProxy("127.0.0.1", 5432)
+    proxy = TCPProxy("127.0.0.1", int(connection.settings_dict["PORT"]))
     # Claims and dispatches lost with the connection are owed again after a second.
     settings = {**FAST, "RELAY_LEASE": 1, "DISPATCH_TIMEOUT": 1}
     try:

@@ -11,7 +11,7 @@ from django_celery_results.models import TaskResult
 from django_domain_events import publish
 from django_domain_events.models import Delivery, DeliveryState
 from tests.processes import CeleryWorker, wait_until
-from tests.stored_rows import change_event, nested_json
+from tests.stored_rows import UNDECODABLE_BECAUSE, UNDECODABLE_PAYLOAD, change_event
 from tests.testapp import receivers
 from tests.testapp.models import Effect
 
@@ -22,7 +22,7 @@ def test_a_task_for_an_undecodable_event_settles_it_dead_once(worker: CeleryWork
     with transaction.atomic():
         good = publish(receivers.RECORDED, {"order_id": 1})
         bad = publish(receivers.RECORDED, {"order_id": 2})
-        change_event(bad, payload=nested_json(990))
+        change_event(bad, payload=UNDECODABLE_PAYLOAD)
 
     def all_settled() -> list[Delivery]:
         rows = list(Delivery.objects.filter(event_id__in=(good, bad)))
@@ -39,7 +39,8 @@ def test_a_task_for_an_undecodable_event_settles_it_dead_once(worker: CeleryWork
     assert {row.state for row in rows if row.event_id == good} == {DeliveryState.DELIVERED}
     dead = [row for row in rows if row.event_id == bad]
     assert {(row.state, row.attempts) for row in dead} == {(DeliveryState.DEAD, 1)}
-    assert all("nested" in row.last_error for row in dead), [row.last_error for row in dead]
+    errors = [row.last_error for row in dead]
+    assert all(UNDECODABLE_BECAUSE in error for error in errors), errors
     assert not Effect.objects.filter(event_id=bad).exists()
     assert sorted((result.status, result.result) for result in results) == [
         ("SUCCESS", '"dead"'),
