@@ -47,6 +47,12 @@ def per_connection(build: Callable[[BaseDatabaseWrapper], T]) -> Callable[[BaseD
     return cached
 
 
+NO_FLUSH = "(SELECT set_config('synchronous_commit', 'off', true)) AS durability"
+"""A ``FROM`` item that makes the statement's own transaction commit without waiting for
+PostgreSQL's WAL flush: for a write whose loss in a crash only leaves a delivery owed (the
+relay's claim, the dispatcher's mark), run in a transaction of its own, never a caller's."""
+
+
 def condition_sql(model: type[Model], condition: Q, connection: BaseDatabaseWrapper) -> str:
     """``condition`` as SQL with its values written in, as Django writes a partial index's
     ``WHERE`` (``Index._get_condition_sql``): a query that repeats it word for word lets every

@@ -174,6 +174,23 @@ def test_a_claim_marks_the_batch_dispatched_with_a_lease(recorded: Registry) -> 
     assert Relay().claim_batch() == []
 
 
+@pytest.mark.django_db(transaction=True, databases=["default", "other"])
+def test_a_relay_claims_on_its_own_database(recorded: Registry) -> None:
+    with use_dispatcher("deferred"):
+        publish(TICKED, {"n": 1}, using="other")
+        publish(TICKED, {"n": 2})
+    hour_ago = timezone.now() - dt.timedelta(hours=1)
+    Delivery.objects.using("other").update(created_at=hour_ago)
+    Delivery.objects.update(created_at=hour_ago)
+
+    claimed = Relay(using="other").claim_batch()
+
+    [row] = Delivery.objects.using("other").all()
+    assert [(owed.delivery_id, owed.using) for owed in claimed] == [(row.pk, "other")]
+    assert row.state == DeliveryState.DISPATCHED
+    assert Delivery.objects.get().state == DeliveryState.PENDING
+
+
 def test_a_pass_runs_batches_until_nothing_is_owed(recorded: Registry) -> None:
     publish_deferred(7)
     age()

@@ -30,6 +30,7 @@ from django_domain_events.dispatchers.marking import put_back_unsent
 from django_domain_events.exceptions import DispatcherError
 from django_domain_events.models import Delivery, DeliveryState
 from django_domain_events.observability import metrics
+from django_domain_events.statements import NO_FLUSH
 
 logger = logging.getLogger("django_domain_events")
 
@@ -310,7 +311,7 @@ def mark_dispatched(alias: str, sent: Sequence[tuple[OwedDelivery, str]]) -> int
                 [(owed, task_id)] = sent
                 cursor.execute(
                     _MARK_ONE_POSTGRES.format(
-                        table=table, durability=f"\nFROM {_NO_FLUSH}" if no_flush else ""
+                        table=table, durability=f"\nFROM {NO_FLUSH}" if no_flush else ""
                     ),
                     [
                         DeliveryState.DISPATCHED,
@@ -325,7 +326,7 @@ def mark_dispatched(alias: str, sent: Sequence[tuple[OwedDelivery, str]]) -> int
                 ids = [owed.delivery_id for owed, _ in sent]
                 cursor.execute(
                     _MARK_MANY_POSTGRES.format(
-                        table=table, durability=f", {_NO_FLUSH}" if no_flush else ""
+                        table=table, durability=f", {NO_FLUSH}" if no_flush else ""
                     ),
                     [
                         DeliveryState.DISPATCHED,
@@ -387,4 +388,3 @@ WHERE delivery.id = sent.id
     FOR UPDATE SKIP LOCKED
   )
 """
-_NO_FLUSH = "(SELECT set_config('synchronous_commit', 'off', true)) AS durability"
