@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout: the working directory of the processes the tests start."""
@@ -57,6 +57,7 @@ def process_env(settings: str = "tests.settings", **extra: str) -> dict[str, str
         "DJANGO_SETTINGS_MODULE": settings,
         "DOMAIN_EVENTS_TEST_DB": "mariadb" if connection.vendor == "mysql" else "postgres",
         "DOMAIN_EVENTS_TEST_DB_NAME": str(connection.settings_dict["NAME"]),
+        "DOMAIN_EVENTS_TEST_DB_OTHER_NAME": str(connections["other"].settings_dict["NAME"]),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         **extra,
     }

@@ -18,6 +18,7 @@ from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.db import connection, connections
 from django.test import override_settings
 
 from django_domain_events import DomainEvent, Envelope, receiver
@@ -414,14 +415,19 @@ def test_checks_are_registered_with_django() -> None:
         call_command("check")
 
 
+@pytest.mark.django_db(databases=["default", "other"])
 def test_check_command_passes_for_the_test_project() -> None:
     # In a fresh process: this process holds event classes and receivers that other tests
-    # define on purpose, which are not part of the configured project.
+    # define on purpose, which are not part of the configured project. On MySQL/MariaDB,
+    # Django's field checks ask the server its version: the process gets the test databases.
     code = (
         "import django; django.setup(); "
         "from django.core.management import call_command; call_command('check')"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    if connection.vendor != "sqlite":
+        env["DOMAIN_EVENTS_TEST_DB_NAME"] = str(connection.settings_dict["NAME"])
+        env["DOMAIN_EVENTS_TEST_DB_OTHER_NAME"] = str(connections["other"].settings_dict["NAME"])
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", code],
         cwd=ROOT,
