@@ -58,7 +58,7 @@ PYTEST_WORKERS = "2"
 # the rest. A third xdist worker for it only added CPU-starved Celery workers.
 JOBS = 3
 """Steps run at once by default."""
-SAME_ON_EVERY_DATABASE = ("tests/e2e/test_demo.py",)
+SAME_ON_EVERY_DATABASE = ("tests/e2e/test_demo.py", "tests/e2e/test_demo_processes.py")
 """Tests that never use the test database (the demo project has its own SQLite file): run in
 the SQLite pass of each entry only, when no pytest arguments narrow the run."""
 BENCHMARK_BUDGET = 300
