@@ -26,7 +26,6 @@ from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.testing import disposable_event_classes
 from django_domain_events.transports import transport_for
 from django_domain_events.transports.memory import InMemoryTransport
-from tests.imports_probe import imported_by_a_plain_publish
 
 transactional = pytest.mark.django_db(transaction=True)
 
@@ -274,5 +273,22 @@ def test_the_rabbitmq_transport_passes_the_checks_where_kombu_is_installed(
     assert check_routes_with(isolated, TRANSPORTS={"default": {"BACKEND": backend}}) == []
 
 
-def test_a_plain_publish_imports_no_broker_client() -> None:
-    assert imported_by_a_plain_publish(["kombu", "amqp"]) == "[]"
+@transactional
+def test_the_message_carries_the_trace_context_of_the_sending_span(
+    isolated: ExitStack, spans: Any
+) -> None:
+    from opentelemetry import trace
+
+    configure(isolated, TRACING=True)
+    payment_settled = declare_payment_settled()
+    with trace.get_tracer("tests").start_as_current_span("request"):
+        publish(payment_settled(order_id=7, amount="10.00"))
+    publish_span = next(span for span in spans.get_finished_spans() if "publish" in span.name)
+
+    Relay(grace=0).run_pass()
+
+    [(_destination, message)] = sent().sent
+    sending = next(span for span in spans.get_finished_spans() if "process" in span.name)
+    trace_id, span_id = message.extensions["traceparent"].split("-")[1:3]
+    assert int(trace_id, 16) == publish_span.context.trace_id
+    assert int(span_id, 16) == sending.context.span_id
