@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
 from django_domain_events.conf import settings
@@ -185,6 +186,8 @@ def install_routes() -> None:
     is ready, when ``DOMAIN_EVENTS`` changes and when an integration event class is defined."""
     from django_domain_events.declaration.receivers import register
 
+    if not isinstance(getattr(django_settings, "DOMAIN_EVENTS", None) or {}, dict):
+        return  # reported by check E002; nothing can be routed meanwhile
     wanted = all_routes()
     names = {route.receiver_name for _cls, route in wanted}
     for existing in list(registry.all()):

@@ -292,3 +292,13 @@ def test_the_message_carries_the_trace_context_of_the_sending_span(
     trace_id, span_id = message.extensions["traceparent"].split("-")[1:3]
     assert int(trace_id, 16) == publish_span.context.trace_id
     assert int(span_id, 16) == sending.context.span_id
+
+
+def test_settings_that_are_no_dict_leave_the_routes_as_they_were_and_the_error_to_the_checks(
+    isolated: ExitStack,
+) -> None:
+    declare_payment_settled()
+    before = sorted(found.name for found in registry.all())
+
+    with override_settings(DOMAIN_EVENTS=["not", "a", "dict"]):
+        assert sorted(found.name for found in registry.all()) == before
