@@ -23,7 +23,7 @@ from django_domain_events.declaration.registry import registry
 from django_domain_events.delivery.relay import Relay
 from django_domain_events.integration.messages import from_wire, to_structured
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
-from django_domain_events.testing import disposable_event_classes
+from django_domain_events.testing import disposable_event_classes, drain
 from django_domain_events.transports import transport_for
 from django_domain_events.transports.memory import InMemoryTransport
 
@@ -302,3 +302,41 @@ def test_settings_that_are_no_dict_leave_the_routes_as_they_were_and_the_error_t
 
     with override_settings(DOMAIN_EVENTS=["not", "a", "dict"]):
         assert sorted(found.name for found in registry.all()) == before
+
+
+class FlakyTransport(InMemoryTransport):
+    """Refuses the first message it is given, then takes every one."""
+
+    refused = False
+
+    def send(self, destination: Any, messages: Any) -> None:
+        from django_domain_events.exceptions import TransportError
+
+        if not FlakyTransport.refused:
+            FlakyTransport.refused = True
+            raise TransportError("the broker is restarting")
+        super().send(destination, messages)
+
+
+@transactional
+def test_one_keys_events_are_sent_in_publish_order_even_across_a_failed_send(
+    isolated: ExitStack,
+) -> None:
+    FlakyTransport.refused = False
+    configure(
+        isolated, TRANSPORTS={"default": {"BACKEND": "tests.unit.test_routes.FlakyTransport"}}
+    )
+    payment_settled = declare_payment_settled()
+    with transaction.atomic():
+        publish(payment_settled(order_id=7, amount="1.00"))
+        publish(payment_settled(order_id=7, amount="2.00"))
+        publish(payment_settled(order_id=8, amount="3.00"))
+
+    Relay(grace=0).run_pass()
+    # The first of key 7 failed: the second waits behind it; key 8 is not held up.
+    assert [json.loads(m.data)["amount"] for _d, m in sent().sent] == ["3.00"]
+
+    drain()
+
+    amounts = [json.loads(m.data)["amount"] for _d, m in sent().sent]
+    assert amounts == ["3.00", "1.00", "2.00"]
