@@ -296,3 +296,15 @@ def _message(message_id: str) -> Message:
     return Message(
         id=message_id, source="/test", type="t", time=dt.datetime.now(dt.UTC), data=b"{}"
     )
+
+
+def test_a_broker_that_never_answers_is_a_transport_error_not_a_hang(stack: ExitStack) -> None:
+    from tests.black_hole import BlackHole
+
+    hole = BlackHole()
+    stack.callback(hole.close)
+    configure(stack, url=f"amqp://guest:guest@127.0.0.1:{hole.port}//")
+
+    with pytest.raises(TransportError, match=f"127.0.0.1:{hole.port}"):
+        transport_for("default").send(Destination("x", "y"), [_message("1")])
+    assert hole.accepted == 1  # one attempt per send: the outbox's retries do the rest
