@@ -23,6 +23,7 @@ from django_domain_events.exceptions import (
     EventDecodeError,
     EventDefinitionError,
     GiveUp,
+    MessageFormatError,
     NotYet,
     PayloadError,
     PublishedOutsideAtomic,
@@ -31,6 +32,7 @@ from django_domain_events.exceptions import (
     ReceiverTimedOut,
     RetryAfter,
     ScheduleError,
+    TransportError,
     UnknownEventTypeError,
 )
 from django_domain_events.publishing.aggregates import EventRecordingMixin
@@ -58,6 +60,7 @@ __all__ = [
     "GiveUp",
     "IntegrationEvent",
     "Listener",
+    "MessageFormatError",
     "NamedEvent",
     "Namespace",
     "NotYet",
@@ -71,6 +74,7 @@ __all__ = [
     "RetryAfter",
     "ScheduleError",
     "Sensitive",
+    "TransportError",
     "UnitOfWork",
     "UnknownEventTypeError",
     "apublish",

@@ -28,5 +28,9 @@ class DomainEventsConfig(AppConfig):
         # Django's own helper: a module that fails to import raises its real error, and the
         # registry is restored to its state before that import.
         autodiscover_modules(*RECEIVER_MODULES, register_to=registry)
+        # Integration events routed to a broker get their route receivers.
+        from django_domain_events.integration.routes import install_routes
+
+        install_routes()
         # Subscriptions made with the event backend API attach to its backend, if initialised.
         init_domain_events()

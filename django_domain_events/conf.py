@@ -97,6 +97,13 @@ DEFAULTS: dict[str, Any] = {
     # Let users with the delete permission delete outbox rows in the admin (off: the outbox is
     # an audit trail, trimmed by prune_events).
     "ADMIN_ALLOW_DELETE": False,
+    # Integration events to other services: brokers by alias ({"default": {"BACKEND": ...,
+    # "URL": ..., "OPTIONS": {...}}}), routes from event types (or "prefix.*") to destinations
+    # on them, and the CloudEvents "source" of the messages sent (None: "/<project>", the
+    # package of ROOT_URLCONF). See docs/talking-to-services.md.
+    "TRANSPORTS": {},
+    "ROUTES": {},
+    "INTEGRATION_SOURCE": None,
 }
 
 
@@ -270,6 +277,25 @@ class Settings:
     @property
     def ADMIN_ALLOW_DELETE(self) -> bool:
         return bool(self._get("ADMIN_ALLOW_DELETE"))
+
+    @property
+    def TRANSPORTS(self) -> dict[str, Any]:
+        value = self._get("TRANSPORTS")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def ROUTES(self) -> dict[str, Any]:
+        value = self._get("ROUTES")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
+    def INTEGRATION_SOURCE(self) -> str:
+        value = self._get("INTEGRATION_SOURCE")
+        if value:
+            return str(value)
+        urlconf = getattr(django_settings, "ROOT_URLCONF", None)
+        project = str(urlconf).split(".", 1)[0] if urlconf else "django"
+        return f"/{project}"
 
 
 settings = Settings()

@@ -112,3 +112,17 @@ class NotYet(Exception):
         self.at = due_time(at, delay, where="NotYet", at_name="at")
         self.reason = reason
         super().__init__(reason or f"not yet: due again at {self.at.isoformat()}")
+
+
+class MessageFormatError(DomainEventsError, ValueError):
+    """A message is not a CloudEvents 1.0 event this app can read: a body that is no JSON
+    document, a missing or malformed required attribute, or a bad extension name."""
+
+
+class TransportError(DomainEventsError):
+    """A transport could not hand messages to its broker, or the broker did not confirm
+    them: unreachable, refused, unroutable, or no answer in time."""
+
+
+class TransportConfigurationError(TransportError, ImproperlyConfigured):
+    """``DOMAIN_EVENTS["TRANSPORTS"]`` names no such alias, or a backend that cannot be used."""

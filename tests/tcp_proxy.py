@@ -19,6 +19,8 @@ class TCPProxy(LocalServer):
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._down = False
+        self.forwarded = 0
+        """Connections it has forwarded so far."""
         super().__init__()
 
     def serve(self, client: socket.socket) -> None:
@@ -35,6 +37,7 @@ class TCPProxy(LocalServer):
         upstream.settimeout(None)
         with self._lock:
             self._sockets |= {client, upstream}
+            self.forwarded += 1
         threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
         threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
 

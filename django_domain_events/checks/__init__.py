@@ -16,6 +16,7 @@ from django_domain_events.checks.declarations import (
     check_receivers,
 )
 from django_domain_events.checks.retention import check_retention
+from django_domain_events.checks.routes import check_routes
 from django_domain_events.checks.sensitivity import check_sensitive_fields
 from django_domain_events.checks.wildcards import check_wildcard_receivers
 
@@ -27,6 +28,7 @@ __all__ = [
     "check_receiver_limit",
     "check_receivers",
     "check_retention",
+    "check_routes",
     "check_sensitive_fields",
     "check_settings",
     "check_skip_locked",

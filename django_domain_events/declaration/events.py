@@ -133,6 +133,22 @@ class IntegrationEvent(DomainEvent, abstract=True):
     # the default needs; subclasses get their own default as usual.
     event_type = "django_domain_events.IntegrationEvent"
     event_kind = "integration"
+    destination: ClassVar[str | None] = None
+    """The broker destination (exchange, topic) its events are sent to, or None: routed only
+    by ``DOMAIN_EVENTS["ROUTES"]``, if at all. See docs/talking-to-services.md."""
+    routing_key: ClassVar[str | None] = None
+    """The routing key its events are sent with to ``destination`` (None: its ``event_type``)."""
+    destination_transport: ClassVar[str] = "default"
+    """The ``DOMAIN_EVENTS["TRANSPORTS"]`` alias of the broker ``destination`` is on."""
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(abstract=abstract, **kwargs)
+        if not abstract and apps.ready:
+            # A class defined once Django has started (in a test, say) gets its routes now;
+            # the others get them when the app is ready.
+            from django_domain_events.integration.routes import install_routes
+
+            install_routes()
 
 
 def _default_event_type(cls: type) -> str:

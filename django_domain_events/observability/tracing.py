@@ -92,6 +92,16 @@ def _api() -> _Api:
     return _api_instance
 
 
+def trace_context() -> dict[str, str]:
+    """The current span's trace context as W3C headers (``traceparent``, ``tracestate``),
+    through the project's propagator; empty when tracing is off or no span is current."""
+    if not enabled():
+        return {}
+    carrier: dict[str, str] = {}
+    _api().inject(carrier)
+    return carrier
+
+
 class _ActiveSpan:
     """A started span made current until ``__exit__``, which records an exception that
     escapes the block (as the API's ``use_span()`` does) and ends the span."""

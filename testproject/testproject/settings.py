@@ -10,12 +10,16 @@ Environment variables:
 - ``DEMO_CELERY_BROKER_URL``: the broker of the Celery app in ``testproject/celery.py``, which
   the ``celery`` dispatcher then uses, on the queue ``DEMO_CELERY_QUEUE`` (``scripts/demo.py
   --celery`` sets them and ``DOMAIN_EVENTS_DISPATCHER=celery``).
+- ``DEMO_BROKER_URL``: a RabbitMQ broker (``amqp://guest:guest@127.0.0.1:5672//``) that
+  ``shop.PaymentSettled`` is sent to as a CloudEvent, on the exchange ``accounting`` with its
+  event type as routing key; unset, no event leaves the project.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -79,7 +83,18 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 
-DOMAIN_EVENTS = {"DISPATCHER": os.environ.get("DOMAIN_EVENTS_DISPATCHER", "sync")}
+DOMAIN_EVENTS: dict[str, Any] = {"DISPATCHER": os.environ.get("DOMAIN_EVENTS_DISPATCHER", "sync")}
+
+if os.environ.get("DEMO_BROKER_URL"):
+    # The accounting service hears of settled payments through the broker; the relay sends.
+    DOMAIN_EVENTS["TRANSPORTS"] = {
+        "default": {
+            "BACKEND": "django_domain_events.transports.rabbitmq.RabbitMQTransport",
+            "URL": os.environ["DEMO_BROKER_URL"],
+        }
+    }
+    DOMAIN_EVENTS["ROUTES"] = {"shop.PaymentSettled": {"DESTINATION": "accounting"}}
+    DOMAIN_EVENTS["INTEGRATION_SOURCE"] = "/shop"
 
 if os.environ.get("DEMO_CELERY_BROKER_URL"):
     DOMAIN_EVENTS["CELERY_APP"] = "testproject.celery.app"

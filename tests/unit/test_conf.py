@@ -47,6 +47,10 @@ EXPECTED_DEFAULTS = {
     "STATUS_MAX_DEAD": None,
     "STATUS_MAX_BLOCKED_KEYS": 0,
     "ADMIN_ALLOW_DELETE": False,
+    "TRANSPORTS": {},
+    "ROUTES": {},
+    # None in the settings: "/<project>", from ROOT_URLCONF ("tests.urls").
+    "INTEGRATION_SOURCE": "/tests",
     "PUBLISH_OUTSIDE_ATOMIC": "ignore",
 }
 

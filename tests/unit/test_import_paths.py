@@ -8,6 +8,8 @@ import importlib
 import pytest
 from django.utils.module_loading import import_string
 
+from tests.imports_probe import imported_by_a_plain_publish
+
 KEPT = [
     ("django_domain_events.backend", "django_domain_events.compat.backend"),
     ("django_domain_events.tasks", "django_domain_events.dispatchers.celery.tasks"),
@@ -41,6 +43,9 @@ def test_a_kept_path_hands_on_the_objects_of_their_home(kept: str, home: str) ->
         "django_domain_events.dispatchers.sync.SyncDispatcher",
         "django_domain_events.dispatchers.deferred.DeferredDispatcher",
         "django_domain_events.dispatchers.celery.CeleryDispatcher",
+        # TRANSPORTS names its backends by dotted path.
+        "django_domain_events.transports.rabbitmq.RabbitMQTransport",
+        "django_domain_events.transports.memory.InMemoryTransport",
         # Migrations of models that record events name the mixin as a base class.
         "django_domain_events.aggregates.EventRecordingMixin",
     ],
@@ -54,3 +59,9 @@ def test_the_celery_tasks_are_where_autodiscovery_looks() -> None:
 
     assert tasks.deliver.name == "django_domain_events.deliver"
     assert tasks.relay.name == "django_domain_events.relay"
+
+
+def test_the_broker_modules_import_no_broker_client_until_a_transport_is_built() -> None:
+    # Routes, messages and the transport handler load with the app; kombu only with the
+    # RabbitMQ backend, which a plain publish never builds.
+    assert imported_by_a_plain_publish(["kombu", "amqp"]) == "[]"

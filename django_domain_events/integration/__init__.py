@@ -1,0 +1,1 @@
+"""Integration events between services: CloudEvents messages, routes to broker destinations."""
