@@ -8,17 +8,13 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from django_domain_events.management.options import (
     add_database_argument,
+    add_delivery_selection_arguments,
     database_alias,
+    delivery_selection,
     selection_errors,
 )
 from django_domain_events.models import DeliveryState
 from django_domain_events.operations.redelivery import RedeliveryResult, retry_selected
-from django_domain_events.operations.selection import (
-    DeliverySelection,
-    SelectionError,
-    parse_ids,
-    parse_optional_moment,
-)
 
 
 class Command(BaseCommand):
@@ -29,22 +25,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--id", action="append", default=[], help="A delivery id.")
-        parser.add_argument("--event", action="append", default=[], help="An event id.")
-        parser.add_argument("--type", action="append", default=[], help="An event type.")
-        parser.add_argument("--receiver", action="append", default=[], help="A receiver name.")
-        parser.add_argument(
-            "--since", help="Deliveries written at or after: 2026-05-01T12:00Z, or 2h ago."
+        add_delivery_selection_arguments(
+            parser,
+            states=[DeliveryState.DEAD, DeliveryState.FAILED],
+            state_help="dead (the default) or failed; give both to retry both.",
+            all_help="Every dead (or --state) delivery.",
         )
-        parser.add_argument("--until", help="Deliveries written before; same forms.")
-        parser.add_argument(
-            "--state",
-            action="append",
-            choices=[DeliveryState.DEAD, DeliveryState.FAILED],
-            default=None,
-            help="dead (the default) or failed; give both to retry both.",
-        )
-        parser.add_argument("--all", action="store_true", help="Every dead (or --state) delivery.")
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be retried; change nothing."
         )
@@ -52,20 +38,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         with selection_errors():
-            selection = DeliverySelection(
-                states=tuple(options["state"] or [DeliveryState.DEAD]),
-                ids=tuple(parse_ids(options["id"], option="--id")),
-                event_ids=tuple(parse_ids(options["event"], option="--event")),
-                event_types=tuple(options["type"]),
-                receivers=tuple(options["receiver"]),
-                since=parse_optional_moment(options["since"], option="--since"),
-                until=parse_optional_moment(options["until"], option="--until"),
+            selection = delivery_selection(
+                options, default_states=[DeliveryState.DEAD], verb="retry", every="every one"
             )
-            if selection.is_empty and not options["all"]:
-                raise SelectionError(
-                    "Select the deliveries to retry with --id, --event, --type, --receiver, "
-                    "--since or --until, or give --all to retry every one."
-                )
             dry_run: bool = options["dry_run"]
             result = retry_selected(
                 selection,
