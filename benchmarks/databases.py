@@ -21,15 +21,13 @@ MARIADB_START = "start-stop-daemon --start --oknodo --background --exec /usr/sbi
 
 def unavailable(alias: str) -> str | None:
     """Why ``alias`` cannot be measured now, or None when it can."""
+    if alias == "mariadb" and alias not in settings.DATABASES:
+        return "mysqlclient is not installed: pip install 'django-domain-events[mysql]'"
     params = settings.DATABASES[alias]
     if params["ENGINE"] == "django.db.backends.sqlite3":
         return None
     host, port = params["HOST"], int(params["PORT"])
     if params["ENGINE"] == "django.db.backends.mysql":
-        try:
-            import MySQLdb  # noqa: F401
-        except ImportError:
-            return "mysqlclient is not installed: pip install 'django-domain-events[mysql]'"
         server, start = "MariaDB", MARIADB_START
     else:
         server, start = "PostgreSQL", PG_START

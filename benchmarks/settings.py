@@ -56,8 +56,11 @@ DATABASES = {
         "USER": "postgres",
         "NAME": POSTGRES_NAME,
     },
-    # Measured on demand only (--db mariadb): its driver, mysqlclient, needs the [mysql] extra.
-    "mariadb": {
+}
+# Measured on demand only (--db mariadb), and only configured where its driver, mysqlclient
+# (the [mysql] extra), is installed: Django imports the backend of every alias it closes.
+if importlib.util.find_spec("MySQLdb") is not None:
+    DATABASES["mariadb"] = {
         "ENGINE": "django.db.backends.mysql",
         "HOST": "127.0.0.1",
         "PORT": "3306",
@@ -65,8 +68,7 @@ DATABASES = {
         "PASSWORD": "",
         "NAME": MARIADB_NAME,
         "OPTIONS": {"charset": "utf8mb4"},
-    },
-}
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cases override this per run: each chooses its dispatcher and receivers.
