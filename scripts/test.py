@@ -134,6 +134,10 @@ MATRIX = (
     ),
 )
 DATABASES = ("sqlite", "postgres", "mariadb")
+OTHER_POSTGRES_MARKERS = "not services and not e2e and not server_db"
+"""What a PostgreSQL pass without real processes runs: the tests of the SQL (unit tests and
+the PostgreSQL-only ones) on its Django. Races between connections and processes (server_db)
+run in the pass with processes and in the MariaDB pass."""
 MARIADB_MARKERS = "not services and not browser"
 """What the MariaDB pass leaves out: the Celery workers on real brokers, which prove what brokers
 and workers do (the PostgreSQL pass runs them), and the browser, which the database does not
@@ -421,7 +425,7 @@ def pytest_step(env: Env, db: str, pytest_args: Sequence[str]) -> Step:
         if db == "mariadb":
             cmd += ["-m", MARIADB_MARKERS]
         elif not env.processes:
-            cmd += ["-m", "not services and not e2e"]
+            cmd += ["-m", OTHER_POSTGRES_MARKERS]
     cmd += pytest_args
     # The pass with real processes is the longest: it starts first. It is the only one that
     # starts Celery workers, so no two passes' workers share the cores (with two, the ordering
