@@ -42,6 +42,10 @@ class CatalogueFileError(DomainEventsError, ValueError):
     """A stored event catalogue cannot be read: missing, not JSON, or not a catalogue."""
 
 
+class MessageFormatError(DomainEventsError, ValueError):
+    """A message taken from a broker is not a CloudEvents event this app can read."""
+
+
 class ReceiverTimedOut(DomainEventsError):
     """A receiver ran longer than its ``timeout`` and was interrupted; the run counts as a
     failed attempt."""

@@ -1,0 +1,1 @@
+"""Transports: brokers that carry integration events between services."""
