@@ -5,6 +5,7 @@ Nothing is read at import time, so ``override_settings(DOMAIN_EVENTS=...)`` work
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -97,7 +98,21 @@ DEFAULTS: dict[str, Any] = {
     # Let users with the delete permission delete outbox rows in the admin (off: the outbox is
     # an audit trail, trimmed by prune_events).
     "ADMIN_ALLOW_DELETE": False,
+    # Brokers by alias: {"default": {"BACKEND": "dotted.Transport", "URL": "...", "OPTIONS": {}}}.
+    "TRANSPORTS": {},
+    # What consume_events takes: {"TRANSPORT": "default", "QUEUE": "billing", "DESTINATIONS":
+    # [{"NAME": "payments", "ROUTING_KEY": "shop.#"}]} (None: nothing). See docs/consuming.md.
+    "CONSUME": None,
+    # A consumed message whose type no @consumer takes, or that cannot be read: "record" (kept
+    # in the inbox and acknowledged) or "dead_letter" (kept and rejected to the broker's dead
+    # letters).
+    "CONSUMER_UNKNOWN_TYPES": "record",
+    # How long inbox rows are kept, by outcome, each a timedelta or None (for ever): prune_inbox.
+    "INBOX_RETENTION": {},
 }
+
+INBOX_RETENTION_DEFAULTS: dict[str, Any] = {"processed": dt.timedelta(days=30)}
+"""Inbox retention of outcomes ``INBOX_RETENTION`` does not name (the rest are kept)."""
 
 
 class Settings:
@@ -270,6 +285,23 @@ class Settings:
     @property
     def ADMIN_ALLOW_DELETE(self) -> bool:
         return bool(self._get("ADMIN_ALLOW_DELETE"))
+
+    @property
+    def TRANSPORTS(self) -> dict[str, Any]:
+        return dict(self._get("TRANSPORTS") or {})
+
+    @property
+    def CONSUME(self) -> dict[str, Any] | None:
+        value = self._get("CONSUME")
+        return None if value is None else dict(value)
+
+    @property
+    def CONSUMER_UNKNOWN_TYPES(self) -> str:
+        return str(self._get("CONSUMER_UNKNOWN_TYPES"))
+
+    @property
+    def INBOX_RETENTION(self) -> dict[str, dt.timedelta | None]:
+        return {**INBOX_RETENTION_DEFAULTS, **(self._get("INBOX_RETENTION") or {})}
 
 
 settings = Settings()

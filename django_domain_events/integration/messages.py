@@ -69,7 +69,9 @@ def from_wire(headers: Mapping[str, Any], body: bytes) -> Message:
         try:
             document = json.loads(body)
         except ValueError as exc:
-            raise MessageFormatError(f"The body is not a CloudEvents JSON document: {exc}.") from exc
+            raise MessageFormatError(
+                f"The body is not a CloudEvents JSON document: {exc}."
+            ) from exc
         if not isinstance(document, dict):
             raise MessageFormatError("The body is not a CloudEvents JSON object.")
         data = json.dumps(document.pop("data", None)).encode()
