@@ -107,12 +107,10 @@ DEFAULTS: dict[str, Any] = {
     # in the inbox and acknowledged) or "dead_letter" (kept and rejected to the broker's dead
     # letters).
     "CONSUMER_UNKNOWN_TYPES": "record",
-    # How long inbox rows are kept, by outcome, each a timedelta or None (for ever): prune_inbox.
-    "INBOX_RETENTION": {},
+    # How long inbox rows are kept, by outcome, each a timedelta or None (for ever), for
+    # prune_inbox; outcomes a project's setting leaves out keep these (the rest: for ever).
+    "INBOX_RETENTION": {"processed": dt.timedelta(days=30)},
 }
-
-INBOX_RETENTION_DEFAULTS: dict[str, Any] = {"processed": dt.timedelta(days=30)}
-"""Inbox retention of outcomes ``INBOX_RETENTION`` does not name (the rest are kept)."""
 
 
 class Settings:
@@ -301,7 +299,7 @@ class Settings:
 
     @property
     def INBOX_RETENTION(self) -> dict[str, dt.timedelta | None]:
-        return {**INBOX_RETENTION_DEFAULTS, **(self._get("INBOX_RETENTION") or {})}
+        return {**DEFAULTS["INBOX_RETENTION"], **(self._get("INBOX_RETENTION") or {})}
 
 
 settings = Settings()

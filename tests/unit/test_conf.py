@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
@@ -47,6 +49,10 @@ EXPECTED_DEFAULTS = {
     "STATUS_MAX_DEAD": None,
     "STATUS_MAX_BLOCKED_KEYS": 0,
     "ADMIN_ALLOW_DELETE": False,
+    "TRANSPORTS": {},
+    "CONSUME": None,
+    "CONSUMER_UNKNOWN_TYPES": "record",
+    "INBOX_RETENTION": {"processed": dt.timedelta(days=30)},
     "PUBLISH_OUTSIDE_ATOMIC": "ignore",
 }
 
