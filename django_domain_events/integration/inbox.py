@@ -130,6 +130,7 @@ class InboxMessage(models.Model):
         verbose_name = _("consumed message")
         verbose_name_plural = _("consumed messages")
         ordering = ("-received_at",)
+        permissions = (("retry_inboxmessage", _("Can retry consumed messages")),)
         constraints = (
             # The insert of a second copy conflicts here, in the database: no read-then-write
             # race between two consumers of one message.
