@@ -33,6 +33,7 @@ from django_domain_events.exceptions import (
     ScheduleError,
     UnknownEventTypeError,
 )
+from django_domain_events.integration.consumers import consumer
 from django_domain_events.publishing.aggregates import EventRecordingMixin
 from django_domain_events.publishing.listeners import Listener, on, once
 from django_domain_events.publishing.units_of_work import EventRecorder, UnitOfWork
@@ -75,6 +76,7 @@ __all__ = [
     "UnknownEventTypeError",
     "apublish",
     "collect_events",
+    "consumer",
     "current_envelope",
     "declare_sensitive",
     "handles",
