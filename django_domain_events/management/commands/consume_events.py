@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -67,15 +67,21 @@ class Command(BaseCommand):
             f"bound to {bound}."
         )
         try:
-            with stop_on_signals(consumer):
+            with stop_on_signals(consumer, on_first=self._stopping):
                 totals = consumer.run()
         finally:
             transport.close()
         self.stdout.write(f"Consumer done: {totals}.")
 
+    def _stopping(self) -> None:
+        self.stdout.write("Stopping after the current message; a second signal stops at once.")
+        self.stdout.flush()
+
 
 @contextmanager
-def stop_on_signals(consumer: Consumer) -> Iterator[None]:
+def stop_on_signals(
+    consumer: Consumer, on_first: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Make SIGTERM and SIGINT stop ``consumer`` after its current message; a second signal
     acts as it would have without this block. Only the main thread can set signal handlers,
     so elsewhere this does nothing."""
@@ -88,6 +94,8 @@ def stop_on_signals(consumer: Consumer) -> Iterator[None]:
         consumer.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if on_first is not None:
+            on_first()
 
     for sig in previous:
         signal.signal(sig, handle)
