@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from django.test import override_settings
 
-from django_domain_events.checks import check_consuming
+from django_domain_events import IntegrationEvent
+from django_domain_events.checks import check_consuming, check_integration_events
+from django_domain_events.declaration.events import retire_event_class
 from django_domain_events.declaration.registry import registry
 from django_domain_events.integration.consumers import consumer
 
@@ -70,3 +73,17 @@ def test_w114_consumers_without_a_subscription() -> None:
 
     assert ids() == ["django_domain_events.W114"]
     assert ids(TRANSPORTS=TRANSPORTS, CONSUME=CONSUME) == []
+
+
+def test_e012_leaves_consumers_of_integration_events_alone() -> None:
+    @dataclass(frozen=True)
+    class StockCounted(IntegrationEvent):
+        event_type = "warehouse.StockCounted"
+        skus: int
+
+    try:
+        consumer(StockCounted, name="billing.stock")(lambda event: None)
+        with override_settings(DOMAIN_EVENTS={"DISPATCHER": "sync"}):
+            assert check_integration_events() == []
+    finally:
+        retire_event_class(StockCounted)
