@@ -68,6 +68,10 @@ class ConsumerTotals:
         return f"{self.messages} messages ({counted or 'nothing run'})"
 
 
+class ConsumerStopped(DomainEventsError):
+    """The consumer stopped because it could not record a message's outcome."""
+
+
 def decode_message(message: Message) -> DomainEvent | NamedEvent:
     """The event ``message`` carries: this project's class for its ``type`` (upcast from its
     ``dataversion``), or a ``NamedEvent``. Raises ``EventDecodeError``."""
@@ -142,6 +146,8 @@ class Consumer:
         self.using = using
         self.max_messages = max_messages
         self.totals = ConsumerTotals()
+        self.failure: Exception | None = None
+        """What stopped it, when recording a message's outcome failed."""
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -154,11 +160,18 @@ class Consumer:
         return self._stop.is_set()
 
     def run(self) -> ConsumerTotals:
-        """Consume until stopped; return the totals."""
+        """Consume until stopped; return the totals. Raises ``ConsumerStopped`` if a message's
+        outcome could not be recorded (the message was given back to the broker)."""
         try:
             self.transport.consume(self.destinations, self.queue, self.handle, self._stop)
         finally:
             close_old_connections()
+        if self.failure is not None:
+            raise ConsumerStopped(
+                f"The consumer stopped: a message's outcome could not be recorded in the inbox "
+                f"({type(self.failure).__qualname__}: {self.failure}); the message went back "
+                f"to the broker. Fix the cause (the database?) and start it again."
+            ) from self.failure
         return self.totals
 
     def handle(self, received: Received) -> None:
@@ -169,11 +182,16 @@ class Consumer:
         close_old_connections()
         try:
             requeue = self._consume(received)
-        except Exception:
+        except Exception as exc:
             # The inbox could not be written (the database is down): nothing committed for
-            # this message, so the broker must keep it.
+            # this message, so the broker must keep it. Going on would take it back at once,
+            # round and round: stop, and let run() raise, so the process exits with the error
+            # and its supervisor restarts it (with its own backoff).
             logger.exception("Consuming a message failed before its outcome was recorded")
             received.reject(requeue=True)
+            self.failure = exc
+            self._stop.set()
+            return
         else:
             if requeue:
                 received.reject(requeue=True)
@@ -230,9 +248,10 @@ def consume_message(
     envelope = envelope_of(message)
     try:
         event: DomainEvent | NamedEvent | None = decode_message(message)
-        decode_error: DomainEventsError | None = None
-    except DomainEventsError as exc:
-        # Another attempt cannot decode it better: dead at once, kept for after a deploy.
+        decode_error: Exception | None = None
+    except Exception as exc:
+        # Another attempt cannot decode it better (an upcast() that raises included): dead
+        # at once, kept for after a deploy.
         event, decode_error = None, exc
     outcomes = []
     for found in receivers:

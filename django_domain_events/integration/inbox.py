@@ -142,6 +142,8 @@ class InboxMessage(models.Model):
             # The admin's default list, newest first; and pruning, by outcome and age.
             models.Index(fields=("received_at",), name="dde_inbox_received_idx"),
             models.Index(fields=("outcome", "received_at"), name="dde_inbox_outcome_idx"),
+            # The admin's search by the carried event id.
+            models.Index(fields=("event_id",), name="dde_inbox_event_idx"),
         )
 
     def __str__(self) -> str:

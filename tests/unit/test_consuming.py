@@ -17,10 +17,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_domain_events import Envelope, GiveUp, IntegrationEvent, NamedEvent
-from django_domain_events.declaration.events import retire_event_class
 from django_domain_events.declaration.registry import registry
 from django_domain_events.integration.consumers import consumer
-from django_domain_events.integration.consuming import Consumer
+from django_domain_events.integration.consuming import Consumer, ConsumerStopped
 from django_domain_events.integration.inbox import InboxMessage, InboxOutcome
 from django_domain_events.integration.messages import Message
 from django_domain_events.transports.base import Destination
@@ -70,12 +69,6 @@ def consumers() -> Iterator[None]:
         in_process_transport.broker.bind(QUEUE, [PAYMENTS])
         yield
     in_process_transport.reset()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _event_class() -> Iterator[None]:
-    yield
-    retire_event_class(PaymentSettled)
 
 
 def message(
@@ -242,6 +235,38 @@ def test_an_older_version_is_upcast_and_a_named_type_arrives_as_a_named_event() 
         PaymentSettled(payment_id=3, amount_cents=400),
         NamedEvent("shop.RefundIssued", {"refund_id": 9}),
     ]
+
+
+@transactional
+def test_a_message_that_cannot_be_decoded_is_dead_at_once_and_the_consumer_goes_on() -> None:
+    declare_recording()
+    # Version 1 without the field its upcast() reads; then a newer version than the class.
+    send(
+        message(version=1, data={"payment_id": 3}),
+        message(version=3),
+        message(4),
+    )
+
+    running = consume()
+
+    dead = InboxMessage.objects.filter(outcome=InboxOutcome.DEAD)
+    assert sorted(row.last_error.split(":")[0] for row in dead) == ["EventDecodeError", "KeyError"]
+    assert effects() == 1
+    assert running.failure is None
+
+
+@transactional
+def test_a_consumer_that_cannot_record_an_outcome_stops_and_gives_the_message_back() -> None:
+    declare_recording()
+    send(message(), message())
+    transport = InProcessTransport()
+
+    # A database alias that does not exist: every write of the inbox fails.
+    with pytest.raises(ConsumerStopped, match="went back"):
+        Consumer(transport, queue=QUEUE, destinations=(PAYMENTS,), using="nowhere").run()
+
+    assert len(transport.rejected) == 1
+    assert in_process_transport.broker.waiting(QUEUE) == 2, "nothing lost, nothing looped"
 
 
 @transactional

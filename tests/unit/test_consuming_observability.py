@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PAYMENTS = Destination("payments", "shop.#")
+PAYMENTS = Destination("payments", "unit_observed.#")
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
 
@@ -40,7 +40,7 @@ def broker() -> Iterator[None]:
     in_process_transport.reset()
 
 
-def message(type: str = "shop.PaymentSettled", **extensions: str) -> Message:
+def message(type: str = "unit_observed.settled", **extensions: str) -> Message:
     return Message(
         id=str(uuid.uuid4()),
         source="//shop",
@@ -57,9 +57,9 @@ def consume() -> None:
 
 @override_settings(DOMAIN_EVENTS={"METRICS": True})
 def test_consumed_messages_are_counted_by_outcome(receiver_registry: Registry) -> None:
-    consumer("shop.PaymentSettled", name="billing.ok")(lambda event: None)
+    consumer("unit_observed.settled", name="billing.ok")(lambda event: None)
     sent = message()
-    InProcessTransport().send(PAYMENTS, [sent, sent, message(type="shop.Unknown")])
+    InProcessTransport().send(PAYMENTS, [sent, sent, message(type="unit_observed.unknown")])
 
     with metrics_module.use_registry(CollectorRegistry()) as registry:
         consume()
@@ -74,13 +74,13 @@ def test_consumed_messages_are_counted_by_outcome(receiver_registry: Registry) -
 def test_a_consumer_run_continues_the_trace_of_the_message(
     receiver_registry: Registry, spans: InMemorySpanExporter
 ) -> None:
-    consumer("shop.PaymentSettled", name="billing.ok")(lambda event: None)
+    consumer("unit_observed.settled", name="billing.ok")(lambda event: None)
     InProcessTransport().send(PAYMENTS, [message(traceparent=TRACEPARENT)])
 
     consume()
 
     [span] = spans.get_finished_spans()
-    assert span.name == "process shop.PaymentSettled"
+    assert span.name == "process unit_observed.settled"
     assert f"{span.context.trace_id:032x}" == TRACE_ID
     assert span.parent is not None
     assert f"{span.parent.span_id:016x}" == "b7ad6b7169203331"

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from django_domain_events.integration.consuming import Consumer
+from django_domain_events.integration.consuming import Consumer, ConsumerStopped
 from django_domain_events.integration.subscriptions import configured_subscription
 from django_domain_events.management.options import add_database_argument, database_alias
 from django_domain_events.transports.base import transport_for
@@ -69,6 +69,8 @@ class Command(BaseCommand):
         try:
             with stop_on_signals(consumer, on_first=self._stopping):
                 totals = consumer.run()
+        except ConsumerStopped as exc:
+            raise CommandError(str(exc)) from exc
         finally:
             transport.close()
         self.stdout.write(f"Consumer done: {totals}.")

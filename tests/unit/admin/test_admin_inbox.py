@@ -28,7 +28,7 @@ def dead_row(event_id: uuid.UUID | None = None) -> InboxMessage:
     message = Message(
         id=str(event_id or uuid.uuid4()),
         source="//shop",
-        type="shop.PaymentSettled",
+        type="unit_admin_inbox.settled",
         time=timezone.now(),
         data=json.dumps({"payment_id": 7, "note": HOSTILE}).encode(),
     )
@@ -74,7 +74,7 @@ def test_a_carried_event_of_this_outbox_is_linked(
     superuser_client: Client, receiver_registry: Registry
 ) -> None:
     with transaction.atomic():
-        publish("shop.PaymentSettled", {"payment_id": 7})
+        publish("unit_admin_inbox.settled", {"payment_id": 7})
     event = OutboxEvent.objects.get()
     row = dead_row(event.pk)
 
@@ -92,7 +92,7 @@ def test_retry_is_offered_only_with_its_permission_and_reruns_the_message(
 ) -> None:
     ran: list[Any] = []
 
-    @consumer("shop.PaymentSettled", name="billing.record")
+    @consumer("unit_admin_inbox.settled", name="billing.record")
     def record(event: Any) -> None:
         ran.append(event.payload["payment_id"])
 
