@@ -42,7 +42,7 @@ settings.DOMAIN_EVENTS = {{
     "CONSUME": {{"QUEUE": "billing", "DESTINATIONS": [{{"NAME": "payments", "ROUTING_KEY": "#"}}]}},
 }}
 
-@consumer("shop.PaymentSettled", name={NAME!r})
+@consumer("integration_consume_process.settled", name={NAME!r})
 def record(event, envelope):
     Effect.record({NAME!r}, envelope)
     started.touch()
@@ -57,7 +57,7 @@ def message(number: int) -> Message:
     return Message(
         id=str(uuid.uuid4()),
         source="//shop",
-        type="shop.PaymentSettled",
+        type="integration_consume_process.settled",
         time=timezone.now(),
         data=json.dumps({"number": number}).encode(),
     )

@@ -54,7 +54,7 @@ def test_two_consumers_racing_one_message_commit_one_effect(
 ) -> None:
     holding, release = threading.Event(), threading.Event()
 
-    @consumer("shop.PaymentSettled", name=NAME)
+    @consumer("integration_inbox.settled", name=NAME)
     def record(event: Any, envelope: Envelope) -> None:
         Effect.record(NAME, envelope)
         if getattr(threading.current_thread(), "hold", False):
@@ -67,7 +67,7 @@ def test_two_consumers_racing_one_message_commit_one_effect(
     message = Message(
         id=str(uuid.uuid4()),
         source="//shop",
-        type="shop.PaymentSettled",
+        type="integration_inbox.settled",
         time=timezone.now(),
         data=json.dumps({"payment_id": 7}).encode(),
     )
@@ -83,8 +83,9 @@ def test_two_consumers_racing_one_message_commit_one_effect(
         second.join(timeout=60)
     finally:
         release.set()
-        first.join(timeout=60)
-        second.join(timeout=60)
+        for thread in (first, second):
+            if thread.ident is not None:
+                thread.join(timeout=60)
 
     assert (first.error, second.error) == (None, None)
     assert Effect.objects.filter(receiver=NAME).count() == 1
