@@ -35,6 +35,7 @@ from django_domain_events.exceptions import (
     TransportError,
     UnknownEventTypeError,
 )
+from django_domain_events.integration.consumers import consumer
 from django_domain_events.publishing.aggregates import EventRecordingMixin
 from django_domain_events.publishing.listeners import Listener, on, once
 from django_domain_events.publishing.units_of_work import EventRecorder, UnitOfWork
@@ -79,6 +80,7 @@ __all__ = [
     "UnknownEventTypeError",
     "apublish",
     "collect_events",
+    "consumer",
     "current_envelope",
     "declare_sensitive",
     "handles",

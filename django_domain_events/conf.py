@@ -5,6 +5,7 @@ Nothing is read at import time, so ``override_settings(DOMAIN_EVENTS=...)`` work
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -104,6 +105,16 @@ DEFAULTS: dict[str, Any] = {
     "TRANSPORTS": {},
     "ROUTES": {},
     "INTEGRATION_SOURCE": None,
+    # What consume_events takes: {"TRANSPORT": "default", "QUEUE": "billing", "DESTINATIONS":
+    # [{"NAME": "payments", "ROUTING_KEY": "shop.#"}]} (None: nothing). See docs/consuming.md.
+    "CONSUME": None,
+    # A consumed message whose type no @consumer takes, or that cannot be read: "record" (kept
+    # in the inbox and acknowledged) or "dead_letter" (kept and rejected to the broker's dead
+    # letters).
+    "CONSUMER_UNKNOWN_TYPES": "record",
+    # How long inbox rows are kept, by outcome, each a timedelta or None (for ever), for
+    # prune_inbox; outcomes a project's setting leaves out keep these (the rest: for ever).
+    "INBOX_RETENTION": {"processed": dt.timedelta(days=30)},
 }
 
 
@@ -296,6 +307,19 @@ class Settings:
         urlconf = getattr(django_settings, "ROOT_URLCONF", None)
         project = str(urlconf).split(".", 1)[0] if urlconf else "django"
         return f"/{project}"
+
+    @property
+    def CONSUME(self) -> dict[str, Any] | None:
+        value = self._get("CONSUME")
+        return None if value is None else dict(value)
+
+    @property
+    def CONSUMER_UNKNOWN_TYPES(self) -> str:
+        return str(self._get("CONSUMER_UNKNOWN_TYPES"))
+
+    @property
+    def INBOX_RETENTION(self) -> dict[str, dt.timedelta | None]:
+        return {**DEFAULTS["INBOX_RETENTION"], **(self._get("INBOX_RETENTION") or {})}
 
 
 settings = Settings()

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django_domain_events.declaration.codec import PayloadJSONEncoder, UnreadableJSON
 from django_domain_events.declaration.payload_types import MAX_PAYLOAD_DEPTH, too_deep
 from django_domain_events.ids import uuid7
+from django_domain_events.integration.inbox import InboxMessage as InboxMessage
 
 # Defined beside the outbox's own two, imported here so that Django finds them.
 from django_domain_events.records import AttemptOutcome as AttemptOutcome

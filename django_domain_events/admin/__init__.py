@@ -3,6 +3,7 @@ the retry, skip and replay actions, and a dashboard.
 
 - ``events``: ``OutboxEventAdmin`` (the events list, the event page, the dashboard's URL).
 - ``deliveries``: ``DeliveryAdmin``, with an ordered delivery's place in its line.
+- ``inbox``: ``InboxMessageAdmin``, consumed messages and their retry.
 - ``actions``: retry, skip in ordering lines, and replay, each behind a permission and a
   confirmation page.
 - ``dashboard``: the last 24 hours, what is owed, the failing receivers, the blocked keys.
@@ -16,5 +17,6 @@ from __future__ import annotations
 
 from django_domain_events.admin.deliveries import DeliveryAdmin
 from django_domain_events.admin.events import DeliveryInline, OutboxEventAdmin
+from django_domain_events.admin.inbox import InboxMessageAdmin
 
-__all__ = ["DeliveryAdmin", "DeliveryInline", "OutboxEventAdmin"]
+__all__ = ["DeliveryAdmin", "DeliveryInline", "InboxMessageAdmin", "OutboxEventAdmin"]

@@ -7,6 +7,7 @@ Every check has a stable id (``django_domain_events.E001`` …) that a project c
 from __future__ import annotations
 
 from django_domain_events.checks.configuration import check_settings
+from django_domain_events.checks.consuming import check_consuming
 from django_domain_events.checks.databases import check_isolation_levels, check_skip_locked
 from django_domain_events.checks.declarations import (
     check_backend_subscriptions,
@@ -22,6 +23,7 @@ from django_domain_events.checks.wildcards import check_wildcard_receivers
 
 __all__ = [
     "check_backend_subscriptions",
+    "check_consuming",
     "check_event_classes",
     "check_integration_events",
     "check_isolation_levels",

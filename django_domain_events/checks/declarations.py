@@ -22,6 +22,7 @@ from django_domain_events.declaration.receivers import unclaimed_handlers
 from django_domain_events.declaration.registry import DEFAULT_NAMESPACE, Receiver, registry
 from django_domain_events.dispatchers import dispatcher_class
 from django_domain_events.exceptions import DispatcherError, EventDefinitionError
+from django_domain_events.integration.consumers import CONSUMER_NAMESPACE
 
 
 @register(Tags.compatibility)
@@ -187,7 +188,8 @@ def check_integration_events(
         return []  # E002
     default = settings.DISPATCHER
     for receiver in registry.all():
-        if receiver.allow_sync:
+        if receiver.allow_sync or receiver.namespace == CONSUMER_NAMESPACE:
+            # A @consumer runs where consume_events takes the message, by design.
             continue
         integration = [cls for cls in _classes_of(receiver) if cls.event_kind == "integration"]
         if not integration:

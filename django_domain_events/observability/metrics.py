@@ -121,6 +121,14 @@ class _Instruments:
             ["receiver"],
             registry=registry,
         )
+        self.consumed = Counter(
+            f"{PREFIX}_consumed",
+            "Messages consumed from a broker, one per @consumer receiver, by outcome: "
+            "processed, duplicate (processed already, no effect), failed (given back to the "
+            "broker), dead, unknown_type, malformed.",
+            ["outcome"],
+            registry=registry,
+        )
         self.outbox = OutboxCollector()
         registry.register(self.outbox)
         # Labelled children by label values: labels() validates and locks at every call, which
@@ -212,6 +220,12 @@ def relay_woken(reason: str) -> None:
     """Count a relay pass started after a wait, by what ended the wait."""
     instruments = _get_instruments()
     instruments.child(instruments.relay_wakeups, reason).inc()
+
+
+def consumed(outcome: str) -> None:
+    """Count one consumed message's outcome for one receiver."""
+    instruments = _get_instruments()
+    instruments.child(instruments.consumed, outcome).inc()
 
 
 class OutboxCollector:

@@ -245,6 +245,51 @@ class ReceiverSpan(_ActiveSpan):
         return self
 
 
+class ConsumeSpan(_ActiveSpan):
+    """The consumer span of one ``@consumer`` receiver run on a message taken from a broker,
+    continuing the trace of the message's ``traceparent`` extension (if it has one)."""
+
+    __slots__ = ("envelope", "extensions")
+
+    def __init__(self, envelope: Envelope, extensions: Mapping[str, str]) -> None:
+        super().__init__()
+        self.envelope = envelope
+        self.extensions = extensions
+
+    def __enter__(self) -> ConsumeSpan:
+        api = _api()
+        envelope = self.envelope
+        carrier = {
+            key: self.extensions[key]
+            for key in ("traceparent", "tracestate")
+            if key in self.extensions
+        }
+        parent = _extract(api, carrier) if carrier else None
+        span = api.tracer.start_span(
+            f"process {envelope.event_type}",
+            context=parent,
+            kind=api.consumer,
+            attributes={
+                "messaging.system": SYSTEM,
+                "messaging.operation.type": "process",
+                "messaging.destination.name": envelope.event_type,
+                "messaging.consumer.group.name": envelope.receiver or "",
+            },
+        )
+        self._activate(api, span)
+        if self.span is not None and span.is_recording():
+            span.set_attributes(
+                {
+                    "messaging.operation.name": "process",
+                    "messaging.message.id": str(envelope.event_id),
+                    "messaging.message.conversation_id": envelope.correlation_id,
+                    "domain_events.receiver": envelope.receiver or "",
+                    "domain_events.attempt": envelope.attempt,
+                }
+            )
+        return self
+
+
 def _extract(api: _Api, headers: Mapping[str, Any]) -> Any:
     try:
         return api.extract(headers)

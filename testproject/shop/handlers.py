@@ -17,6 +17,7 @@ from django_domain_events import (
     NamedEvent,
     NotYet,
     RetryAfter,
+    consumer,
     handles,
     publish,
     receiver,
@@ -160,3 +161,24 @@ def welcome_subscriber(event: NamedEvent) -> None:
     """Send the newsletter's welcome email."""
     EmailLog.objects.create(to=event.payload["email"], subject="Welcome to the shop newsletter")
     logger.info("Welcomed newsletter subscriber %s", event.payload["email"])
+
+
+# Messages consumed from other services (``manage.py consume_events``; ``seed_demo`` hands a few
+# to the consumer directly). Each runs in one transaction with its inbox row, so a redelivered
+# copy sends no second email.
+
+STOCK_RECEIVED = "warehouse.StockReceived"
+DAMAGE_REPORTED = "warehouse.DamageReported"
+
+
+@consumer(STOCK_RECEIVED)
+def tell_the_shop_about_stock(event: NamedEvent) -> None:
+    """Email the shop when the warehouse books a delivery of stock."""
+    EmailLog.objects.create(to=WAREHOUSE, subject=f"Stock received: {event.payload['sku']}")
+
+
+@consumer(DAMAGE_REPORTED, max_attempts=3)
+def claim_damage_from_the_carrier(event: NamedEvent) -> None:
+    """File a claim with the carrier, whose claims API is never reachable: the message ends
+    dead in the inbox, kept for a person to retry."""
+    raise ConnectionError("carrier claims API at claims.carrier.example refused the connection")

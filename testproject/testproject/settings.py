@@ -96,6 +96,11 @@ if os.environ.get("DEMO_BROKER_URL"):
     DOMAIN_EVENTS["ROUTES"] = {"shop.PaymentSettled": {"DESTINATION": "accounting"}}
     DOMAIN_EVENTS["INTEGRATION_SOURCE"] = "/shop"
 
+# The shop's @consumer receivers take the warehouse service's messages. seed_demo hands them a
+# few directly; to consume from a broker, declare DOMAIN_EVENTS["TRANSPORTS"] and
+# DOMAIN_EVENTS["CONSUME"] (docs/consuming.md), and this warning no longer applies.
+SILENCED_SYSTEM_CHECKS = ["django_domain_events.W114"]
+
 if os.environ.get("DEMO_CELERY_BROKER_URL"):
     DOMAIN_EVENTS["CELERY_APP"] = "testproject.celery.app"
     DOMAIN_EVENTS["CELERY_QUEUE"] = os.environ.get("DEMO_CELERY_QUEUE", "celery")

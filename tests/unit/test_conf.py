@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.conf import settings as django_settings
 from django.test import override_settings
@@ -51,6 +53,9 @@ EXPECTED_DEFAULTS = {
     "ROUTES": {},
     # None in the settings: "/<project>", from ROOT_URLCONF ("tests.urls").
     "INTEGRATION_SOURCE": "/tests",
+    "CONSUME": None,
+    "CONSUMER_UNKNOWN_TYPES": "record",
+    "INBOX_RETENTION": {"processed": dt.timedelta(days=30)},
     "PUBLISH_OUTSIDE_ATOMIC": "ignore",
 }
 

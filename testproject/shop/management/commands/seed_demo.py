@@ -7,6 +7,8 @@ its password reset).
 from __future__ import annotations
 
 import datetime as dt
+import json
+import uuid
 from argparse import ArgumentParser
 from collections import Counter
 from decimal import Decimal
@@ -18,8 +20,11 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from django_domain_events.delivery.ordering import blocked_lines
+from django_domain_events.integration.consuming import Consumed, consume_message
+from django_domain_events.integration.messages import Message, to_binary
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.testing import drain
+from shop.handlers import DAMAGE_REPORTED, STOCK_RECEIVED
 from shop.models import CrmMerge, Order
 from shop.services import cancel_order, place_order, record_payment, sign_up_for_newsletter
 
@@ -47,6 +52,17 @@ NEWSLETTER_SUBSCRIBERS = ["linus@example.com", "guido@example.com", "yukihiro@ex
 # A customer whose CRM contact is being merged: the CRM refuses their order's first status
 # change, and the later ones wait behind it in the order's ordering line.
 MERGING_CUSTOMER = "sophie@example.com"
+
+
+def warehouse_message(event_type: str, data: dict[str, Any]) -> Message:
+    """A message as the warehouse service sends it."""
+    return Message(
+        id=str(uuid.uuid4()),
+        source="//warehouse.example",
+        type=event_type,
+        time=timezone.now(),
+        data=json.dumps(data).encode(),
+    )
 
 
 class Command(BaseCommand):
@@ -90,6 +106,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING("\nJust now"))
         self.trade(RECENT_ORDERS, cancel_one=False)
         self.block_a_line()
+
+        self.stdout.write(self.style.MIGRATE_HEADING("\nMessages from the warehouse service"))
+        self.consume_warehouse_messages()
 
         self.summary()
         self.credentials(username, password)
@@ -158,6 +177,28 @@ class Command(BaseCommand):
             f"  order #{order.pk} of {MERGING_CUSTOMER}, whose CRM contact is being merged: "
             f"placed, paid and cancelled; its CRM status sync is blocked"
         )
+
+    def consume_warehouse_messages(self) -> None:
+        """Hand the consumer what the warehouse service would send through the broker: stock
+        arrivals (one of them twice, as a broker redelivers), a damage report whose consumer
+        always fails, and a type nothing here consumes."""
+        sent = [
+            warehouse_message(STOCK_RECEIVED, {"sku": "MUG-01", "quantity": 40}),
+            warehouse_message(STOCK_RECEIVED, {"sku": "TEE-XL", "quantity": 12}),
+            warehouse_message(DAMAGE_REPORTED, {"sku": "MUG-01", "broken": 3}),
+            warehouse_message("warehouse.InventoryCounted", {"skus": 214}),
+        ]
+        outcomes: Counter[str] = Counter()
+        for message in [*sent, sent[0]]:
+            # A message the broker gives again until its consumer's attempts are used up.
+            for _attempt in range(3):
+                headers, body = to_binary(message)
+                found = consume_message(message, headers, body, broker=True)
+                if Consumed.FAILED not in found:
+                    break
+            outcomes.update(outcome.value for outcome in found)
+        shown = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))
+        self.stdout.write(f"  {len(sent) + 1} messages consumed: {shown}")
 
     def summary(self) -> None:
         """Counts of the outbox's deliveries by state, overall and per receiver."""
