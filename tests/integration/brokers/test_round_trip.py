@@ -8,6 +8,7 @@ nothing but the broker: what crosses is the message on the wire.
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
-from django.db import transaction
+from django.db import connections, transaction
 from django.test import override_settings
 from kombu import Connection, Exchange, Queue
 
@@ -76,15 +77,27 @@ def consume(names: Names, messages: int) -> Consumer:
         destinations=(Destination(names.exchange, names.event_type),),
         max_messages=messages,
     )
+
     # A thread, so that a consumer that never gets its messages fails the test instead of
     # hanging it.
-    thread = threading.Thread(target=running.run)
+    def run() -> None:
+        try:
+            running.run()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
     thread.start()
     thread.join(timeout=60)
     if thread.is_alive():
         running.stop()
         thread.join(timeout=10)
         pytest.fail(f"The consumer did not get {messages} message(s): {running.totals}")
+    # Django never closes an in-memory SQLite database (closing would drop it), so the thread's
+    # connection is freed with the thread, which Python 3.13 reports as an unclosed database:
+    # collected here, the report lands in this test, where the filter below expects it.
+    del thread
+    gc.collect()
     return running
 
 
@@ -104,6 +117,7 @@ def declare(names: Names) -> type[IntegrationEvent]:
     return PaymentSettled
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_published_event_is_consumed_once_through_the_inbox(
     names: Names, stack: ExitStack
 ) -> None:
