@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -16,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_domain_events.integration.consuming import Consumer, ConsumerStopped
 from django_domain_events.integration.subscriptions import configured_subscription
 from django_domain_events.management.options import add_database_argument, database_alias
+from django_domain_events.management.stopping import stop_on_signals
 from django_domain_events.transports import transport_for
 
 
@@ -67,7 +63,7 @@ class Command(BaseCommand):
             f"bound to {bound}."
         )
         try:
-            with stop_on_signals(consumer, on_first=self._stopping):
+            with stop_on_signals(consumer.stop, on_first=self._stopping):
                 totals = consumer.run()
         except ConsumerStopped as exc:
             raise CommandError(str(exc)) from exc
@@ -78,31 +74,3 @@ class Command(BaseCommand):
     def _stopping(self) -> None:
         self.stdout.write("Stopping after the current message; a second signal stops at once.")
         self.stdout.flush()
-
-
-@contextmanager
-def stop_on_signals(
-    consumer: Consumer, on_first: Callable[[], None] | None = None
-) -> Iterator[None]:
-    """Make SIGTERM and SIGINT stop ``consumer`` after its current message; a second signal
-    acts as it would have without this block. Only the main thread can set signal handlers,
-    so elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        consumer.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if on_first is not None:
-            on_first()
-
-    for sig in previous:
-        signal.signal(sig, handle)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

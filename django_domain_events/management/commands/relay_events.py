@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -21,6 +16,7 @@ from django_domain_events.management.options import (
     database_alias,
     selection_errors,
 )
+from django_domain_events.management.stopping import stop_on_signals
 from django_domain_events.operations.scheduled_pruning import PruneSchedule
 from django_domain_events.operations.selection import parse_duration
 
@@ -116,7 +112,7 @@ class Command(BaseCommand):
             else:
                 self.stdout.write(f"Polling every {every:g} s, not listening: {reason}.")
         self._verbosity = int(options["verbosity"])
-        with stop_on_signals(relay):
+        with stop_on_signals(relay.stop):
             if options["once"]:
                 totals = relay.run_pass(on_batch=self._progress)
                 if schedule is not None:
@@ -174,27 +170,3 @@ class Command(BaseCommand):
             )
         else:
             self.stdout.write(f"Batch: {batch}.")
-
-
-@contextmanager
-def stop_on_signals(relay: Relay) -> Iterator[None]:
-    """Make SIGTERM and SIGINT stop ``relay`` after its current batch; a second signal acts
-    as it would have without this block. Only the main thread can set signal handlers, so
-    elsewhere (a test calling the command in a thread) this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        relay.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    for sig in previous:
-        signal.signal(sig, handle)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
