@@ -141,6 +141,8 @@ def profile(aliases: Sequence[str], keys: Sequence[str] | None, n: int) -> None:
             stats = pstats.Stats(profiler, stream=sys.stdout).strip_dirs()
             stats.sort_stats("tottime").print_stats(25)
             stats.sort_stats("cumulative").print_stats(40)
+            if os.environ.get("PROFILE_CALLEES"):
+                stats.print_callees(os.environ["PROFILE_CALLEES"])
             databases.reset(alias)
 
 

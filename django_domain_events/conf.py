@@ -69,6 +69,9 @@ DEFAULTS: dict[str, Any] = {
     # not raced), how long a relay's claim lasts, and how long a dispatched delivery may go
     # unsettled before it counts as lost and is dispatched again.
     "RELAY_BATCH_SIZE": 500,
+    # The most deliveries of receivers declared with shares_commit=True that the relay runs in
+    # one transaction (1: each commits on its own).
+    "SHARED_COMMIT_SIZE": 100,
     "RELAY_INTERVAL": 1.0,
     "RELAY_GRACE": 5.0,
     "RELAY_LEASE": 60.0,
@@ -229,6 +232,10 @@ class Settings:
     @property
     def RELAY_BATCH_SIZE(self) -> int:
         return int(self._get("RELAY_BATCH_SIZE"))
+
+    @property
+    def SHARED_COMMIT_SIZE(self) -> int:
+        return int(self._get("SHARED_COMMIT_SIZE"))
 
     @property
     def RELAY_INTERVAL(self) -> float:

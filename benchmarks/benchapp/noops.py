@@ -39,16 +39,18 @@ def noop_receivers(
     *,
     dispatcher: str = "deferred",
     ordered: bool = False,
+    shares_commit: bool = False,
     options: Mapping[str, Any] | None = None,
 ) -> Iterator[None]:
     """Run a block with exactly ``count`` no-op receivers of ``OrderPlaced``, all dispatched by
     ``dispatcher`` (the project default, ``DOMAIN_EVENTS["DISPATCHER"]``, for the block), all
-    ordered (``@receiver(..., ordered=True)``) when ``ordered`` is true, and the other
+    ordered (``@receiver(..., ordered=True)``) when ``ordered`` is true, declared
+    ``shares_commit=True`` when ``shares_commit`` is, and the other
     ``DOMAIN_EVENTS`` keys of ``options`` (``{"TRACING": True}``, say)."""
     if not 0 <= count <= len(NOOPS):
         raise ValueError(f"noop_receivers({count}): between 0 and {len(NOOPS)} receivers exist.")
     domain_events = {**(options or {}), "DISPATCHER": dispatcher}
     with registry.isolated(), override_settings(DOMAIN_EVENTS=domain_events):
         for func in NOOPS[:count]:
-            receiver(OrderPlaced, ordered=ordered)(func)
+            receiver(OrderPlaced, ordered=ordered, shares_commit=shares_commit)(func)
         yield

@@ -4,6 +4,8 @@
   handled: what any relay must at least do when every delivery commits with its effects.
 - relay-sync: one relay (``Relay.run_pass()``) draining N owed ``"sync"`` deliveries to a no-op
   receiver: claims in batches, loads the events, runs each receiver in its own transaction.
+- relay-shared: relay-sync with a receiver declared ``shares_commit=True``: up to
+  ``SHARED_COMMIT_SIZE`` deliveries claimed in one UPDATE and settled in one commit.
 - relay-celery: the same relay re-sending N owed Celery deliveries to Redis (no worker reads the
   queue): claims in batches and one send per batch.
 
@@ -76,6 +78,22 @@ def raw_update_each(bench: Bench) -> None:
 )
 def relay_sync(bench: Bench) -> None:
     with noop_receivers(1, dispatcher="sync"):
+        _owed(bench)
+        Delivery.objects.using(bench.alias).update(dispatcher="sync")
+        _drain(bench)
+    delivered = Delivery.objects.using(bench.alias).filter(state=DeliveryState.DELIVERED)
+    bench.expect("deliveries delivered", delivered.count(), bench.n)
+
+
+@rate_case(
+    "relay-shared",
+    "relay drain: N owed sync deliveries, no-op receiver declared shares_commit=True, one relay",
+    floor="B7",
+    target=Target(postgresql=1.0, sqlite=1.0),
+    unit="deliveries/s",
+)
+def relay_shared(bench: Bench) -> None:
+    with noop_receivers(1, dispatcher="sync", shares_commit=True):
         _owed(bench)
         Delivery.objects.using(bench.alias).update(dispatcher="sync")
         _drain(bench)

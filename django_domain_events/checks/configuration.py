@@ -60,6 +60,7 @@ def check_settings(
         ("CELERY_BROKER_COOLDOWN", int | float, 0),
         ("CELERY_MAX_RETRY_DELAY", int | float, 0),
         ("RELAY_BATCH_SIZE", int, 1),
+        ("SHARED_COMMIT_SIZE", int, 1),
         ("RELAY_INTERVAL", int | float, 0),
         ("RELAY_GRACE", int | float, 0),
         ("RELAY_LEASE", int | float, 1),

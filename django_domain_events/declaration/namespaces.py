@@ -81,6 +81,7 @@ class Namespace:
         allow_sync: bool = False,
         dry_run: bool = False,
         delay: dt.timedelta | None = None,
+        shares_commit: bool = False,
     ) -> Callable[[F], F]:
         """``@receiver`` for this namespace: same arguments, same checks."""
         # receivers imports this module for the limits; importing it here keeps that one way.
@@ -103,6 +104,7 @@ class Namespace:
                     dry_run=dry_run,
                     namespace=self.name,
                     delay=delay,
+                    shares_commit=shares_commit,
                 )
             )
             return func

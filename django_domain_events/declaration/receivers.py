@@ -64,6 +64,7 @@ def make_receiver(
     dry_run: bool = False,
     namespace: str = DEFAULT_NAMESPACE,
     delay: dt.timedelta | None = None,
+    shares_commit: bool = False,
 ) -> Receiver:
     """Build a ``Receiver``, refusing argument values that can never be right."""
     if not isinstance(target, str | type):
@@ -83,6 +84,8 @@ def make_receiver(
         raise ValueError(f"@receiver(allow_sync={allow_sync!r}): give True or False.")
     if not isinstance(dry_run, bool):
         raise ValueError(f"@receiver(dry_run={dry_run!r}): give True or False.")
+    if not isinstance(shares_commit, bool):
+        raise ValueError(f"@receiver(shares_commit={shares_commit!r}): give True or False.")
     if max_attempts is not None and (
         isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
     ):
@@ -123,6 +126,7 @@ def make_receiver(
         dry_run=dry_run,
         namespace=namespace,
         delay=delay or None,
+        shares_commit=shares_commit,
     )
 
 
@@ -151,6 +155,7 @@ def receiver(
     allow_sync: bool = False,
     dry_run: bool = False,
     delay: dt.timedelta | None = None,
+    shares_commit: bool = False,
 ) -> Callable[[F], F]:
     """Register the decorated function (sync or ``async def``) as a receiver of ``event``.
 
@@ -168,7 +173,10 @@ def receiver(
     ``allow_sync=True`` lets a receiver of an integration event run on the ``"sync"``
     dispatcher (system check E012 refuses it otherwise). ``dry_run=True`` declares that it
     takes a keyword-only ``commit`` argument, and ``collect_events(commit=False)`` calls it
-    with ``commit=False`` to preview its effects. The function is returned unchanged.
+    with ``commit=False`` to preview its effects. ``shares_commit=True`` declares that all its
+    effects are in the outbox's database (or idempotent), so the relay may commit several of
+    its deliveries in one transaction (see "Deliveries that share a commit" in the docs).
+    The function is returned unchanged.
     """
 
     def decorate(func: F) -> F:
@@ -187,6 +195,7 @@ def receiver(
                 allow_sync=allow_sync,
                 dry_run=dry_run,
                 delay=delay,
+                shares_commit=shares_commit,
             )
         )
         return func
@@ -219,6 +228,7 @@ class _Handles:
     allow_sync: bool
     dry_run: bool
     delay: dt.timedelta | None
+    shares_commit: bool
 
 
 def handles(
@@ -235,6 +245,7 @@ def handles(
     allow_sync: bool = False,
     dry_run: bool = False,
     delay: dt.timedelta | None = None,
+    shares_commit: bool = False,
 ) -> Callable[[F], F]:
     """Mark a method of a ``@receiver_class`` class as a receiver of ``event``.
 
@@ -263,6 +274,7 @@ def handles(
             allow_sync=allow_sync,
             dry_run=dry_run,
             delay=delay,
+            shares_commit=shares_commit,
         )
         marks: list[_Handles] = func.__dict__.setdefault(_HANDLES_ATTR, [])
         marks.append(
@@ -279,6 +291,7 @@ def handles(
                 allow_sync,
                 dry_run,
                 delay,
+                shares_commit,
             )
         )
         _unclaimed.add(func)
@@ -416,4 +429,5 @@ def _method_receiver(
         allow_sync=mark.allow_sync,
         dry_run=mark.dry_run,
         delay=mark.delay,
+        shares_commit=mark.shares_commit,
     )

@@ -80,6 +80,9 @@ class Receiver:
     delay: dt.timedelta | None = None
     """How long after publish its deliveries are due (None: at once), unless ``publish()`` is
     given a due time of its own."""
+    shares_commit: bool = False
+    """Whether all its effects are in the outbox's database (or idempotent), so that the relay
+    may commit several of its deliveries in one transaction."""
 
     @property
     def is_wildcard(self) -> bool:

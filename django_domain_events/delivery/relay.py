@@ -23,6 +23,7 @@ from django_domain_events.delivery import ordering
 from django_domain_events.delivery.claims import RelayClaims
 from django_domain_events.delivery.loading import load_events, receives
 from django_domain_events.delivery.runner import Outcome, run_delivery
+from django_domain_events.delivery.shared_commits import can_share_commit, run_together
 from django_domain_events.delivery.wakeups import RelayWakeups, Wake, cannot_listen
 from django_domain_events.dispatchers import BUILTIN_DISPATCHERS, dispatchers
 from django_domain_events.dispatchers.base import Dispatcher, OwedDelivery
@@ -60,6 +61,19 @@ class RelayTotals:
     errors: int = 0
     """Batches that failed on a database error (the relay carries on with the next)."""
 
+    def count(self, outcome: Outcome) -> None:
+        """Count one delivery run here by its outcome."""
+        if outcome is Outcome.DELIVERED:
+            self.delivered += 1
+        elif outcome is Outcome.FAILED:
+            self.failed += 1
+        elif outcome is Outcome.DEAD:
+            self.dead += 1
+        elif outcome is Outcome.SCHEDULED:
+            self.scheduled += 1
+        else:
+            self.skipped += 1
+
     def add(self, other: RelayTotals) -> None:
         """Add ``other``'s counts to these."""
         for name in self.__dataclass_fields__:
@@ -71,6 +85,17 @@ class RelayTotals:
 
     def __str__(self) -> str:
         return ", ".join(f"{name} {value}" for name, value in self.as_dict().items())
+
+
+def _shared_commit_group(remaining: Sequence[OwedDelivery]) -> list[OwedDelivery]:
+    # The deliveries at the head of the line that may share one commit (see shared_commits),
+    # at most SHARED_COMMIT_SIZE; none if the first may not, or if only one could.
+    group = []
+    for owed in remaining[: settings.SHARED_COMMIT_SIZE]:
+        if not can_share_commit(owed):
+            break
+        group.append(owed)
+    return group if len(group) > 1 else []
 
 
 def declared_dispatchers() -> frozenset[str]:
@@ -150,18 +175,16 @@ class Relay(RelayClaims):
                 renewed = time.monotonic()
                 if not remaining:
                     break
-            owed = remaining.pop(0)
-            outcome = run_delivery(owed)
-            if outcome is Outcome.DELIVERED:
-                totals.delivered += 1
-            elif outcome is Outcome.FAILED:
-                totals.failed += 1
-            elif outcome is Outcome.DEAD:
-                totals.dead += 1
-            elif outcome is Outcome.SCHEDULED:
-                totals.scheduled += 1
+            group = _shared_commit_group(remaining)
+            if group:
+                del remaining[: len(group)]
+                outcomes = run_together(group)
+                if outcomes is None:  # rolled back: each runs on its own
+                    outcomes = [run_delivery(owed) for owed in group]
             else:
-                totals.skipped += 1
+                outcomes = [run_delivery(remaining.pop(0))]
+            for outcome in outcomes:
+                totals.count(outcome)
 
     def _with_events(self, items: Sequence[OwedDelivery]) -> list[OwedDelivery]:
         # Deliveries run here get their events loaded in one query for the batch, instead of

@@ -14,6 +14,7 @@ import enum
 import logging
 import time
 import traceback as tb
+from collections.abc import Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -84,6 +85,48 @@ def call_receiver(receiver: Receiver, event: DomainEvent | NamedEvent, envelope:
                 receiver.func(event, **kwargs)
     finally:
         reset_current_envelope(token)
+
+
+def delivery_envelope(
+    owed: OwedDelivery, envelope: Envelope, receiver: Receiver, attempt: int
+) -> Envelope:
+    """The event's envelope as this delivery's receiver gets it: with the delivery, the
+    receiver's name and the attempt."""
+    return Envelope(
+        event_id=envelope.event_id,
+        event_type=envelope.event_type,
+        version=envelope.version,
+        occurred_at=envelope.occurred_at,
+        correlation_id=envelope.correlation_id,
+        causation_id=envelope.causation_id,
+        delivery_id=owed.delivery_id,
+        receiver=receiver.name,
+        attempt=attempt,
+        ordering_key=envelope.ordering_key,
+    )
+
+
+def run_receiver(
+    owed: OwedDelivery,
+    receiver: Receiver,
+    event: DomainEvent | NamedEvent,
+    envelope: Envelope,
+    headers: Mapping[str, Any] | None,
+) -> None:
+    """Call the receiver for a claimed delivery, in the claim's transaction: bound the
+    transaction's idle time by its time limit, count it started and trace it where enabled."""
+    if not receiver.is_async:
+        time_limit.bound_idle_transaction(owed.using, time_limit_for(receiver))
+    if metrics.enabled():
+        metrics.receiver_started(owed, envelope.occurred_at)
+    if tracing.enabled():
+        if headers is None:
+            # Handed over without them, by a dispatcher of the project's own, say.
+            headers = load_headers(owed.using, envelope.event_id)
+        with tracing.ReceiverSpan(owed, envelope, headers):
+            call_receiver(receiver, event, envelope)
+    else:
+        call_receiver(receiver, event, envelope)
 
 
 def _claim(owed: OwedDelivery, now: dt.datetime) -> tuple[int, int | None] | None:
@@ -215,30 +258,8 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
             attempt, seq = claimed[0] or attempt, claimed[1]
             if event is None or envelope is None:
                 event, envelope, attempt, headers = _load(owed)
-            envelope = Envelope(
-                event_id=envelope.event_id,
-                event_type=envelope.event_type,
-                version=envelope.version,
-                occurred_at=envelope.occurred_at,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.causation_id,
-                delivery_id=owed.delivery_id,
-                receiver=receiver.name,
-                attempt=attempt,
-                ordering_key=envelope.ordering_key,
-            )
-            if not receiver.is_async:
-                time_limit.bound_idle_transaction(owed.using, time_limit_for(receiver))
-            if metrics.enabled():
-                metrics.receiver_started(owed, envelope.occurred_at)
-            if tracing.enabled():
-                if headers is None:
-                    # Handed over without them, by a dispatcher of the project's own, say.
-                    headers = load_headers(owed.using, envelope.event_id)
-                with tracing.ReceiverSpan(owed, envelope, headers):
-                    call_receiver(receiver, event, envelope)
-            else:
-                call_receiver(receiver, event, envelope)
+            envelope = delivery_envelope(owed, envelope, receiver, attempt)
+            run_receiver(owed, receiver, event, envelope, headers)
             if owed.ordering_key:
                 released = ordering.release_next(owed, seq)
     except _Undeliverable as exc:
