@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, current_app
@@ -144,8 +145,7 @@ class CeleryDispatcher(Dispatcher):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self._app: Celery | None = None
-        self._results: tuple[Celery, bool] | None = None
-        self._producers: tuple[Celery, pools.ProducerPool] | None = None
+        self._send_plan: _SendPlan | None = None
 
     @property
     def app(self) -> Celery:
@@ -194,7 +194,16 @@ class CeleryDispatcher(Dispatcher):
             return []
         if app.conf.task_always_eager:
             return self._run_eagerly(app, deliveries, countdown)
-        broker = app.conf.broker_write_url or app.conf.broker_url or ""
+        try:
+            plan = self._plan(app)
+        except Exception:
+            logger.exception(
+                "Could not send %d deliveries to Celery: its app's broker settings are "
+                "unusable; they stay owed and the relay will send them",
+                len(deliveries),
+            )
+            return []
+        broker = plan.broker
         if cooldown.active(broker):
             logger.warning(
                 "Did not send %d deliveries to Celery: a send to broker %s failed less than "
@@ -205,24 +214,11 @@ class CeleryDispatcher(Dispatcher):
             if metrics.enabled():
                 metrics.sends_skipped(self.name, len(deliveries))
             return []
-        queue = settings.CELERY_QUEUE
-        timeout = settings.CELERY_BROKER_TIMEOUT
-        options: dict[str, Any] = {
-            "serializer": "json",
-            "retry": True,
-            "retry_policy": {
-                **publish_retry_policy(settings.CELERY_PUBLISH_TIMEOUT),
-                "errback": _timed_out,
-            },
-            "confirm_timeout": timeout,
-            "ignore_result": not self._keeps_results(app),
-        }
-        if countdown:
-            options["countdown"] = countdown
+        queue = plan.queue
+        options = plan.options if not countdown else {**plan.options, "countdown": countdown}
         sent: list[tuple[OwedDelivery, str]] = []
         try:
-            producers = self._producer_pool(app, timeout)
-            with producers.acquire(block=True) as producer:  # type: ignore[no-untyped-call]
+            with plan.producers.acquire(block=True) as producer:  # type: ignore[no-untyped-call]
                 for owed in deliveries:
                     task_id = str(uuid.uuid4()) if mark else str(owed.delivery_id)
                     app.send_task(
@@ -272,18 +268,41 @@ class CeleryDispatcher(Dispatcher):
             task.apply(args=[str(owed.delivery_id), owed.using])
         return list(deliveries)
 
-    def _producer_pool(self, app: Celery, timeout: float) -> pools.ProducerPool:
-        # Settings changes discard this instance, so the timeout kept here stays right.
-        cached = self._producers
-        if cached is None or cached[0] is not app:
-            cached = self._producers = (app, bounded_producers(app, timeout))
-        return cached[1]
+    def _plan(self, app: Celery) -> _SendPlan:
+        # Worked out once per app: settings changes discard this instance, so what is kept
+        # here stays right, and reading Celery's settings costs more than the rest of a send.
+        plan = self._send_plan
+        if plan is None or plan.app is not app:
+            timeout = settings.CELERY_BROKER_TIMEOUT
+            plan = self._send_plan = _SendPlan(
+                app=app,
+                broker=app.conf.broker_write_url or app.conf.broker_url or "",
+                queue=settings.CELERY_QUEUE,
+                producers=bounded_producers(app, timeout),
+                options={
+                    "serializer": "json",
+                    "retry": True,
+                    "retry_policy": {
+                        **publish_retry_policy(settings.CELERY_PUBLISH_TIMEOUT),
+                        "errback": _timed_out,
+                    },
+                    "confirm_timeout": timeout,
+                    "ignore_result": not keeps_results(app),
+                },
+            )
+        return plan
 
-    def _keeps_results(self, app: Celery) -> bool:
-        cached = self._results
-        if cached is None or cached[0] is not app:
-            cached = self._results = (app, keeps_results(app))
-        return cached[1]
+
+@dataclass(frozen=True)
+class _SendPlan:
+    """What every send to one Celery app uses: its broker's URL (the cooldown's key), the
+    default queue, the pool of producers and the options of ``send_task()``."""
+
+    app: Celery
+    broker: str
+    queue: str | None
+    producers: pools.ProducerPool
+    options: dict[str, Any]
 
 
 def mark_dispatched(alias: str, sent: Sequence[tuple[OwedDelivery, str]]) -> int:
