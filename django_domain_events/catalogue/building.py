@@ -47,6 +47,8 @@ class ReceiverEntry:
     is_async: bool
     delay: float | None = None
     """Seconds after publish its deliveries are due (``@receiver(delay=)``); None for at once."""
+    shares_commit: bool = False
+    """Whether the relay may settle several of its deliveries in one commit."""
 
     @classmethod
     def of(cls, receiver: Receiver) -> ReceiverEntry:
@@ -68,6 +70,7 @@ class ReceiverEntry:
             once=receiver.once,
             is_async=receiver.is_async,
             delay=None if receiver.delay is None else receiver.delay.total_seconds(),
+            shares_commit=receiver.shares_commit,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,6 +92,7 @@ class ReceiverEntry:
             "once": self.once,
             "async": self.is_async,
             "delay": self.delay,
+            "shares_commit": self.shares_commit,
         }
 
 

@@ -78,6 +78,8 @@ def _receiver_lines(receivers: tuple[ReceiverEntry, ...]) -> Iterator[str]:
             details.append("once")
         if receiver.delay is not None:
             details.append(f"delayed {receiver.delay:g} s")
+        if receiver.shares_commit:
+            details.append("shares commits")
         if receiver.is_async:
             details.append("async")
         yield f"{receiver.name}: {', '.join(details)}"

@@ -109,6 +109,7 @@ def test_an_event_type_lists_its_version_fields_publishers_and_receivers(events:
         ordered=True,
         on_dead="skip",
         timeout=30,
+        shares_commit=True,
     )(noop)
 
     [entry] = build_catalogue([shipped], events).as_dict()["events"]
@@ -140,8 +141,10 @@ def test_an_event_type_lists_its_version_fields_publishers_and_receivers(events:
         "once": False,
         "async": False,
         "delay": None,
+        "shares_commit": True,
     }
     assert email["dispatcher"] == "sync"
+    assert email["shares_commit"] is False
     assert email["ordered"] is False
     assert email["on_dead"] is None
     assert email["retry"]["max_attempts"] == 5
@@ -172,6 +175,16 @@ def test_a_delayed_receiver_shows_its_delay(events: Registry) -> None:
     assert entry["receivers"][0]["delay"] == 172800.0
     assert "unit.catalogue.survey: dispatcher" in output
     assert ", delayed 172800 s" in output
+
+
+def test_a_receiver_that_shares_commits_says_so(events: Registry) -> None:
+    shipped = shipped_v1()
+    receiver(shipped, name="unit.catalogue.tally", shares_commit=True)(noop)
+
+    output = run("--event-type", f"{PREFIX}.Shipped")
+
+    assert "unit.catalogue.tally: dispatcher" in output
+    assert ", shares commits" in output
 
 
 def test_named_wildcard_and_namespaced_receivers_are_listed(events: Registry) -> None:
