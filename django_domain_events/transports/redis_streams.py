@@ -340,7 +340,7 @@ class _Reading:
                 self.backlog = self._hand_over(
                     self._read(">", block=self.transport.poll_interval), False
                 )
-        self._leave_if_done()
+        self._leave()
 
     def _read(self, start: str, block: float | None) -> list[tuple[str, bytes, Any]]:
         """Entries of the group for this consumer, oldest first per stream: new ones
@@ -429,17 +429,33 @@ class _Reading:
             self.next_claim = 0.0  # more may be waiting
         return taken
 
-    def _leave_if_done(self) -> None:
-        """Remove this consumer from the groups where it holds nothing, so stopped processes
-        do not pile up in ``XINFO CONSUMERS``."""
+    def _leave(self) -> None:
+        """On a clean stop: release the entries this consumer read and did not settle, so
+        another consumer takes them at its next claim instead of after ``claim_idle``; and
+        leave the groups where it holds nothing, so stopped processes do not pile up in
+        ``XINFO CONSUMERS``."""
+        idle = max(1, int(self.transport.claim_idle * 1000))
         for stream in self.patterns:
             try:
-                held = self.client.xpending_range(
-                    stream, self.group, min="-", max="+", count=1, consumername=self.consumer
+                held: Any = self.client.xpending_range(
+                    stream, self.group, min="-", max="+", count=1000, consumername=self.consumer
                 )
-                if not held:
+                if held:
+                    # Claimed by itself with an idle time that makes them due for XAUTOCLAIM;
+                    # JUSTID leaves their delivery counts alone.
+                    self.client.xclaim(
+                        stream,
+                        self.group,
+                        self.consumer,
+                        min_idle_time=0,
+                        message_ids=[row["message_id"] for row in held],
+                        idle=idle,
+                        justid=True,
+                    )
+                else:
                     self.client.xgroup_delconsumer(stream, self.group, self.consumer)
-            except _ERRORS:
+            except _ERRORS as exc:
+                logger.debug("Consumer %s could not leave %s: %s", self.consumer, stream, exc)
                 return
 
 

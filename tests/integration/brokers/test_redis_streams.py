@@ -332,6 +332,56 @@ def test_a_killed_consumers_message_is_redelivered_after_claim_idle(
     assert client.xpending(f"{prefix}payments", QUEUE)["pending"] == 0
 
 
+def test_a_stopped_consumer_releases_what_it_read_and_did_not_settle(
+    prefix: str, stack: ExitStack, client: redis.Redis
+) -> None:
+    # claim_idle is long: the second consumer gets the entries only because they were
+    # released.
+    transport = make(stack, prefix, claim_idle=3600)
+    transport.send(DESTINATION, [message(number) for number in range(3)])
+    first_done = threading.Event()
+    first: list[str] = []
+
+    def run_first() -> None:
+        stop = threading.Event()
+
+        def handle(received: Received) -> None:
+            assert received.message is not None
+            first.append(received.message.id)
+            received.ack()
+            stop.set()  # stops with id-1 and id-2 read but not handed over
+
+        transport.consume([DESTINATION], QUEUE, handle, stop)
+        # Alive while the second consumer runs, so that the two are different consumers.
+        first_done.wait(timeout=60)
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    stack.callback(thread.join, 10)
+    stack.callback(first_done.set)
+    wait_until(lambda: first, "the first consumer to take a message")
+    wait_until(lambda: _released(client, prefix), "the first consumer to release its entries")
+    second: list[tuple[str, bool]] = []
+
+    def handle(received: Received, stop: threading.Event) -> None:
+        assert received.message is not None
+        second.append((received.message.id, received.redelivered))
+        received.ack()
+        if len(second) == 2:
+            stop.set()
+
+    consume_until(transport, handle)
+
+    assert first == ["id-0"]
+    assert second == [("id-1", True), ("id-2", True)]
+    assert client.xpending(f"{prefix}payments", QUEUE)["pending"] == 0
+
+
+def _released(client: redis.Redis, prefix: str) -> bool:
+    rows = client.xpending_range(f"{prefix}payments", QUEUE, min="-", max="+", count=10)
+    return len(rows) == 2 and all(row["time_since_delivered"] >= 3_600_000 for row in rows)
+
+
 def test_a_requeued_message_comes_back_before_those_after_it(
     prefix: str, stack: ExitStack, client: redis.Redis
 ) -> None:
