@@ -171,6 +171,33 @@ def test_a_batch_is_one_transaction_in_order(
     ]
 
 
+def test_maxlen_trims_the_stream_approximately(
+    prefix: str, stack: ExitStack, client: redis.Redis
+) -> None:
+    transport = make(stack, prefix, maxlen=10)
+
+    for start in range(0, 300, 50):
+        transport.send(DESTINATION, [message(number) for number in range(start, start + 50)])
+
+    # "~": Redis trims whole nodes of its radix tree (100 entries by default), never below 10.
+    assert 10 <= client.xlen(f"{prefix}payments") < 300
+
+
+def test_delete_acked_removes_the_entry_from_the_stream(
+    prefix: str, stack: ExitStack, client: redis.Redis
+) -> None:
+    transport = make(stack, prefix, delete_acked=True)
+    transport.send(DESTINATION, [message(1)])
+
+    def handle(received: Received, stop: threading.Event) -> None:
+        received.ack()
+        stop.set()
+
+    consume_until(transport, handle)
+
+    assert client.xlen(f"{prefix}payments") == 0
+
+
 def test_a_batch_redis_refuses_is_a_transport_error(
     prefix: str, stack: ExitStack, client: redis.Redis
 ) -> None:
