@@ -17,7 +17,7 @@ from django_domain_events.checks.declarations import (
     check_receivers,
 )
 from django_domain_events.checks.retention import check_retention
-from django_domain_events.checks.routes import check_routes
+from django_domain_events.checks.routes import check_routes, check_transport_brokers
 from django_domain_events.checks.sensitivity import check_sensitive_fields
 from django_domain_events.checks.wildcards import check_wildcard_receivers
 
@@ -34,5 +34,6 @@ __all__ = [
     "check_sensitive_fields",
     "check_settings",
     "check_skip_locked",
+    "check_transport_brokers",
     "check_wildcard_receivers",
 ]

@@ -1,4 +1,5 @@
-"""System checks of integration event routes and the transports they name (E100-E109)."""
+"""System checks of integration event routes and the transports they name (E100-E109),
+and of the brokers behind the transports at deployment (W105)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django_domain_events.conf import settings
 from django_domain_events.declaration.events import event_class_for
 from django_domain_events.declaration.registry import is_wildcard, pattern_matches
-from django_domain_events.exceptions import TransportConfigurationError
+from django_domain_events.exceptions import TransportConfigurationError, TransportError
 from django_domain_events.integration.routes import (
     all_routes,
     configured_entries,
     entry_problem,
     integration_classes,
 )
-from django_domain_events.transports import RABBITMQ, transport_class
+from django_domain_events.transports import RABBITMQ, transport_class, transport_for
 
 PREFIX = "django_domain_events"
 
@@ -66,6 +67,25 @@ def check_routes(
                 )
             )
     return errors
+
+
+@register(Tags.compatibility, deploy=True)
+def check_transport_brokers(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """What each configured transport finds wrong with its broker (W105: a Redis server that
+    keeps nothing on disk). A deployment check, as it asks the brokers: ``check --deploy``."""
+    configured = _configured()
+    if configured is None or _shape_errors(configured) or _transport_errors():
+        return []  # E100, E103
+    found: list[CheckMessage] = []
+    for alias in settings.TRANSPORTS:
+        try:
+            transport = transport_for(str(alias))
+        except (TransportError, ValueError, TypeError):
+            continue  # reported when it is used, with what is wrong
+        found.extend(transport.check())
+    return found
 
 
 def _shape_errors(configured: Mapping[str, Any]) -> list[CheckMessage]:
@@ -127,7 +147,8 @@ def _transport_errors() -> list[CheckMessage]:
                     str(exc),
                     hint=(
                         'The RabbitMQ transport needs kombu: pip install "django-domain-outbox'
-                        '[rabbitmq]" (or the [celery] extra, which brings it).'
+                        '[rabbitmq]"; the Redis Streams transport needs redis: pip install '
+                        '"django-domain-outbox[redis]" (the [celery] extra brings both).'
                     ),
                     id=f"{PREFIX}.E103",
                 )

@@ -17,6 +17,11 @@ from django_domain_events.transports.base import Destination, Received, Transpor
 RABBITMQ = "django_domain_events.transports.rabbitmq.RabbitMQTransport"
 """The ``BACKEND`` of the RabbitMQ transport."""
 
+REDIS_STREAMS = "django_domain_events.transports.redis_streams.RedisStreamsTransport"
+"""The ``BACKEND`` of the Redis Streams transport."""
+
+_EXTRAS = {"kombu": "rabbitmq", "amqp": "rabbitmq", "redis": "redis"}
+
 
 def transport_class(alias: str, config: Mapping[str, Any]) -> type[Transport]:
     """Import the ``BACKEND`` of a ``TRANSPORTS`` entry, raising
@@ -31,8 +36,9 @@ def transport_class(alias: str, config: Mapping[str, Any]) -> type[Transport]:
         cls = import_string(path)
     except ImportError as exc:
         hint = ""
-        if getattr(exc, "name", None) in ("kombu", "amqp") or "kombu" in str(exc):
-            hint = ' Install it with: pip install "django-domain-outbox[rabbitmq]".'
+        missing = str(getattr(exc, "name", None) or "").split(".")[0]
+        if missing in _EXTRAS:
+            hint = f' Install it with: pip install "django-domain-outbox[{_EXTRAS[missing]}]".'
         raise TransportConfigurationError(
             f"Transport {alias!r}: its BACKEND {path!r} cannot be imported: {exc}.{hint}"
         ) from exc
@@ -98,6 +104,8 @@ def _reset_on_setting_change(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_reset_on_setting_change, dispatch_uid="django_domain_events.transports")
 
 __all__ = [
+    "RABBITMQ",
+    "REDIS_STREAMS",
     "Destination",
     "Received",
     "Transport",

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from django.core.checks import CheckMessage
+
 from django_domain_events.exceptions import MessageFormatError
 from django_domain_events.integration.messages import Message, Mode
 
@@ -78,6 +80,11 @@ class Transport(abc.ABC):
         """Deliver each message of ``queue`` (bound to every destination) to ``handle()`` until
         ``stop`` is set. At-least-once: a message is delivered again unless its ``Received``
         was acknowledged."""
+
+    def check(self) -> list[CheckMessage]:
+        """What ``manage.py check --deploy`` should warn of about the broker itself (it may
+        ask the broker); none by default."""
+        return []
 
     @abc.abstractmethod
     def close(self) -> None:

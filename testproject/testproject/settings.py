@@ -87,9 +87,14 @@ DOMAIN_EVENTS: dict[str, Any] = {"DISPATCHER": os.environ.get("DOMAIN_EVENTS_DIS
 
 if os.environ.get("DEMO_BROKER_URL"):
     # The accounting service hears of settled payments through the broker; the relay sends.
+    # amqp:// is RabbitMQ, redis:// Redis Streams.
     DOMAIN_EVENTS["TRANSPORTS"] = {
         "default": {
-            "BACKEND": "django_domain_events.transports.rabbitmq.RabbitMQTransport",
+            "BACKEND": (
+                "django_domain_events.transports.redis_streams.RedisStreamsTransport"
+                if os.environ["DEMO_BROKER_URL"].startswith(("redis://", "rediss://"))
+                else "django_domain_events.transports.rabbitmq.RabbitMQTransport"
+            ),
             "URL": os.environ["DEMO_BROKER_URL"],
         }
     }

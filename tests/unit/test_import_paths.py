@@ -45,6 +45,7 @@ def test_a_kept_path_hands_on_the_objects_of_their_home(kept: str, home: str) ->
         "django_domain_events.dispatchers.celery.CeleryDispatcher",
         # TRANSPORTS names its backends by dotted path.
         "django_domain_events.transports.rabbitmq.RabbitMQTransport",
+        "django_domain_events.transports.redis_streams.RedisStreamsTransport",
         "django_domain_events.transports.memory.InMemoryTransport",
         # Migrations of models that record events name the mixin as a base class.
         "django_domain_events.aggregates.EventRecordingMixin",
@@ -63,5 +64,6 @@ def test_the_celery_tasks_are_where_autodiscovery_looks() -> None:
 
 def test_the_broker_modules_import_no_broker_client_until_a_transport_is_built() -> None:
     # Routes, messages and the transport handler load with the app; kombu only with the
-    # RabbitMQ backend, which a plain publish never builds.
-    assert imported_by_a_plain_publish(["kombu", "amqp"]) == "[]"
+    # RabbitMQ backend and redis only with the Redis Streams one, which a plain publish
+    # never builds.
+    assert imported_by_a_plain_publish(["kombu", "amqp", "redis"]) == "[]"

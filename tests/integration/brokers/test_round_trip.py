@@ -1,6 +1,6 @@
-"""Both halves on a real RabbitMQ: an integration event published here leaves through the
-outbox and a relay pass, and a consumer reading the broker's queue records it in the inbox and
-runs its receiver once, whatever the broker redelivers.
+"""Both halves on a real broker, RabbitMQ and Redis Streams: an integration event published
+here leaves through the outbox and a relay pass, and a consumer reading the broker's queue
+records it in the inbox and runs its receiver once, whatever the broker redelivers.
 
 The producer and the consumer share this process and its database, as two services would share
 nothing but the broker: what crosses is the message on the wire.
@@ -9,6 +9,7 @@ nothing but the broker: what crosses is the message on the wire.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
+import redis
 from django.db import connections, transaction
 from django.test import override_settings
 from kombu import Connection, Exchange, Queue
@@ -27,40 +29,69 @@ from django_domain_events.integration.consuming import Consumer
 from django_domain_events.integration.inbox import InboxMessage
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 from django_domain_events.testing import disposable_event_classes
-from django_domain_events.transports import Destination, transport_for
-from tests.brokers import BROKERS
+from django_domain_events.transports import RABBITMQ as RABBITMQ_BACKEND
+from django_domain_events.transports import REDIS_STREAMS, Destination, transport_for
+from tests.brokers import BROKERS, Broker
 from tests.conftest import require_service
 from tests.testapp.models import Effect
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 RABBITMQ = BROKERS["rabbitmq"]
-BACKEND = "django_domain_events.transports.rabbitmq.RabbitMQTransport"
+REDIS = Broker(
+    "redis",
+    os.environ.get("DOMAIN_EVENTS_TEST_REDIS_STREAMS_URL", "redis://127.0.0.1:6379/13"),
+    "service redis-server start",
+)
 CONSUMER = "billing.record_payment"
 
 
 @dataclass
 class Names:
+    transport: str
     exchange: str
     queue: str
     event_type: str
+    tag: str
+
+    @property
+    def stream_prefix(self) -> str:
+        return f"dde-trip-{self.tag}:"
 
 
-@pytest.fixture
-def names() -> Iterator[Names]:
-    require_service("RabbitMQ", RABBITMQ.host, RABBITMQ.port, RABBITMQ.how_to_start)
+@pytest.fixture(params=["rabbitmq", "redis"])
+def names(request: pytest.FixtureRequest) -> Iterator[Names]:
+    """The broker's destination and queue of the test's own, deleted after it."""
+    transport = request.param
+    broker = RABBITMQ if transport == "rabbitmq" else REDIS
+    require_service(broker.name, broker.host, broker.port, broker.how_to_start)
     tag = uuid.uuid4().hex[:12]
-    made = Names(f"dde-trip-{tag}", f"dde-trip-{tag}", f"trip_{tag}.PaymentSettled")
+    made = Names(transport, f"dde-trip-{tag}", f"dde-trip-{tag}", f"trip_{tag}.PaymentSettled", tag)
     yield made
-    with Connection(RABBITMQ.url) as connection:
-        channel = connection.channel()
-        channel.queue_delete(made.queue)
-        channel.exchange_delete(made.exchange)
+    if transport == "rabbitmq":
+        with Connection(RABBITMQ.url) as connection:
+            channel = connection.channel()
+            channel.queue_delete(made.queue)
+            channel.exchange_delete(made.exchange)
+    else:
+        client = redis.Redis.from_url(REDIS.url)
+        keys = list(client.scan_iter(match=f"{made.stream_prefix}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 @pytest.fixture
 def stack(names: Names) -> Iterator[ExitStack]:
-    transports = {"default": {"BACKEND": BACKEND, "URL": RABBITMQ.url}}
+    if names.transport == "rabbitmq":
+        config = {"BACKEND": RABBITMQ_BACKEND, "URL": RABBITMQ.url}
+    else:
+        config = {
+            "BACKEND": REDIS_STREAMS,
+            "URL": REDIS.url,
+            "OPTIONS": {"stream_prefix": names.stream_prefix, "check_persistence": False},
+        }
+    transports = {"default": config}
     with registry.isolated(), disposable_event_classes(), ExitStack() as entered:
         entered.enter_context(
             override_settings(DOMAIN_EVENTS={"TRANSPORTS": transports, "MAX_ATTEMPTS": 3})
@@ -123,12 +154,14 @@ def test_a_published_event_is_consumed_once_through_the_inbox(
 ) -> None:
     payment_settled = declare(names)
     # The consumer's queue is bound before anything is sent, as a service that subscribed
-    # first would have it.
-    with Connection(RABBITMQ.url) as connection:
-        exchange = Exchange(names.exchange, type="topic", durable=True)
-        Queue(names.queue, exchange, routing_key=names.event_type, durable=True)(
-            connection.channel()
-        ).declare()
+    # first would have it (a Redis consumer group created later reads the stream from its
+    # start: nothing to bind beforehand).
+    if names.transport == "rabbitmq":
+        with Connection(RABBITMQ.url) as connection:
+            exchange = Exchange(names.exchange, type="topic", durable=True)
+            Queue(names.queue, exchange, routing_key=names.event_type, durable=True)(
+                connection.channel()
+            ).declare()
 
     with transaction.atomic():
         publish(payment_settled(order_id=7, amount="10.00"))
