@@ -7,6 +7,8 @@
   relay-latency-poll does, and misses its goal, which is PostgreSQL's.
 - relay-poll-e2e: N events published one per ``atomic()``, timed until the polling relay has
   delivered them all; relay-listen-e2e: the same with the listening relay, against it.
+- relay-latency-listen-loaded: relay-latency-listen while another process publishes a steady
+  load to the same relay (``benchmarks/load.py``), beside the unloaded figure.
 - publish-1-quiet: publish-1 with ``RELAY_LISTEN`` off, so no NOTIFY: beside publish-1, the
   cost the NOTIFY adds to a publish.
 
@@ -18,13 +20,12 @@ takes the deliveries of another case.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from django.db import transaction
@@ -32,6 +33,7 @@ from django.db import transaction
 from django_domain_events import publish
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 
+from .. import children, load
 from ..benchapp.events import TOTAL, OrderPlaced, publish_orders
 from ..benchapp.noops import noop_receivers
 from ..harness import Bench, Target, latency_case, rate_case
@@ -75,7 +77,8 @@ relay.run_forever(
 def relay_process(bench: Bench, *, interval: float, listen: bool) -> Iterator[None]:
     """A relay process on the case's database for the block, waiting by the time it starts."""
     ready = Path(f"/tmp/dde-bench-relay-{uuid.uuid4().hex}")
-    process = subprocess.Popen(
+    # Through children, so that the relay ends with the run however the run ends.
+    process = children.start(
         [
             sys.executable,
             "-c",
@@ -85,18 +88,15 @@ def relay_process(bench: Bench, *, interval: float, listen: bool) -> Iterator[No
             "listen" if listen else "poll",
             str(ready),
         ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=None,
+        stderr=None,
     )
     try:
         _wait("the relay to start", ready.exists, process)
         yield
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
+        children.stop(process)
         ready.unlink(missing_ok=True)
 
 
@@ -110,13 +110,14 @@ def _wait(what: str, done: Callable[[], bool], process: subprocess.Popen[bytes])
         time.sleep(0.005)
 
 
-def _latencies(bench: Bench, *, interval: float, listen: bool) -> list[float]:
+def _latencies(bench: Bench, *, interval: float, listen: bool, loaded: bool = False) -> list[float]:
     alias = bench.alias
     committed: dict[uuid.UUID, float] = {}
     delivered = Delivery.objects.using(alias).filter(state=DeliveryState.DELIVERED)
     with (
         noop_receivers(1, dispatcher="deferred"),
         relay_process(bench, interval=interval, listen=listen),
+        load.steady_load(alias, "deferred") if loaded else nullcontext(),
     ):
         for i in range(bench.n):
             stamp: list[float] = []
@@ -153,6 +154,19 @@ def relay_latency_listen(bench: Bench) -> list[float]:
     if bench.vendor != "postgresql":
         return _latencies(bench, interval=0.1, listen=False)
     return _latencies(bench, interval=60, listen=True)
+
+
+@latency_case(
+    "relay-latency-listen-loaded",
+    f"relay-latency-listen while another process publishes {load.RATE:g}/s to the same relay",
+    p50_ms=5,
+    p99_ms=20,
+    scale=5,
+    beside="relay-latency-listen",
+)
+def relay_latency_listen_loaded(bench: Bench) -> list[float]:
+    listen = bench.vendor == "postgresql"
+    return _latencies(bench, interval=60 if listen else 0.1, listen=listen, loaded=True)
 
 
 def _end_to_end(bench: Bench, *, interval: float, listen: bool) -> None:
