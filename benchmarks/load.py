@@ -60,6 +60,12 @@ def main(alias: str, receiver: str, rate: float, queue: str, ready: str) -> None
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.settings")
+    from django.conf import settings
+
+    if settings.DATABASES[alias]["ENGINE"].endswith("sqlite3"):
+        # Other processes write the file meanwhile: take the write lock as a transaction
+        # begins, so that SQLite waits for it rather than refusing a write at once.
+        settings.DATABASES[alias]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     django.setup()
     from django.db import connections, transaction
 

@@ -5,6 +5,11 @@
   before the next, and a consumer process taking them from a bound queue with a manual ack
   (prefetch 10, as ours): messages per second from the first publish to the last ack. No
   database on either side.
+- B11: what an app without the outbox and the inbox would write: B1's row with the same message
+  sent on commit (kombu, confirmed, persistent), and a consumer process that writes the effect
+  row (the message's id as its key, so a copy is refused) in its own transaction, then acks.
+  Against B10: what the two databases' commits cost; broker-e2e against it: what the outbox,
+  the relay and the inbox cost over the dual write.
 - broker-e2e: ``publish()`` of an integration event routed to RabbitMQ, one per ``atomic()``; a
   relay process sends each delivery (routes are ``"deferred"``: the relay carries them),
   listening on PostgreSQL; a consumer process (``manage.py consume_events``) runs the
@@ -31,6 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,7 +53,7 @@ from django_domain_events.integration.messages import encode
 from django_domain_events.integration.sending import message_for
 
 from .. import children
-from ..benchapp.events import TOTAL
+from ..benchapp.events import RAW_EVENT_TYPE, TOTAL, raw_payload
 from ..benchapp.integration import SUBMITTED_TYPE, OrderSubmitted
 from ..benchapp.models import RawEvent
 from ..harness import Bench, Target, latency_case, rate_case
@@ -108,6 +114,11 @@ def _declare(name: str) -> None:
 def _consumers_of(name: str) -> int:
     with Connection(RABBITMQ_URL, connect_timeout=5) as connection:
         return int(connection.channel().queue_declare(name, passive=True).consumer_count)
+
+
+def _effects(alias: str) -> Any:
+    """The receivers' effect rows (the senders' own rows, in B11, have another type)."""
+    return RawEvent.objects.using(alias).filter(event_type=SUBMITTED_TYPE)
 
 
 def _wait(what: str, done: Callable[[], bool], **processes: subprocess.Popen[bytes]) -> None:
@@ -189,6 +200,23 @@ def cloudevents(n: int) -> list[tuple[dict[str, str], bytes, str]]:
     return found
 
 
+def _publish(producer: Producer, headers: dict[str, str], body: bytes, message_id: str) -> None:
+    """Publish one message as our transport does: persistent, mandatory, confirmed."""
+    headers = dict(headers)
+    content_type = headers.pop("content-type")
+    producer.publish(
+        body,
+        routing_key=SUBMITTED_TYPE,
+        headers=headers,
+        content_type=content_type,
+        content_encoding="utf-8",
+        delivery_mode=2,
+        mandatory=True,
+        message_id=message_id,
+        retry=False,
+    )
+
+
 @rate_case(
     "B10",
     "kombu: the same CloudEvents bytes, confirmed, persistent; consumed with manual ack",
@@ -218,19 +246,7 @@ def raw_broker_round_trip(bench: Bench) -> None:
             producer = Producer(channel, exchange=exchange, auto_declare=False)
             with bench.timed():
                 for headers, body, message_id in messages:
-                    headers = dict(headers)
-                    content_type = headers.pop("content-type")
-                    producer.publish(
-                        body,
-                        routing_key=SUBMITTED_TYPE,
-                        headers=headers,
-                        content_type=content_type,
-                        content_encoding="utf-8",
-                        delivery_mode=2,
-                        mandatory=True,
-                        message_id=message_id,
-                        retry=False,
-                    )
+                    _publish(producer, headers, body, message_id)
                 done = _line(consumer, "B10's messages to be consumed")
         if done != "done":
             raise RuntimeError(f"B10's consumer said {done!r}, not 'done'.")
@@ -238,6 +254,112 @@ def raw_broker_round_trip(bench: Bench) -> None:
         bench.expect("B10 consumer exit status", consumer.returncode, 0)
     finally:
         children.stop(consumer)
+
+
+# B11 ------------------------------------------------------------------------------------------
+
+_HAND_CONSUMER = """
+import json
+import signal
+import sys
+
+import django
+from django.conf import settings
+
+alias, name, routing_key, prefetch = sys.argv[1:5]
+settings.DATABASES[alias]["CONN_MAX_AGE"] = 60
+django.setup()
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from kombu import Connection, Consumer, Exchange, Queue
+
+from benchmarks.benchapp.models import RawEvent
+from benchmarks.cases.brokers import RABBITMQ_URL
+
+stopping = False
+
+
+def stop(signum, frame):
+    global stopping
+    stopping = True
+
+
+def on_message(message):
+    event = json.loads(message.body)
+    try:
+        with transaction.atomic(using=alias):
+            RawEvent.objects.using(alias).create(
+                id=event["id"],
+                event_type=event["type"],
+                payload=event["data"],
+                occurred_at=timezone.now(),
+            )
+    except IntegrityError:
+        pass  # a copy of a message already handled
+    message.ack()
+
+
+signal.signal(signal.SIGTERM, stop)
+with Connection(RABBITMQ_URL) as connection:
+    channel = connection.channel()
+    channel.basic_qos(prefetch_size=0, prefetch_count=int(prefetch), a_global=False)
+    queue = Queue(name, Exchange(name, type="topic", durable=True), routing_key=routing_key,
+                  durable=True)
+    with Consumer(channel, queues=[queue], on_message=on_message, no_ack=False,
+                  auto_declare=False):
+        while not stopping:
+            try:
+                connection.drain_events(timeout=0.25)
+            except TimeoutError:
+                pass
+"""
+"""B11's consumer, as an app would write it without the inbox: each message's effect row (its
+id the message's, so a copy is refused) in a transaction of its own, then the ack."""
+
+
+@rate_case(
+    "B11",
+    "B1 + the message sent on commit (kombu, confirmed); a consumer writes the effect, acks",
+    floor="B10",
+    unit="messages/s",
+    needs=rabbitmq_unavailable,
+)
+def hand_written_round_trip(bench: Bench) -> None:
+    alias = bench.alias
+    _declare(RAW_NAME)
+    messages = cloudevents(bench.n)
+    consumer = children.start(
+        [sys.executable, "-c", _HAND_CONSUMER, alias, RAW_NAME, SUBMITTED_TYPE, str(PREFETCH)],
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=None,
+    )
+    rows = RawEvent.objects.using(alias)
+    effects = _effects(alias)
+    try:
+        _wait("B11's consumer to start", lambda: _consumers_of(RAW_NAME) > 0, consumer=consumer)
+        with Connection(
+            RABBITMQ_URL, transport_options={"confirm_publish": True, "max_retries": 0}
+        ) as connection:
+            producer = Producer(
+                connection.default_channel,
+                exchange=Exchange(RAW_NAME, type="topic", durable=True),
+                auto_declare=False,
+            )
+            with bench.timed():
+                for i, (headers, body, message_id) in enumerate(messages):
+                    with transaction.atomic(using=alias):
+                        rows.create(
+                            event_type=RAW_EVENT_TYPE,
+                            payload=raw_payload(i),
+                            occurred_at=timezone.now(),
+                        )
+                        transaction.on_commit(
+                            partial(_publish, producer, headers, body, message_id), using=alias
+                        )
+                _wait("B11's effects", lambda: effects.count() >= bench.n, consumer=consumer)
+    finally:
+        children.stop(consumer)
+    bench.expect("B11 effects", effects.count(), bench.n)
 
 
 # Ours -----------------------------------------------------------------------------------------
@@ -278,6 +400,11 @@ alias = sys.argv[1]
 # Kept between messages and passes, as a long-running process in production should
 # (CONN_MAX_AGE): reconnecting for every message would cost more than the message.
 settings.DATABASES[alias]["CONN_MAX_AGE"] = 60
+if settings.DATABASES[alias]["ENGINE"].endswith("sqlite3"):
+    # Three processes write the file at once: a transaction that reads before it writes (the
+    # relay's claim) must take the write lock at BEGIN, or SQLite refuses its first write at
+    # once ("database is locked") instead of waiting for the lock.
+    settings.DATABASES[alias]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 settings.DOMAIN_EVENTS = json.loads(sys.argv[2])
 django.setup()
 from benchmarks.benchapp import integration
@@ -333,10 +460,6 @@ def broker_pipeline(bench: Bench) -> Iterator[dict[str, subprocess.Popen[bytes]]
         _wait("the relay to start", ready.exists, **processes)
         _wait("the consumer to start", lambda: _consumers_of(NAME) > 0, **processes)
         yield processes
-
-
-def _effects(alias: str) -> Any:
-    return RawEvent.objects.using(alias).filter(event_type=SUBMITTED_TYPE)
 
 
 @rate_case(
