@@ -4,6 +4,7 @@ with it, on SIGKILL (the kernel's parent-death signal), SIGTERM and SIGHUP (the 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -164,3 +165,18 @@ def test_a_killed_benchmark_run_leaves_no_worker(case: str, tmp_path: Path) -> N
             for pid in seen:
                 if running(pid):
                     os.kill(pid, signal.SIGKILL)
+            if case == "broker-latency":
+                delete_broker_names(seen, env["DDE_BENCH_RABBITMQ_URL"])
+
+
+def delete_broker_names(seen: dict[int, str], url: str) -> None:
+    """Delete the exchange and the queue a killed run of the broker cases declared (named in
+    its processes' command lines): the run's own clean-up never ran."""
+    from kombu import Connection
+
+    names = set(re.findall(r"dde-bench-(?:raw-)?[0-9a-f]{8}", " ".join(seen.values())))
+    with Connection(url, connect_timeout=5) as connection:
+        channel = connection.channel()
+        for name in names:
+            channel.queue_delete(name)
+            channel.exchange_delete(name)
