@@ -34,17 +34,24 @@ def _end_with(parent: int) -> None:
         os._exit(1)
 
 
-def start(command: Sequence[str], env: Mapping[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``command`` in the checkout with ``env``, its output discarded, tied to this run:
-    it is stopped when the run ends, and gets SIGTERM if the run dies."""
+def start(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    stdout: int | None = subprocess.DEVNULL,
+    stderr: int | None = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in the checkout with ``env``, its output discarded (or sent where
+    ``stdout`` and ``stderr`` say, as for ``subprocess.Popen``), tied to this run: it is
+    stopped when the run ends, and gets SIGTERM if the run dies."""
     parent = os.getpid()
     process = subprocess.Popen(
         list(command),
         cwd=ROOT,
         env=dict(env),
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
         start_new_session=True,
         preexec_fn=lambda: _end_with(parent),
     )

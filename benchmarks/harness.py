@@ -316,10 +316,19 @@ class MemoryCase(Case):
         )
 
 
+def _percentile(ordered: Sequence[float], fraction: float) -> float:
+    """The value of ``ordered`` (sorted) below which ``fraction`` of the values lie."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
 @dataclass(frozen=True)
 class LatencyCase(Case):
     """Latencies in milliseconds: ``func`` returns one per sample. Runs once per database, after
-    the repetitions, and meets its goal when the p50 and the p99 are within their limits."""
+    the repetitions, and meets its goal when the p50 and the p99 are within their limits.
+
+    ``scale`` multiplies the run's latency samples (a p999 needs a thousand), except in a smoke
+    run; ``beside`` names another latency case that runs with this one and whose figures its
+    row shows (the same latency unloaded, beside this one under load)."""
 
     key: str
     title: str
@@ -327,44 +336,72 @@ class LatencyCase(Case):
     p50_ms: float
     p99_ms: float
     needs: Callable[[], str | None] | None = None
+    scale: int = 1
+    beside: str | None = None
     repeated: ClassVar[bool] = False
+
+    def requires(self) -> tuple[str, ...]:
+        return (self.beside,) if self.beside else ()
 
     def unavailable(self) -> str | None:
         return self.needs() if self.needs else None
 
     def measure(self, alias: str, config: Config) -> Sample:
-        bench = Bench(alias, config.latency_samples)
+        # A smoke run only proves the case runs: its few samples are not scaled.
+        bench = Bench(alias, config.latency_samples * (1 if config.smoke else self.scale))
         found = sorted(self.func(bench))
         bench.expect(f"{self.key}: samples", len(found), bench.n)
         return {
             "samples": len(found),
-            "p50_ms": found[len(found) // 2],
-            "p99_ms": found[min(len(found) - 1, int(len(found) * 0.99))],
+            "p50_ms": _percentile(found, 0.5),
+            "p99_ms": _percentile(found, 0.99),
+            "p999_ms": _percentile(found, 0.999),
             "max_ms": found[-1],
         }
 
     def describe(self, sample: Sample) -> str:
         return (
-            f"p50 {sample['p50_ms']:.1f} ms, p99 {sample['p99_ms']:.1f} ms over "
-            f"{sample['samples']:,} samples"
+            f"p50 {sample['p50_ms']:.1f} ms, p99 {sample['p99_ms']:.1f} ms, p999 "
+            f"{sample['p999_ms']:.1f} ms over {sample['samples']:,} samples"
         )
 
     def summarise(self, samples: Mapping[str, Sequence[Sample]], vendor: str) -> dict[str, Any]:
         [sample] = samples[self.key]
-        return {
+        summary = {
             "kind": "latency",
             **sample,
             "p50_limit_ms": self.p50_ms,
             "p99_limit_ms": self.p99_ms,
             "met": sample["p50_ms"] <= self.p50_ms and sample["p99_ms"] <= self.p99_ms,
+            "beside": self.beside,
         }
+        if self.beside:
+            [other] = samples[self.beside]
+            summary.update({f"beside_{name}": other[name] for name in _LATENCY_FIGURES})
+        return summary
 
     def cells(self, summary: Mapping[str, Any]) -> Cells:
         return Cells(
-            ours=f"p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms",
+            ours=_latencies(summary),
+            floor=(
+                f"{summary['beside']}: {_latencies(summary, 'beside_')}"
+                if summary.get("beside")
+                else "—"
+            ),
             target=f"p50 ≤ {summary['p50_limit_ms']:g}, p99 ≤ {summary['p99_limit_ms']:g} ms",
             met="yes" if summary["met"] else "**no**",
         )
+
+
+_LATENCY_FIGURES = ("samples", "p50_ms", "p99_ms", "p999_ms", "max_ms")
+
+
+def _latencies(summary: Mapping[str, Any], prefix: str = "") -> str:
+    text = f"p50 {summary[prefix + 'p50_ms']:.1f} ms, p99 {summary[prefix + 'p99_ms']:.1f} ms"
+    # Under a thousand samples the p999 is the largest: say so.
+    if summary[prefix + "samples"] >= 1000:
+        return text + f", p999 {summary[prefix + 'p999_ms']:.1f} ms"
+    return text + f", max {summary[prefix + 'max_ms']:.1f} ms"
 
 
 CASES: list[Case] = []
@@ -404,12 +441,25 @@ def latency_case(
     p50_ms: float,
     p99_ms: float,
     needs: Callable[[], str | None] | None = None,
+    scale: int = 1,
+    beside: str | None = None,
 ) -> Callable[[Callable[[Bench], list[float]]], Callable[[Bench], list[float]]]:
     """Register the decorated function as a ``LatencyCase``; the function is returned
     unchanged."""
 
     def decorate(func: Callable[[Bench], list[float]]) -> Callable[[Bench], list[float]]:
-        register(LatencyCase(key, title, func, p50_ms=p50_ms, p99_ms=p99_ms, needs=needs))
+        register(
+            LatencyCase(
+                key,
+                title,
+                func,
+                p50_ms=p50_ms,
+                p99_ms=p99_ms,
+                needs=needs,
+                scale=scale,
+                beside=beside,
+            )
+        )
         return func
 
     return decorate

@@ -69,6 +69,8 @@ def machine() -> dict[str, Any]:
         "django_domain_outbox": _version("django-domain-outbox"),
         "msgspec": _version("msgspec"),
         "psycopg": _version("psycopg"),
+        "kombu": _version("kombu"),
+        "celery": _version("celery"),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "package_has_uncommitted_changes": None if changes is None else bool(changes),
     }

@@ -14,6 +14,7 @@ MODULES = (
     "ordering",
     "relay",
     "listening",
+    "brokers",
     "memory",
 )
 """Case modules, in the order of the results table. A new module of cases is added here."""

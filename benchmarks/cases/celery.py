@@ -5,7 +5,9 @@
 - B6: B5 with a real prefork worker that loads the row, does nothing and updates it: the floor
   for Celery end to end, timed until the last row is updated.
 - Our cases: ``publish()`` with a Celery receiver (against B5); the same with the worker running the
-  deliveries (against B6); and commit → receiver start latency over unloaded publishes.
+  deliveries (against B6); and commit → receiver start latency over unloaded publishes, and
+  over the same publishes while another process publishes a steady load to the same worker
+  (``benchmarks/load.py``).
 
 The worker (``celery -A benchmarks.celery_app worker``, prefork, 2 processes, connections kept
 between tasks) is started once per run and serves both databases: each task names its alias.
@@ -34,7 +36,7 @@ from django_domain_events import publish
 from django_domain_events.declaration.registry import registry
 from django_domain_events.models import Delivery, DeliveryState
 
-from .. import children
+from .. import children, load
 from ..benchapp.events import RAW_EVENT_TYPE, TOTAL, OrderPlaced, publish_orders, raw_payload
 from ..benchapp.models import RawEvent
 
@@ -208,6 +210,26 @@ def celery_end_to_end(bench: Bench) -> None:
 )
 def celery_latency(bench: Bench) -> list[float]:
     _Worker.ensure()
+    return _latencies(bench)
+
+
+@latency_case(
+    "celery-latency-loaded",
+    f"celery-latency while another process publishes {load.RATE:g}/s to the same worker",
+    p50_ms=5,
+    p99_ms=10,
+    needs=redis_unavailable,
+    scale=5,
+    beside="celery-latency",
+)
+def celery_latency_loaded(bench: Bench) -> list[float]:
+    _Worker.ensure()
+    with load.steady_load(bench.alias, "celery", queue=WORK_QUEUE):
+        return _latencies(bench)
+
+
+def _latencies(bench: Bench) -> list[float]:
+    """Commit → receiver start of ``bench.n`` publishes made one at a time, each waited for."""
     alias = bench.alias
     committed: dict[uuid.UUID, float] = {}
     with celery_receiver(WORK_QUEUE):

@@ -7,6 +7,8 @@
   relay-latency-poll does, and misses its goal, which is PostgreSQL's.
 - relay-poll-e2e: N events published one per ``atomic()``, timed until the polling relay has
   delivered them all; relay-listen-e2e: the same with the listening relay, against it.
+- relay-latency-listen-loaded: relay-latency-listen while another process publishes a steady
+  load to the same relay (``benchmarks/load.py``), beside the unloaded figure.
 - publish-1-quiet: publish-1 with ``RELAY_LISTEN`` off, so no NOTIFY: beside publish-1, the
   cost the NOTIFY adds to a publish.
 
@@ -18,13 +20,12 @@ takes the deliveries of another case.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from django.db import transaction
@@ -32,6 +33,7 @@ from django.db import transaction
 from django_domain_events import publish
 from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
 
+from .. import children, load
 from ..benchapp.events import TOTAL, OrderPlaced, publish_orders
 from ..benchapp.noops import noop_receivers
 from ..harness import Bench, Target, latency_case, rate_case
@@ -49,6 +51,11 @@ from django.conf import settings
 # Kept between passes, as a relay in production should (CONN_MAX_AGE): reconnecting at every
 # pass would cost more than the pass.
 settings.DATABASES[sys.argv[1]]["CONN_MAX_AGE"] = 60
+if sys.argv[5] == "immediate":
+    # Another process writes the SQLite file meanwhile: the claim, which reads before it
+    # writes, must take the write lock at BEGIN, or SQLite refuses its first write at once
+    # ("database is locked") instead of waiting for the lock.
+    settings.DATABASES[sys.argv[1]]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 django.setup()
 from django_domain_events import receiver
 from django_domain_events.delivery.relay import Relay
@@ -72,10 +79,14 @@ relay.run_forever(
 
 
 @contextmanager
-def relay_process(bench: Bench, *, interval: float, listen: bool) -> Iterator[None]:
-    """A relay process on the case's database for the block, waiting by the time it starts."""
+def relay_process(
+    bench: Bench, *, interval: float, listen: bool, immediate: bool = False
+) -> Iterator[None]:
+    """A relay process on the case's database for the block, waiting by the time it starts;
+    on SQLite with ``immediate``, its transactions take the write lock as they begin."""
     ready = Path(f"/tmp/dde-bench-relay-{uuid.uuid4().hex}")
-    process = subprocess.Popen(
+    # Through children, so that the relay ends with the run however the run ends.
+    process = children.start(
         [
             sys.executable,
             "-c",
@@ -84,19 +95,17 @@ def relay_process(bench: Bench, *, interval: float, listen: bool) -> Iterator[No
             str(interval),
             "listen" if listen else "poll",
             str(ready),
+            "immediate" if immediate and bench.vendor == "sqlite" else "deferred",
         ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=None,
+        stderr=None,
     )
     try:
         _wait("the relay to start", ready.exists, process)
         yield
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
+        children.stop(process)
         ready.unlink(missing_ok=True)
 
 
@@ -110,13 +119,14 @@ def _wait(what: str, done: Callable[[], bool], process: subprocess.Popen[bytes])
         time.sleep(0.005)
 
 
-def _latencies(bench: Bench, *, interval: float, listen: bool) -> list[float]:
+def _latencies(bench: Bench, *, interval: float, listen: bool, loaded: bool = False) -> list[float]:
     alias = bench.alias
     committed: dict[uuid.UUID, float] = {}
     delivered = Delivery.objects.using(alias).filter(state=DeliveryState.DELIVERED)
     with (
         noop_receivers(1, dispatcher="deferred"),
-        relay_process(bench, interval=interval, listen=listen),
+        relay_process(bench, interval=interval, listen=listen, immediate=loaded),
+        load.steady_load(alias, "deferred") if loaded else nullcontext(),
     ):
         for i in range(bench.n):
             stamp: list[float] = []
@@ -153,6 +163,19 @@ def relay_latency_listen(bench: Bench) -> list[float]:
     if bench.vendor != "postgresql":
         return _latencies(bench, interval=0.1, listen=False)
     return _latencies(bench, interval=60, listen=True)
+
+
+@latency_case(
+    "relay-latency-listen-loaded",
+    f"relay-latency-listen while another process publishes {load.RATE:g}/s to the same relay",
+    p50_ms=5,
+    p99_ms=20,
+    scale=5,
+    beside="relay-latency-listen",
+)
+def relay_latency_listen_loaded(bench: Bench) -> list[float]:
+    listen = bench.vendor == "postgresql"
+    return _latencies(bench, interval=60 if listen else 0.1, listen=listen, loaded=True)
 
 
 def _end_to_end(bench: Bench, *, interval: float, listen: bool) -> None:
