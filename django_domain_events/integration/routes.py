@@ -178,6 +178,9 @@ def route_receiver(cls: type[IntegrationEvent], route: Route) -> Receiver:
         ordered=ordered,
         # Sending to a broker is what a transport dispatcher would do: "sync" is a choice.
         allow_sync=True,
+        # A message sent again is harmless (consumers keep an inbox by its id), so the relay
+        # may settle a group of sends in one commit.
+        shares_commit=True,
     )
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from django_domain_events import DomainEvent, IntegrationEvent, publish
 from django_domain_events.checks import check_routes
@@ -340,3 +341,57 @@ def test_one_keys_events_are_sent_in_publish_order_even_across_a_failed_send(
 
     amounts = [json.loads(m.data)["amount"] for _d, m in sent().sent]
     assert amounts == ["3.00", "1.00", "2.00"]
+
+
+def declare_audit_entry() -> type[IntegrationEvent]:
+    @dataclass(frozen=True)
+    class AuditEntry(IntegrationEvent):
+        event_type = "unit_routes.AuditEntry"
+        destination = "audit"
+
+        n: int
+
+    return AuditEntry
+
+
+@transactional
+def test_unordered_sends_settle_in_one_commit(isolated: ExitStack) -> None:
+    configure(isolated)
+    audit_entry = declare_audit_entry()
+    with transaction.atomic():
+        for n in range(5):
+            publish(audit_entry(n=n))
+
+    with CaptureQueriesContext(connection) as queries:
+        totals = Relay(grace=0).run_pass()
+
+    assert totals.delivered == 5
+    assert sorted(json.loads(m.data)["n"] for _d, m in sent().sent) == [0, 1, 2, 3, 4]
+    marks = [
+        query
+        for query in queries.captured_queries
+        if query["sql"].startswith("UPDATE") and f"'{DeliveryState.DELIVERED}'" in query["sql"]
+    ]
+    assert len(marks) == 1
+
+
+@transactional
+def test_a_refused_send_in_a_group_is_sent_again_alone_and_fails_alone(
+    isolated: ExitStack,
+) -> None:
+    FlakyTransport.refused = False
+    configure(
+        isolated, TRANSPORTS={"default": {"BACKEND": "tests.unit.test_routes.FlakyTransport"}}
+    )
+    audit_entry = declare_audit_entry()
+    with transaction.atomic():
+        for n in range(4):
+            publish(audit_entry(n=n))
+
+    totals = Relay(grace=0).run_pass()
+
+    # The group's first send was refused: rolled back, each was sent again on its own, and
+    # every send after the refusal was taken. At least once: nothing is missing.
+    assert (totals.delivered, totals.failed) == (4, 0)
+    assert sorted({json.loads(m.data)["n"] for _d, m in sent().sent}) == [0, 1, 2, 3]
+    assert set(Delivery.objects.values_list("state", "attempts")) == {(DeliveryState.DELIVERED, 1)}
