@@ -1,0 +1,335 @@
+"""Two Django projects, one broker, real processes and real faults: the shop publishes
+``shop.PaymentSettled`` (``publish_payments``) and its relay sends it (``relay_events``); the
+accounting service consumes it into its ledger (``consume_events``). Whatever the broker path,
+the consumer's death or the bytes on the queue do, each test ends in the figures: sent N,
+consumed N, no effect twice, nothing lost, nothing left unsettled anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from django_domain_events.integration.messages import Message, to_structured
+from tests.e2e.services.two_projects import (
+    BROKERS,
+    CONSUMER,
+    ROUTE,
+    Broker,
+    Database,
+    Figures,
+    Process,
+    Templates,
+    booked,
+    consumer_totals,
+    figures,
+    migrated_templates,
+    project_env,
+    wait_for_queue,
+)
+from tests.processes import wait_until
+from tests.tcp_proxy import TCPProxy
+
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
+    made: Broker = request.param()
+    made.create()
+    yield made
+    made.delete()
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    with migrated_templates(tmp_path_factory.mktemp("two-projects")) as made:
+        yield made
+
+
+@dataclass
+class Services:
+    """The two projects of one test: their databases, a proxy in front of the broker, and
+    their processes (all stopped after the test)."""
+
+    broker: Broker
+    shop: Database
+    accounting: Database
+    proxy: TCPProxy
+    directory: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def shop_env(self, *, through_proxy: bool = True) -> dict[str, str]:
+        port = self.proxy.port if through_proxy else self.broker.port
+        return project_env(
+            DEMO_BROKER_URL=self.broker.url(port),
+            DEMO_TRANSPORT_BACKEND=self.broker.backend,
+            **self.shop.env,
+        )
+
+    def accounting_env(self, *, through_proxy: bool = True, **extra: str) -> dict[str, str]:
+        port = self.proxy.port if through_proxy else self.broker.port
+        return project_env(
+            ACCOUNTING_BROKER_URL=self.broker.url(port),
+            ACCOUNTING_TRANSPORT_BACKEND=self.broker.backend,
+            **self.accounting.env,
+            **extra,
+        )
+
+    def process(self, name: str, project: str, *args: str) -> Process:
+        made = Process(self.directory, name, project, *args)
+        self.processes.append(made)
+        return made
+
+    def consumer(self, *args: str) -> Process:
+        return self.process("consumer", "consumerproject", "consume_events", *args)
+
+    def relay(self) -> Process:
+        return self.process("relay", "testproject", "relay_events", "--interval", "0.2")
+
+    def publisher(self, count: int, *args: str) -> Process:
+        return self.process(
+            "publisher", "testproject", "publish_payments", "--count", str(count), *args
+        )
+
+    def report(self) -> str:
+        counted = figures(self.shop, self.accounting, self.broker)
+        return "\n".join([str(counted), *(process.output() for process in self.processes)])
+
+    def wait_booked(self, count: int) -> None:
+        wait_until(
+            lambda: booked(self.accounting) == count,
+            f"{count} ledger entries",
+            timeout=120,
+            interval=0.2,
+            report=self.report,
+        )
+
+    def route_deliveries(self, where: str) -> int:
+        return int(
+            self.shop.value(
+                f"SELECT COUNT(*) FROM domain_events_delivery WHERE receiver = '{ROUTE}' AND {where}"
+            )
+        )
+
+
+@pytest.fixture
+def services(broker: Broker, templates: Templates, tmp_path: Path) -> Iterator[Services]:
+    shop, accounting = templates.copy(tmp_path)
+    proxy = TCPProxy(broker.host, broker.port)
+    made = Services(broker, shop, accounting, proxy, tmp_path / "processes")
+    try:
+        yield made
+    finally:
+        for process in made.processes:
+            process.kill()
+        proxy.close()
+        _delete_queue(broker)
+
+
+def _delete_queue(broker: Broker) -> None:
+    # What a failed test left on the queue must not reach the next test.
+    from kombu import Connection
+
+    from tests.e2e.services.two_projects import QUEUE
+
+    if broker.name == "rabbitmq":
+        with Connection(broker.url(broker.port)) as connection:
+            connection.default_channel.queue_delete(QUEUE)
+
+
+def all_of(count: int) -> Figures:
+    return Figures(
+        published=count,
+        sent=count,
+        consumed=count,
+        booked=count,
+        duplicate_effects=0,
+        lost=0,
+        stuck=0,
+    )
+
+
+def test_the_broker_down_at_commit_the_publish_succeeds_and_the_relay_sends_after(
+    services: Services,
+) -> None:
+    consumer = services.consumer()
+    consumer.start(services.accounting_env(through_proxy=False))
+    wait_for_queue(services.broker, services.report)
+    services.proxy.cut()
+    relay = services.relay()
+    relay.start(services.shop_env())
+
+    publisher = services.publisher(3)
+    publisher.start(services.shop_env())
+    wait_until(lambda: publisher.exited() is not None, "the publisher to finish", timeout=60)
+    assert publisher.exited() == 0, publisher.output()
+    wait_until(
+        lambda: services.route_deliveries(
+            "state = 'failed' AND attempts >= 1 AND last_error LIKE '%TransportError%'"
+        )
+        == 3,
+        "the relay to fail to send all three",
+        timeout=60,
+        interval=0.2,
+        report=services.report,
+    )
+    assert booked(services.accounting) == 0
+    services.proxy.restore()
+    services.wait_booked(3)
+
+    assert relay.terminate() == 0, relay.output()
+    assert consumer.terminate() == 0, consumer.output()
+    assert figures(services.shop, services.accounting, services.broker) == all_of(3)
+    assert consumer_totals(consumer) == ["3 messages (processed 3)"]
+
+
+def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(services: Services) -> None:
+    count = 40
+    consumer = services.consumer()
+    consumer.start(services.accounting_env())
+    wait_for_queue(services.broker, services.report)
+    relay = services.relay()
+    relay.start(services.shop_env())
+    publisher = services.publisher(count, "--interval", "0.1")
+    publisher.start(services.shop_env())
+    wait_until(
+        lambda: booked(services.accounting) >= 5,
+        "the first entries to be booked",
+        timeout=120,
+        interval=0.1,
+        report=services.report,
+    )
+
+    # Every connection through the proxy drops, the shop's and the consumer's, and new ones
+    # are refused until it is restored: a broker restart, as both sides see it.
+    services.proxy.cut()
+    wait_until(
+        lambda: "lost the broker" in consumer.output(),
+        "the consumer to notice the broker is gone",
+        timeout=60,
+        interval=0.1,
+        report=services.report,
+    )
+    wait_until(
+        lambda: services.route_deliveries("last_error LIKE '%TransportError%'") >= 1,
+        "a send to fail while the broker is away",
+        timeout=60,
+        interval=0.1,
+        report=services.report,
+    )
+    services.proxy.restore()
+    services.wait_booked(count)
+
+    wait_until(lambda: publisher.exited() is not None, "the publisher to finish", timeout=60)
+    assert publisher.exited() == 0, publisher.output()
+    assert relay.terminate() == 0, relay.output()
+    assert consumer.terminate() == 0, consumer.output()
+    assert figures(services.shop, services.accounting, services.broker) == all_of(count)
+    assert consumer.starts == 1, "the consumer connected again by itself"
+
+
+def test_a_consumer_killed_between_its_commit_and_the_ack_has_no_second_effect(
+    services: Services,
+) -> None:
+    first = services.consumer()
+    first.start(services.accounting_env(ACCOUNTING_CRASH_AFTER_COMMIT="3"))
+    wait_for_queue(services.broker, services.report)
+    services.publisher(5).start(services.shop_env())
+    services.relay().start(services.shop_env())
+
+    wait_until(lambda: first.exited() is not None, "the consumer to kill itself", timeout=120)
+    assert first.exited() == -signal.SIGKILL, first.output()
+    # The third booking committed with its inbox row; its message was never acknowledged.
+    assert booked(services.accounting) == 3
+    second = services.process("consumer-again", "consumerproject", "consume_events")
+    second.start(services.accounting_env())
+    services.wait_booked(5)
+    wait_until(
+        lambda: services.route_deliveries("state = 'delivered'") == 5,
+        "the relay to have sent all five",
+        report=services.report,
+    )
+
+    assert second.terminate() == 0, second.output()
+    # The killed consumer's unacknowledged third message came back: a duplicate, no effect.
+    assert consumer_totals(second) == ["3 messages (duplicate 1, processed 2)"]
+    assert figures(services.shop, services.accounting, services.broker) == all_of(5)
+
+
+def payment_settled(order_id: int) -> tuple[dict[str, str], bytes]:
+    """A ``shop.PaymentSettled`` message at version 1 on the wire, as the shop sends it."""
+    message = Message(
+        id=str(uuid.uuid4()),
+        source="/shop",
+        type="shop.PaymentSettled",
+        time=timezone.now(),
+        data=json.dumps({"order_id": order_id, "amount": "12.25", "currency": "EUR"}).encode(),
+        extensions={"dataversion": "1"},
+    )
+    return to_structured(message)
+
+
+def inbox(accounting: Database) -> list[tuple[str, str]]:
+    return sorted(
+        (str(receiver), str(outcome))
+        for receiver, outcome in accounting.rows(
+            "SELECT receiver, outcome FROM domain_events_inbox"
+        )
+    )
+
+
+def test_the_same_message_delivered_twice_is_booked_once(services: Services) -> None:
+    consumer = services.consumer("--max-messages", "2")
+    consumer.start(services.accounting_env(through_proxy=False))
+    wait_for_queue(services.broker, services.report)
+    headers, body = payment_settled(7)
+
+    services.broker.put("shop.PaymentSettled", headers, body)
+    services.broker.put("shop.PaymentSettled", headers, body)
+    wait_until(lambda: consumer.exited() is not None, "the consumer to take both", timeout=60)
+
+    assert consumer.exited() == 0, consumer.output()
+    assert consumer_totals(consumer) == ["2 messages (duplicate 1, processed 1)"]
+    assert inbox(services.accounting) == [(CONSUMER, "processed")]
+    assert services.accounting.rows("SELECT order_id, amount_cents FROM ledger_ledgerentry") == [
+        (7, 1225)
+    ]
+    assert services.broker.queued() == 0
+
+
+def test_garbage_foreign_json_and_an_unknown_type_are_recorded_and_consuming_goes_on(
+    services: Services,
+) -> None:
+    consumer = services.consumer("--max-messages", "4")
+    consumer.start(services.accounting_env(through_proxy=False))
+    wait_for_queue(services.broker, services.report)
+    structured = {"content-type": "application/cloudevents+json"}
+    unknown_headers, unknown_body = payment_settled(8)
+    unknown_body = unknown_body.replace(b'"shop.PaymentSettled"', b'"shop.RefundIssued"')
+
+    services.broker.put("shop.PaymentSettled", structured, b"\xff\x00 forged, not JSON")
+    services.broker.put("shop.PaymentSettled", structured, b'{"hello": "world"}')
+    services.broker.put("shop.RefundIssued", unknown_headers, unknown_body)
+    services.broker.put("shop.PaymentSettled", *payment_settled(9))
+    wait_until(lambda: consumer.exited() is not None, "the consumer to take all four", timeout=60)
+
+    assert consumer.exited() == 0, consumer.output()
+    assert consumer.starts == 1
+    assert consumer_totals(consumer) == ["4 messages (malformed 2, processed 1, unknown_type 1)"]
+    # CONSUMER_UNKNOWN_TYPES is "record" (the default): each is kept, and acknowledged.
+    assert inbox(services.accounting) == [
+        ("", "malformed"),
+        ("", "malformed"),
+        ("", "unknown_type"),
+        (CONSUMER, "processed"),
+    ]
+    assert services.accounting.rows("SELECT order_id FROM ledger_ledgerentry") == [(9,)]
+    assert services.broker.queued() == 0
