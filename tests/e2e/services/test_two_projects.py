@@ -10,151 +10,24 @@ from __future__ import annotations
 import json
 import signal
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from django_domain_events.integration.messages import Message, to_structured
 from tests.e2e.services.two_projects import (
-    BROKERS,
     CONSUMER,
-    ROUTE,
-    Broker,
     Database,
-    Figures,
-    Process,
-    Templates,
+    Services,
+    all_of,
     booked,
     consumer_totals,
     figures,
-    migrated_templates,
-    project_env,
     wait_for_queue,
 )
 from tests.processes import wait_until
-from tests.tcp_proxy import TCPProxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
-
-@pytest.fixture(scope="module", params=BROKERS)
-def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
-    made: Broker = request.param()
-    made.create()
-    yield made
-    made.delete()
-
-
-@pytest.fixture(scope="module")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
-    with migrated_templates(tmp_path_factory.mktemp("two-projects")) as made:
-        yield made
-
-
-@dataclass
-class Services:
-    """The two projects of one test: their databases, a proxy in front of the broker, and
-    their processes (all stopped after the test)."""
-
-    broker: Broker
-    shop: Database
-    accounting: Database
-    proxy: TCPProxy
-    directory: Path
-    processes: list[Process] = field(default_factory=list)
-
-    def shop_env(self, *, through_proxy: bool = True) -> dict[str, str]:
-        port = self.proxy.port if through_proxy else self.broker.port
-        return project_env(
-            DEMO_BROKER_URL=self.broker.url(port),
-            DEMO_TRANSPORT_BACKEND=self.broker.backend,
-            **self.shop.env,
-        )
-
-    def accounting_env(self, *, through_proxy: bool = True, **extra: str) -> dict[str, str]:
-        port = self.proxy.port if through_proxy else self.broker.port
-        return project_env(
-            ACCOUNTING_BROKER_URL=self.broker.url(port),
-            ACCOUNTING_TRANSPORT_BACKEND=self.broker.backend,
-            **self.accounting.env,
-            **extra,
-        )
-
-    def process(self, name: str, project: str, *args: str) -> Process:
-        made = Process(self.directory, name, project, *args)
-        self.processes.append(made)
-        return made
-
-    def consumer(self, *args: str) -> Process:
-        return self.process("consumer", "consumerproject", "consume_events", *args)
-
-    def relay(self) -> Process:
-        return self.process("relay", "testproject", "relay_events", "--interval", "0.2")
-
-    def publisher(self, count: int, *args: str) -> Process:
-        return self.process(
-            "publisher", "testproject", "publish_payments", "--count", str(count), *args
-        )
-
-    def report(self) -> str:
-        counted = figures(self.shop, self.accounting, self.broker)
-        return "\n".join([str(counted), *(process.output() for process in self.processes)])
-
-    def wait_booked(self, count: int) -> None:
-        wait_until(
-            lambda: booked(self.accounting) == count,
-            f"{count} ledger entries",
-            timeout=120,
-            interval=0.2,
-            report=self.report,
-        )
-
-    def route_deliveries(self, where: str) -> int:
-        return int(
-            self.shop.value(
-                f"SELECT COUNT(*) FROM domain_events_delivery WHERE receiver = '{ROUTE}' AND {where}"
-            )
-        )
-
-
-@pytest.fixture
-def services(broker: Broker, templates: Templates, tmp_path: Path) -> Iterator[Services]:
-    shop, accounting = templates.copy(tmp_path)
-    proxy = TCPProxy(broker.host, broker.port)
-    made = Services(broker, shop, accounting, proxy, tmp_path / "processes")
-    try:
-        yield made
-    finally:
-        for process in made.processes:
-            process.kill()
-        proxy.close()
-        _delete_queue(broker)
-
-
-def _delete_queue(broker: Broker) -> None:
-    # What a failed test left on the queue must not reach the next test.
-    from kombu import Connection
-
-    from tests.e2e.services.two_projects import QUEUE
-
-    if broker.name == "rabbitmq":
-        with Connection(broker.url(broker.port)) as connection:
-            connection.default_channel.queue_delete(QUEUE)
-
-
-def all_of(count: int) -> Figures:
-    return Figures(
-        published=count,
-        sent=count,
-        consumed=count,
-        booked=count,
-        duplicate_effects=0,
-        lost=0,
-        stuck=0,
-    )
 
 
 def test_the_broker_down_at_commit_the_publish_succeeds_and_the_relay_sends_after(
@@ -172,10 +45,12 @@ def test_the_broker_down_at_commit_the_publish_succeeds_and_the_relay_sends_afte
     wait_until(lambda: publisher.exited() is not None, "the publisher to finish", timeout=60)
     assert publisher.exited() == 0, publisher.output()
     wait_until(
-        lambda: services.route_deliveries(
-            "state = 'failed' AND attempts >= 1 AND last_error LIKE '%TransportError%'"
-        )
-        == 3,
+        lambda: (
+            services.route_deliveries(
+                "state = 'failed' AND attempts >= 1 AND last_error LIKE '%TransportError%'"
+            )
+            == 3
+        ),
         "the relay to fail to send all three",
         timeout=60,
         interval=0.2,

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ import pytest
 
 from tests.conftest import require_service
 from tests.processes import ROOT, WorkerProcess, wait_until
+from tests.tcp_proxy import TCPProxy
 
 DESTINATION = "accounting"
 """The destination the shop routes ``shop.PaymentSettled`` to (testproject/settings.py)."""
@@ -62,6 +63,9 @@ class Broker(Protocol):
 
     def queued(self) -> int | None:
         """Messages in the accounting service's queue (None if it does not exist yet)."""
+
+    def delete_queue(self) -> None:
+        """Delete that queue, so that what a failed test left on it reaches no other test."""
 
 
 class RabbitMQBroker:
@@ -122,6 +126,12 @@ class RabbitMQBroker:
             except NotFound:
                 return None
             return int(declared.message_count)
+
+    def delete_queue(self) -> None:
+        from kombu import Connection
+
+        with Connection(self.url(self.port)) as connection:
+            connection.default_channel.queue_delete(QUEUE)
 
 
 BROKERS = [
@@ -192,7 +202,9 @@ class Templates:
         for name, template in ((shop, self.shop), (accounting, self.accounting)):
             _postgres(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
             self.made.append(name)
-        return Database("DEMO_POSTGRES_NAME", shop), Database("ACCOUNTING_POSTGRES_NAME", accounting)
+        return Database("DEMO_POSTGRES_NAME", shop), Database(
+            "ACCOUNTING_POSTGRES_NAME", accounting
+        )
 
     def drop(self) -> None:
         for name in reversed(self.made):
@@ -239,7 +251,10 @@ def migrated_templates(directory: Path) -> Iterator[Templates]:
         templates = Templates(
             str(directory / "shop.sqlite3"), str(directory / "accounting.sqlite3"), []
         )
-        env = {"DEMO_DATABASE_PATH": templates.shop, "ACCOUNTING_DATABASE_PATH": templates.accounting}
+        env = {
+            "DEMO_DATABASE_PATH": templates.shop,
+            "ACCOUNTING_DATABASE_PATH": templates.accounting,
+        }
     try:
         manage("testproject", "migrate", "--noinput", "-v", "0", env=project_env(**env))
         manage("consumerproject", "migrate", "--noinput", "-v", "0", env=project_env(**env))
@@ -299,12 +314,16 @@ def figures(shop: Database, accounting: Database, broker: Broker) -> Figures:
     """Count, in both databases and on the broker: every event published, every delivery
     sent, every message consumed and booked; booked more than once; published but never
     booked; and what is left anywhere unsettled."""
-    published = {str(uuid.UUID(str(row[0]))) for row in shop.rows(
-        "SELECT id FROM domain_events_outbox_event WHERE event_type = 'shop.PaymentSettled'"
-    )}
-    booked = [str(uuid.UUID(str(row[0]))) for row in accounting.rows(
-        "SELECT event_id FROM ledger_ledgerentry"
-    )]
+    published = {
+        str(uuid.UUID(str(row[0])))
+        for row in shop.rows(
+            "SELECT id FROM domain_events_outbox_event WHERE event_type = 'shop.PaymentSettled'"
+        )
+    }
+    booked = [
+        str(uuid.UUID(str(row[0])))
+        for row in accounting.rows("SELECT event_id FROM ledger_ledgerentry")
+    ]
     sent = shop.value(
         f"SELECT COUNT(*) FROM domain_events_delivery WHERE receiver = '{ROUTE}' "
         "AND state = 'delivered'"
@@ -338,7 +357,9 @@ def booked(accounting: Database) -> int:
 
 def consumer_totals(process: Process) -> list[str]:
     """The "Consumer done" totals each start of ``process`` printed."""
-    return [f"{count} messages ({outcomes})" for count, outcomes in TOTALS.findall(process.output())]
+    return [
+        f"{count} messages ({outcomes})" for count, outcomes in TOTALS.findall(process.output())
+    ]
 
 
 def wait_for_queue(broker: Broker, report: Any) -> None:
@@ -349,4 +370,83 @@ def wait_for_queue(broker: Broker, report: Any) -> None:
         timeout=60,
         interval=0.2,
         report=report,
+    )
+
+
+@dataclass
+class Services:
+    """The two projects of one test: their databases, a proxy in front of the broker, and
+    their processes (all stopped after the test)."""
+
+    broker: Broker
+    shop: Database
+    accounting: Database
+    proxy: TCPProxy
+    directory: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def shop_env(self, *, through_proxy: bool = True) -> dict[str, str]:
+        port = self.proxy.port if through_proxy else self.broker.port
+        return project_env(
+            DEMO_BROKER_URL=self.broker.url(port),
+            DEMO_TRANSPORT_BACKEND=self.broker.backend,
+            **self.shop.env,
+        )
+
+    def accounting_env(self, *, through_proxy: bool = True, **extra: str) -> dict[str, str]:
+        port = self.proxy.port if through_proxy else self.broker.port
+        return project_env(
+            ACCOUNTING_BROKER_URL=self.broker.url(port),
+            ACCOUNTING_TRANSPORT_BACKEND=self.broker.backend,
+            **self.accounting.env,
+            **extra,
+        )
+
+    def process(self, name: str, project: str, *args: str) -> Process:
+        made = Process(self.directory, name, project, *args)
+        self.processes.append(made)
+        return made
+
+    def consumer(self, *args: str) -> Process:
+        return self.process("consumer", "consumerproject", "consume_events", *args)
+
+    def relay(self) -> Process:
+        return self.process("relay", "testproject", "relay_events", "--interval", "0.2")
+
+    def publisher(self, count: int, *args: str) -> Process:
+        return self.process(
+            "publisher", "testproject", "publish_payments", "--count", str(count), *args
+        )
+
+    def report(self) -> str:
+        counted = figures(self.shop, self.accounting, self.broker)
+        return "\n".join([str(counted), *(process.output() for process in self.processes)])
+
+    def wait_booked(self, count: int) -> None:
+        wait_until(
+            lambda: booked(self.accounting) == count,
+            f"{count} ledger entries",
+            timeout=120,
+            interval=0.2,
+            report=self.report,
+        )
+
+    def route_deliveries(self, where: str) -> int:
+        return int(
+            self.shop.value(
+                "SELECT COUNT(*) FROM domain_events_delivery "
+                f"WHERE receiver = '{ROUTE}' AND {where}"
+            )
+        )
+
+
+def all_of(count: int) -> Figures:
+    return Figures(
+        published=count,
+        sent=count,
+        consumed=count,
+        booked=count,
+        duplicate_effects=0,
+        lost=0,
+        stuck=0,
     )
