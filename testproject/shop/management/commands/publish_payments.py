@@ -35,7 +35,9 @@ class Command(BaseCommand):
         first = options["first"]
         for order_id in range(first, first + options["count"]):
             with transaction.atomic():
-                publish(PaymentSettled(order_id=order_id, amount=Decimal(order_id) + Decimal("0.5")))
+                publish(
+                    PaymentSettled(order_id=order_id, amount=Decimal(order_id) + Decimal("0.5"))
+                )
             self.stdout.write(f"Published PaymentSettled for order #{order_id}")
             self.stdout.flush()
             if options["interval"]:
