@@ -32,7 +32,7 @@ COLD_STOP_TIMEOUT = 5.0
 """Seconds a cold shutdown waits for it."""
 
 
-class ConsumeEventsStep(bootsteps.StartStopStep):
+class ConsumeEventsStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celery is untyped
     """Consumes ``DOMAIN_EVENTS["CONSUME"]``'s queue into the ``@consumer`` receivers while the
     worker runs, in a thread started after the worker's pool and stopped before it."""
 

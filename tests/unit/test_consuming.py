@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from django_domain_events import Envelope, GiveUp, IntegrationEvent, NamedEvent
 from django_domain_events.declaration.registry import registry
-from django_domain_events.integration.consumers import consumer
 from django_domain_events.exceptions import TransportConfigurationError, TransportError
 from django_domain_events.integration import consuming
+from django_domain_events.integration.consumers import consumer
 from django_domain_events.integration.consuming import Consumer, ConsumerStopped
 from django_domain_events.integration.inbox import InboxMessage, InboxOutcome
 from django_domain_events.integration.messages import Message
