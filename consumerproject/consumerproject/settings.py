@@ -5,9 +5,9 @@ Not for production: the secret key is public and DEBUG is on.
 
 Environment variables:
 
-- ``ACCOUNTING_BROKER_URL``: the RabbitMQ broker the shop sends to (default
-  ``amqp://guest:guest@127.0.0.1:5672//``); ``ACCOUNTING_TRANSPORT_BACKEND`` another
-  transport's ``BACKEND``.
+- ``ACCOUNTING_BROKER_URL``: the broker the shop sends to: RabbitMQ (default
+  ``amqp://guest:guest@127.0.0.1:5672//``) or, with a ``redis://`` URL, Redis Streams;
+  ``ACCOUNTING_TRANSPORT_OPTIONS``: the transport's ``OPTIONS``, as JSON.
 - ``ACCOUNTING_DATABASE_PATH``: the SQLite file to use instead of ``consumerproject/db.sqlite3``;
   ``ACCOUNTING_POSTGRES_NAME``: a PostgreSQL database on 127.0.0.1:5432 (user ``postgres``)
   instead of SQLite.
@@ -16,6 +16,7 @@ Environment variables:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,13 @@ BROKER_URL = os.environ.get("ACCOUNTING_BROKER_URL") or "amqp://guest:guest@127.
 DOMAIN_EVENTS: dict[str, Any] = {
     "TRANSPORTS": {
         "default": {
-            "BACKEND": os.environ.get("ACCOUNTING_TRANSPORT_BACKEND")
-            or "django_domain_events.transports.rabbitmq.RabbitMQTransport",
+            "BACKEND": (
+                "django_domain_events.transports.redis_streams.RedisStreamsTransport"
+                if BROKER_URL.startswith(("redis://", "rediss://"))
+                else "django_domain_events.transports.rabbitmq.RabbitMQTransport"
+            ),
             "URL": BROKER_URL,
+            "OPTIONS": json.loads(os.environ.get("ACCOUNTING_TRANSPORT_OPTIONS") or "{}"),
         }
     },
     # The shop sends to the destination "accounting" with the event type as routing key;

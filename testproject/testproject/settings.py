@@ -14,12 +14,14 @@ Environment variables:
 - ``DEMO_BROKER_URL``: a RabbitMQ broker (``amqp://guest:guest@127.0.0.1:5672//``) that
   ``shop.PaymentSettled`` is sent to as a CloudEvent, on the exchange ``accounting`` with its
   event type as routing key (a ``redis://`` URL sends them to Redis Streams instead); unset, no
-  event leaves the project. The accounting service in ``consumerproject/`` consumes them
-  (``scripts/demo.py --consumer`` runs both).
+  event leaves the project. ``DEMO_TRANSPORT_OPTIONS``: the transport's ``OPTIONS``, as JSON.
+  The accounting service in ``consumerproject/`` consumes them (``scripts/demo.py
+  --consumer`` runs both).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,7 @@ if os.environ.get("DEMO_BROKER_URL"):
                 else "django_domain_events.transports.rabbitmq.RabbitMQTransport"
             ),
             "URL": os.environ["DEMO_BROKER_URL"],
+            "OPTIONS": json.loads(os.environ.get("DEMO_TRANSPORT_OPTIONS") or "{}"),
         }
     }
     DOMAIN_EVENTS["ROUTES"] = {"shop.PaymentSettled": {"DESTINATION": "accounting"}}

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -45,6 +46,8 @@ def test_a_celery_worker_consumes_and_a_sigterm_settles_what_it_holds_and_exits(
         "--pool=solo",
         "--loglevel=INFO",
         "--hostname=accounting-worker@%h",
+        # The worker's own task queue, which no other worker on the broker shares.
+        f"--queues=accounting-{uuid.uuid4().hex[:8]}",
         "--without-heartbeat",
         "--without-mingle",
         "--without-gossip",

@@ -5,12 +5,14 @@ publishes ``shop.PaymentSettled`` and its relay sends it; the accounting service
 Each project has a database of its own, SQLite files or, under ``DOMAIN_EVENTS_TEST_DB=
 postgres``, PostgreSQL databases, migrated once per module and copied for every test. The
 broker is a test parameter (``BROKERS``): each entry isolates the test run on the broker (a
-RabbitMQ vhost of its own), gives the projects its URL, and can put raw bytes on the queue.
+RabbitMQ vhost, Redis streams of its own), gives the projects its URL and transport options,
+and can put raw bytes on the queue.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -45,7 +47,8 @@ class Broker(Protocol):
     """What the tests need of a broker: isolation, a URL, raw messages and what is queued."""
 
     name: str
-    backend: str
+    options: dict[str, Any]
+    """The transport's ``OPTIONS`` in both projects."""
     host: str
     port: int
 
@@ -72,12 +75,12 @@ class RabbitMQBroker:
     """The local RabbitMQ, in a vhost of this run's own (``rabbitmqctl``), deleted after it."""
 
     name = "rabbitmq"
-    backend = "django_domain_events.transports.rabbitmq.RabbitMQTransport"
     host = "127.0.0.1"
     port = 5672
 
     def __init__(self) -> None:
         self.vhost = f"dde-two-projects-{uuid.uuid4().hex[:10]}"
+        self.options: dict[str, Any] = {}
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
@@ -134,8 +137,67 @@ class RabbitMQBroker:
             connection.default_channel.queue_delete(QUEUE)
 
 
+class RedisStreamsBroker:
+    """The local Redis, with streams of this run's own (a ``stream_prefix``), deleted after
+    it. A dead consumer's entries are taken over after 2 s instead of a minute."""
+
+    name = "redis_streams"
+    host = "127.0.0.1"
+    port = 6379
+
+    def __init__(self) -> None:
+        self.prefix = f"dde-two-projects-{uuid.uuid4().hex[:10]}:"
+        self.options = {"stream_prefix": self.prefix, "claim_idle": 2.0}
+        self.stream = f"{self.prefix}{DESTINATION}"
+
+    def _client(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url(self.port))
+
+    def create(self) -> None:
+        require_service("Redis", self.host, self.port, "redis-server --daemonize yes")
+
+    def delete(self) -> None:
+        client = self._client()
+        try:
+            for key in client.scan_iter(f"{self.prefix}*"):
+                client.delete(key)
+        finally:
+            client.close()
+
+    def url(self, port: int) -> str:
+        return f"redis://{self.host}:{port}/0"
+
+    def put(self, routing_key: str, headers: dict[str, Any], body: bytes) -> None:
+        client = self._client()
+        try:
+            client.xadd(self.stream, {**headers, "routing_key": routing_key, "body": body})
+        finally:
+            client.close()
+
+    def queued(self) -> int | None:
+        import redis
+
+        client = self._client()
+        try:
+            groups = client.xinfo_groups(self.stream)
+        except redis.ResponseError:
+            return None
+        finally:
+            client.close()
+        for group in groups:
+            if group["name"] in (QUEUE, QUEUE.encode()):
+                return int(group.get("lag") or 0) + int(group["pending"])
+        return None
+
+    def delete_queue(self) -> None:
+        self.delete()
+
+
 BROKERS = [
     pytest.param(RabbitMQBroker, id="rabbitmq"),
+    pytest.param(RedisStreamsBroker, id="redis_streams"),
 ]
 """The brokers every test runs on: add a transport's ``Broker`` here to prove it too."""
 
@@ -389,7 +451,7 @@ class Services:
         port = self.proxy.port if through_proxy else self.broker.port
         return project_env(
             DEMO_BROKER_URL=self.broker.url(port),
-            DEMO_TRANSPORT_BACKEND=self.broker.backend,
+            DEMO_TRANSPORT_OPTIONS=json.dumps(self.broker.options),
             **self.shop.env,
         )
 
@@ -397,7 +459,7 @@ class Services:
         port = self.proxy.port if through_proxy else self.broker.port
         return project_env(
             ACCOUNTING_BROKER_URL=self.broker.url(port),
-            ACCOUNTING_TRANSPORT_BACKEND=self.broker.backend,
+            ACCOUNTING_TRANSPORT_OPTIONS=json.dumps(self.broker.options),
             **self.accounting.env,
             **extra,
         )
