@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from tests.e2e.services.two_projects import (
+    RabbitMQBroker,
     Services,
     all_of,
     booked,
@@ -30,6 +31,8 @@ COUNT = 10
 LATER = 5
 
 
+# The step is the same on every transport, which the tests of two projects cover: one is enough.
+@pytest.mark.parametrize("broker", [RabbitMQBroker], ids=["rabbitmq"], indirect=True)
 def test_a_celery_worker_consumes_and_a_sigterm_settles_what_it_holds_and_exits(
     services: Services,
 ) -> None:

@@ -67,7 +67,7 @@ def test_the_broker_down_at_commit_the_publish_succeeds_and_the_relay_sends_afte
 
 
 def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(services: Services) -> None:
-    count = 40
+    count = 20
     consumer = services.consumer()
     consumer.start(services.accounting_env())
     wait_for_queue(services.broker, services.report)
