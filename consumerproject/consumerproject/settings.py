@@ -84,7 +84,7 @@ else:
             "NAME": os.environ.get("ACCOUNTING_DATABASE_PATH") or BASE_DIR / "db.sqlite3",
             # The server and the consumer write at once: take the write lock at BEGIN, and
             # wait for it rather than fail.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 60},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -91,6 +91,7 @@ class ConsumeEventsStep(bootsteps.StartStopStep):  # type: ignore[misc]  # celer
     def _stop(self, timeout: float) -> None:
         if self.consumer is None or self.thread is None:
             return
+        logger.info("Stopping the consumer in the worker once the message in hand is settled")
         self.consumer.stop()
         self.thread.join(timeout)
         if self.thread.is_alive():

@@ -7,14 +7,10 @@ consumed N, no effect twice, nothing lost, nothing left unsettled anywhere.
 
 from __future__ import annotations
 
-import json
 import signal
-import uuid
 
 import pytest
-from django.utils import timezone
 
-from django_domain_events.integration.messages import Message, to_structured
 from tests.e2e.services.two_projects import (
     CONSUMER,
     Database,
@@ -23,6 +19,7 @@ from tests.e2e.services.two_projects import (
     booked,
     consumer_totals,
     figures,
+    payment_settled,
     wait_for_queue,
 )
 from tests.processes import wait_until
@@ -137,19 +134,6 @@ def test_a_consumer_killed_between_its_commit_and_the_ack_has_no_second_effect(
     # The killed consumer's unacknowledged third message came back: a duplicate, no effect.
     assert consumer_totals(second) == ["3 messages (duplicate 1, processed 2)"]
     assert figures(services.shop, services.accounting, services.broker) == all_of(5)
-
-
-def payment_settled(order_id: int) -> tuple[dict[str, str], bytes]:
-    """A ``shop.PaymentSettled`` message at version 1 on the wire, as the shop sends it."""
-    message = Message(
-        id=str(uuid.uuid4()),
-        source="/shop",
-        type="shop.PaymentSettled",
-        time=timezone.now(),
-        data=json.dumps({"order_id": order_id, "amount": "12.25", "currency": "EUR"}).encode(),
-        extensions={"dataversion": "1"},
-    )
-    return to_structured(message)
 
 
 def inbox(accounting: Database) -> list[tuple[str, str]]:

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from django.utils import timezone
 
+from django_domain_events.integration.messages import Message, to_structured
 from tests.conftest import require_service
 from tests.processes import ROOT, WorkerProcess, wait_until
 from tests.tcp_proxy import TCPProxy
@@ -357,6 +359,40 @@ class Process(WorkerProcess):
         process = self.process
         self.stop_with(signal.SIGTERM)
         return int(process.returncode)
+
+
+def payment_settled(order_id: int) -> tuple[dict[str, str], bytes]:
+    """A ``shop.PaymentSettled`` message at version 1 on the wire, as the shop sends it."""
+    message = Message(
+        id=str(uuid.uuid4()),
+        source="/shop",
+        type="shop.PaymentSettled",
+        time=timezone.now(),
+        data=json.dumps({"order_id": order_id, "amount": "12.25", "currency": "EUR"}).encode(),
+        extensions={"dataversion": "1"},
+    )
+    return to_structured(message)
+
+
+class LedgerLock:
+    """A write lock on the accounting service's ledger, held from another connection until
+    ``release()``: a booking started meanwhile waits inside its transaction."""
+
+    def __init__(self, accounting: Database) -> None:
+        if on_postgres():
+            import psycopg
+
+            self._connection: Any = psycopg.connect(
+                host="127.0.0.1", user="postgres", dbname=accounting.location
+            )
+            self._connection.execute("LOCK TABLE ledger_ledgerentry IN EXCLUSIVE MODE")
+        else:
+            self._connection = sqlite3.connect(accounting.location, isolation_level=None)
+            self._connection.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self._connection.rollback()
+        self._connection.close()
 
 
 @dataclass
