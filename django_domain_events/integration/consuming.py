@@ -30,7 +30,13 @@ from django_domain_events.declaration.events import DomainEvent, NamedEvent
 from django_domain_events.declaration.registry import Receiver
 from django_domain_events.declaration.retry import policy_for
 from django_domain_events.delivery.runner import call_receiver
-from django_domain_events.exceptions import DomainEventsError, EventDecodeError, GiveUp
+from django_domain_events.exceptions import (
+    DomainEventsError,
+    EventDecodeError,
+    GiveUp,
+    TransportConfigurationError,
+    TransportError,
+)
 from django_domain_events.integration.consumers import consumers_for
 from django_domain_events.integration.inbox import NO_RECEIVER, InboxMessage, InboxOutcome
 from django_domain_events.integration.messages import Message
@@ -38,6 +44,11 @@ from django_domain_events.observability import metrics, tracing
 from django_domain_events.transports.base import Destination, Received, Transport
 
 logger = logging.getLogger("django_domain_events")
+
+RECONNECT_DELAY = 1.0
+"""Seconds a consumer waits before it connects again after losing the broker; doubled after
+each failure in a row, up to ``RECONNECT_MAX_DELAY``."""
+RECONNECT_MAX_DELAY = 30.0
 
 
 class Consumed(enum.Enum):
@@ -148,6 +159,8 @@ class Consumer:
         self.totals = ConsumerTotals()
         self.failure: Exception | None = None
         """What stopped it, when recording a message's outcome failed."""
+        self.reconnects = 0
+        """Times it lost the broker and connected again."""
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -160,10 +173,34 @@ class Consumer:
         return self._stop.is_set()
 
     def run(self) -> ConsumerTotals:
-        """Consume until stopped; return the totals. Raises ``ConsumerStopped`` if a message's
-        outcome could not be recorded (the message was given back to the broker)."""
+        """Consume until stopped; return the totals. A lost or refused broker connection is
+        opened again, after ``RECONNECT_DELAY`` doubling up to ``RECONNECT_MAX_DELAY``: the
+        messages left unacknowledged go back to the queue, where the inbox makes their copies
+        harmless. Raises ``ConsumerStopped`` if a message's outcome could not be recorded (the
+        message was given back to the broker)."""
+        delay = RECONNECT_DELAY
         try:
-            self.transport.consume(self.destinations, self.queue, self.handle, self._stop)
+            while not self._stop.is_set():
+                handled = self.totals.messages
+                try:
+                    self.transport.consume(self.destinations, self.queue, self.handle, self._stop)
+                    break
+                except TransportConfigurationError:
+                    raise
+                except TransportError as exc:
+                    if self._stop.is_set():
+                        break
+                    if self.totals.messages != handled:
+                        delay = RECONNECT_DELAY
+                    logger.warning(
+                        "Consumer of queue %r lost the broker (%s); connecting again in %g s",
+                        self.queue,
+                        exc,
+                        delay,
+                    )
+                    self.reconnects += 1
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, RECONNECT_MAX_DELAY)
         finally:
             close_old_connections()
         if self.failure is not None:

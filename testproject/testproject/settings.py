@@ -6,17 +6,22 @@ Environment variables:
 
 - ``DOMAIN_EVENTS_DISPATCHER``: the default dispatcher (``sync`` unless set; ``deferred`` leaves
   every delivery pending for the relay).
-- ``DEMO_DATABASE_PATH``: the SQLite file to use instead of ``testproject/db.sqlite3``.
+- ``DEMO_DATABASE_PATH``: the SQLite file to use instead of ``testproject/db.sqlite3``;
+  ``DEMO_POSTGRES_NAME``: a PostgreSQL database on 127.0.0.1:5432 (user ``postgres``) instead.
 - ``DEMO_CELERY_BROKER_URL``: the broker of the Celery app in ``testproject/celery.py``, which
   the ``celery`` dispatcher then uses, on the queue ``DEMO_CELERY_QUEUE`` (``scripts/demo.py
   --celery`` sets them and ``DOMAIN_EVENTS_DISPATCHER=celery``).
 - ``DEMO_BROKER_URL``: a RabbitMQ broker (``amqp://guest:guest@127.0.0.1:5672//``) that
   ``shop.PaymentSettled`` is sent to as a CloudEvent, on the exchange ``accounting`` with its
-  event type as routing key; unset, no event leaves the project.
+  event type as routing key (a ``redis://`` URL sends them to Redis Streams instead); unset, no
+  event leaves the project. ``DEMO_TRANSPORT_OPTIONS``: the transport's ``OPTIONS``, as JSON.
+  The accounting service in ``consumerproject/`` consumes them (``scripts/demo.py
+  --consumer`` runs both).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -68,12 +73,26 @@ TEMPLATES = [
 WSGI_APPLICATION = "testproject.wsgi.application"
 ASGI_APPLICATION = "testproject.asgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("DEMO_DATABASE_PATH") or BASE_DIR / "db.sqlite3",
+if os.environ.get("DEMO_POSTGRES_NAME"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": "127.0.0.1",
+            "PORT": "5432",
+            "USER": "postgres",
+            "NAME": os.environ["DEMO_POSTGRES_NAME"],
+        }
     }
-}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("DEMO_DATABASE_PATH") or BASE_DIR / "db.sqlite3",
+            # The server, the relay and a worker write at once: take the write lock at BEGIN,
+            # and wait for it rather than fail.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -96,6 +115,7 @@ if os.environ.get("DEMO_BROKER_URL"):
                 else "django_domain_events.transports.rabbitmq.RabbitMQTransport"
             ),
             "URL": os.environ["DEMO_BROKER_URL"],
+            "OPTIONS": json.loads(os.environ.get("DEMO_TRANSPORT_OPTIONS") or "{}"),
         }
     }
     DOMAIN_EVENTS["ROUTES"] = {"shop.PaymentSettled": {"DESTINATION": "accounting"}}

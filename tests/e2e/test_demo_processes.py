@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_service
+from tests.e2e.services.two_projects import RabbitMQBroker
 from tests.processes import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTED = re.compile(r"^demo: started the (\w+) \(pid (\d+)\)$", re.MULTILINE)
+STARTED = re.compile(r"^demo: started the ([\w-]+) \(pid (\d+)\)$", re.MULTILINE)
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +62,10 @@ RELAY_DELIVERED = r"Batch: .*delivered [1-9]"
 
 
 def run_demo_until_sigint(
-    tmp_path: Path, *options: str, awaiting: str = RELAY_DELIVERED
+    tmp_path: Path,
+    *options: str,
+    awaiting: str = RELAY_DELIVERED,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[dict[str, int], str]:
     """Start the demo on a free port and a fresh database, with this interpreter; once the
     admin answers and its output matches ``awaiting``, send SIGINT as Ctrl-C does. Returns the
@@ -73,6 +77,7 @@ def run_demo_until_sigint(
     env["PYTHONPATH"] = str(ROOT)
     # A queue of this test's own: no other demo's worker takes its tasks.
     env["DEMO_CELERY_QUEUE"] = f"shop-demo-{uuid.uuid4().hex[:8]}"
+    env.update(extra_env or {})
     with output.open("wb") as out:
         demo = subprocess.Popen(
             [
@@ -147,3 +152,47 @@ def test_the_celery_demo_runs_deliveries_in_a_worker_and_ctrl_c_stops_it(tmp_pat
         rows = database.execute("SELECT DISTINCT dispatcher FROM domain_events_delivery")
         # Every receiver on Celery, but the one the shop leaves to the relay.
         assert {dispatcher for (dispatcher,) in rows} == {"celery", "deferred"}
+
+
+def test_the_consumer_demo_sends_payments_to_the_accounting_service_and_ctrl_c_stops_it(
+    tmp_path: Path,
+) -> None:
+    broker = RabbitMQBroker()
+    broker.create()
+    try:
+        children, output = run_demo_until_sigint(
+            tmp_path,
+            "--consumer",
+            awaiting=r"Booked order #\d+",
+            extra_env={
+                "DEMO_BROKER_URL": broker.url(broker.port),
+                "ACCOUNTING_DATABASE_PATH": str(tmp_path / "accounting.sqlite3"),
+            },
+        )
+    finally:
+        broker.delete()
+
+    assert set(children) == {"server", "relay", "accounting-server", "accounting-consumer"}
+    assert "Accounting admin: Username: admin" in output
+    with closing(sqlite3.connect(tmp_path / "demo.sqlite3")) as database:
+        sent = {
+            uuid.UUID(event_id)
+            for (event_id,) in database.execute(
+                "SELECT e.id FROM domain_events_outbox_event e JOIN domain_events_delivery d "
+                "ON d.event_id = e.id WHERE d.receiver = ? AND d.state = 'delivered'",
+                ("broker:default:accounting:shop.PaymentSettled",),
+            )
+        }
+    with closing(sqlite3.connect(tmp_path / "accounting.sqlite3")) as database:
+        booked = [
+            uuid.UUID(event_id)
+            for (event_id,) in database.execute("SELECT event_id FROM ledger_ledgerentry")
+        ]
+        inbox = database.execute(
+            "SELECT receiver, outcome, COUNT(*) FROM domain_events_inbox GROUP BY 1, 2"
+        ).fetchall()
+    # What the accounting service booked, the shop sent, once each; its inbox shows each.
+    assert booked
+    assert set(booked) <= sent
+    assert len(set(booked)) == len(booked)
+    assert inbox == [("ledger.receivers.book_payment", "processed", len(booked))]

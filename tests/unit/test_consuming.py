@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from django_domain_events import Envelope, GiveUp, IntegrationEvent, NamedEvent
 from django_domain_events.declaration.registry import registry
+from django_domain_events.exceptions import TransportConfigurationError, TransportError
+from django_domain_events.integration import consuming
 from django_domain_events.integration.consumers import consumer
 from django_domain_events.integration.consuming import Consumer, ConsumerStopped
 from django_domain_events.integration.inbox import InboxMessage, InboxOutcome
@@ -267,6 +269,44 @@ def test_a_consumer_that_cannot_record_an_outcome_stops_and_gives_the_message_ba
 
     assert len(transport.rejected) == 1
     assert in_process_transport.broker.waiting(QUEUE) == 2, "nothing lost, nothing looped"
+
+
+class LosesTheBroker(InProcessTransport):
+    """Its first ``failures`` connections fail as a broker going away would."""
+
+    def __init__(self, failures: int, error: type[TransportError] = TransportError) -> None:
+        super().__init__()
+        self.failures = failures
+        self.error = error
+
+    def consume(self, *args: Any, **kwargs: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise self.error("Connection reset by peer")
+        super().consume(*args, **kwargs)
+
+
+@transactional
+def test_a_consumer_that_loses_the_broker_connects_again_and_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(consuming, "RECONNECT_DELAY", 0.0)
+    declare_recording()
+    send(message())
+
+    running = consume(LosesTheBroker(failures=2))
+
+    assert running.reconnects == 2
+    assert running.totals.outcomes == {"processed": 1}
+    assert effects() == 1
+
+
+@transactional
+def test_a_transport_misconfigured_stops_the_consumer_instead_of_reconnecting() -> None:
+    declare_recording()
+
+    with pytest.raises(TransportConfigurationError):
+        consume(LosesTheBroker(failures=1, error=TransportConfigurationError))
 
 
 @transactional
