@@ -153,6 +153,8 @@ class RelayClaims:
             return self._claim_in_one_statement(limit)
         kinds = self._kinds()
         with transaction.atomic(using=self.alias):
+            if connections[self.alias].vendor == "sqlite":
+                _take_the_write_lock(self.alias)
             found: list[_Row] = []
             for queryset, order in kinds:
                 if len(found) >= limit:
@@ -356,3 +358,13 @@ class RelayClaims:
         return buried
 
     # Handing over -------------------------------------------------------------------------
+
+
+def _take_the_write_lock(alias: str) -> None:
+    # SQLite: a transaction that reads, then writes, fails at once with "database is locked"
+    # when another connection wrote in between (its snapshot is stale; waiting cannot help).
+    # Writing first takes the write lock at the start, waiting for it up to the busy timeout,
+    # as OPTIONS["transaction_mode"] = "IMMEDIATE" does for every transaction.
+    table = connections[alias].ops.quote_name(Delivery._meta.db_table)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET id = id WHERE 0")
