@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from django_domain_events.conf import settings
@@ -93,6 +94,10 @@ def decode_message(message: Message) -> DomainEvent | NamedEvent:
         raise EventDecodeError(
             f"{message.type}: the dataversion extension is {raw_version!r}, not an integer."
         ) from None
+    if version < 1:
+        raise EventDecodeError(
+            f"{message.type}: the dataversion extension is {raw_version!r}; versions start at 1."
+        )
     try:
         payload = decode_json(message.data)
     except msgspec.DecodeError as exc:
@@ -115,8 +120,10 @@ def envelope_of(message: Message) -> Envelope:
 
 
 def _version(message: Message) -> int:
+    # What the inbox row records: a version that is no positive integer is kept as 0 (the
+    # message is recorded dead by decode_message()).
     try:
-        return int(message.extensions.get("dataversion", "1"))
+        return max(int(message.extensions.get("dataversion", "1")), 0)
     except ValueError:
         return 1
 
@@ -344,13 +351,9 @@ class _Inbox:
         """Insert the row as processed, or lock the earlier row of a failed try; the attempts
         failed so far, or None if the message was processed already."""
         now = timezone.now()
-        try:
-            with transaction.atomic(using=self.using):
-                self._new_row(InboxOutcome.PROCESSED, received_at=now, processed_at=now)
+        if self._new_row(InboxOutcome.PROCESSED, received_at=now, processed_at=now):
             return 0
-        except IntegrityError:
-            # Another copy's row: on PostgreSQL the insert waited for its transaction to end.
-            pass
+        # Another copy's row: on PostgreSQL the insert waited for its transaction to end.
         found = self.rows.select_for_update().values_list("outcome", "attempts").first()
         if found is None or found[0] == InboxOutcome.PROCESSED:
             return None
@@ -379,11 +382,9 @@ class _Inbox:
         )
         policy = policy_for(self.receiver)
         with transaction.atomic(using=self.using):
-            try:
-                with transaction.atomic(using=self.using):
-                    self._new_row(InboxOutcome.FAILED, received_at=timezone.now(), attempts=1)
+            if self._new_row(InboxOutcome.FAILED, received_at=timezone.now(), attempts=1):
                 attempts = 1
-            except IntegrityError:
+            else:
                 found = self.rows.select_for_update().values_list("outcome", "attempts").first()
                 if found is None or found[0] == InboxOutcome.PROCESSED:
                     return Consumed.DUPLICATE
@@ -400,10 +401,12 @@ class _Inbox:
             )
         return Consumed.DEAD if dead else Consumed.FAILED
 
-    def _new_row(self, outcome: str, **values: Any) -> None:
+    def _new_row(self, outcome: str, **values: Any) -> bool:
+        """Insert this message's row for the receiver; False if one exists already (the
+        unique pair), in which case nothing was written."""
         message = self.message
         keep = outcome != InboxOutcome.PROCESSED
-        InboxMessage.objects.using(self.using).create(
+        row = InboxMessage(
             message_id=message.id,
             receiver=self.receiver.name,
             outcome=outcome,
@@ -412,6 +415,7 @@ class _Inbox:
             **_described(message),
             **values,
         )
+        return insert_unless_present(row, self.using)
 
 
 def _described(message: Message) -> dict[str, Any]:
@@ -463,3 +467,30 @@ def record_unread(
     except IntegrityError:
         pass
     return Consumed.MALFORMED
+
+
+def insert_unless_present(row: InboxMessage, using: str) -> bool:
+    """Insert ``row``; return False, having written nothing, if its (message id, receiver) pair
+    is taken. On PostgreSQL and SQLite one ``INSERT … ON CONFLICT (the pair) DO NOTHING``; elsewhere
+    (MySQL's ``INSERT IGNORE`` would also swallow other errors) an INSERT in a savepoint, whose
+    ``IntegrityError`` says the same: two statements more."""
+    connection = connections[using]
+    if connection.vendor not in ("postgresql", "sqlite"):
+        try:
+            with transaction.atomic(using=using):
+                row.save(using=using, force_insert=True)
+        except IntegrityError:
+            return False
+        return True
+    query = InsertQuery(InboxMessage)
+    query.insert_values(list(InboxMessage._meta.concrete_fields), [row])
+    [(sql, params)] = query.get_compiler(using=using).as_sql()
+    # Only the pair's conflict is let through; any other constraint still raises.
+    pair = ", ".join(
+        connection.ops.quote_name(str(getattr(InboxMessage._meta.get_field(name), "column", name)))
+        for name in ("message_id", "receiver")
+    )
+    sql += f" ON CONFLICT ({pair}) DO NOTHING"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return bool(cursor.rowcount == 1)

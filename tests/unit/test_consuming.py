@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connections
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_domain_events import Envelope, GiveUp, IntegrationEvent, NamedEvent
@@ -432,3 +434,34 @@ def test_prune_inbox_deletes_processed_rows_past_their_retention_only() -> None:
     call_command("prune_inbox", "--batch-size", "1")
 
     assert sorted(InboxMessage.objects.values_list("message_id", flat=True)) == ["1", "2"]
+
+
+@transactional
+def test_a_message_and_its_copy_take_one_statement_each_to_claim_without_a_savepoint() -> None:
+    declare_recording()
+    sent = message()
+    send(sent, sent)
+
+    with CaptureQueriesContext(connections["default"]) as queries:
+        running = consume()
+
+    assert running.totals.outcomes == {"processed": 1, "duplicate": 1}
+    savepoints = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" in q["sql"].upper()]
+    if connections["default"].vendor in ("postgresql", "sqlite"):
+        # INSERT … ON CONFLICT DO NOTHING: a copy's insert writes nothing and raises nothing.
+        assert savepoints == []
+    else:
+        assert savepoints, "elsewhere the insert runs in a savepoint"
+
+
+@transactional
+def test_a_message_with_a_negative_dataversion_is_dead_and_the_consumer_goes_on() -> None:
+    declare_recording()
+    send(message(version=-3), message(4))
+
+    running = consume()
+
+    [dead] = InboxMessage.objects.filter(outcome=InboxOutcome.DEAD)
+    assert "dataversion" in dead.last_error
+    assert effects() == 1
+    assert running.failure is None
