@@ -15,6 +15,8 @@ MODULES = (
     "relay",
     "listening",
     "memory",
+    "scaling",
+    "growth",
 )
 """Case modules, in the order of the results table. A new module of cases is added here."""
 
