@@ -100,6 +100,11 @@ class Bench:
         yield
         self.seconds = time.perf_counter() - started
 
+    def took(self, seconds: float) -> None:
+        """Record the case's time when it is not a block this process times: the span of the
+        timestamps its child processes report, say. Instead of ``timed()``, once per run."""
+        self.seconds = seconds
+
     def expect(self, what: str, actual: int, expected: int) -> None:
         """Fail the case unless ``actual == expected``: a benchmark that did less work than it
         claims reports a rate that is simply wrong."""
@@ -133,6 +138,11 @@ class Case(abc.ABC):
 
     def unavailable(self) -> str | None:
         """Why the case cannot run on this machine now (a service it needs is down), or None."""
+        return None
+
+    def not_on(self, vendor: str) -> str | None:
+        """Why the case does not run on a database of ``vendor`` (Django's
+        ``connection.vendor``), or None when it does."""
         return None
 
     @abc.abstractmethod
@@ -180,6 +190,8 @@ class RateCase(Case):
     unit: str = "events/s"
     needs: Callable[[], str | None] | None = None
     """Says why a service the case needs is unavailable, or None when it is there."""
+    only_on: tuple[str, ...] = ()
+    """The database vendors the case runs on; every one when empty."""
     repeated: ClassVar[bool] = True
 
     def requires(self) -> tuple[str, ...]:
@@ -187,6 +199,11 @@ class RateCase(Case):
 
     def unavailable(self) -> str | None:
         return self.needs() if self.needs else None
+
+    def not_on(self, vendor: str) -> str | None:
+        if not self.only_on or vendor in self.only_on:
+            return None
+        return f"runs on {', '.join(self.only_on)} only"
 
     def measure(self, alias: str, config: Config) -> Sample:
         bench = Bench(alias, config.n)
@@ -424,11 +441,15 @@ def rate_case(
     target: Target | None = None,
     unit: str = "events/s",
     needs: Callable[[], str | None] | None = None,
+    only_on: tuple[str, ...] = (),
 ) -> Callable[[Callable[[Bench], int | None]], Callable[[Bench], int | None]]:
     """Register the decorated function as a ``RateCase``; the function is returned unchanged."""
 
     def decorate(func: Callable[[Bench], int | None]) -> Callable[[Bench], int | None]:
-        register(RateCase(key, title, func, floor=floor, target=target, unit=unit, needs=needs))
+        case = RateCase(
+            key, title, func, floor=floor, target=target, unit=unit, needs=needs, only_on=only_on
+        )
+        register(case)
         return func
 
     return decorate
@@ -538,7 +559,14 @@ def run_database(
     alias: str, cases: Sequence[Case], config: Config, progress: Progress
 ) -> list[Result]:
     """Run ``cases`` on ``alias``: a warm-up, ``config.reps`` interleaved repetitions of the
-    repeated cases, then the cases that run once."""
+    repeated cases, then the cases that run once. Cases that do not run on its database are
+    left out, with a line of progress saying why."""
+    vendor = connections[alias].vendor
+    for case in cases:
+        reason = case.not_on(vendor)
+        if reason is not None:
+            progress(f"[{alias}] skipping {case.key}: {reason}")
+    cases = [case for case in cases if case.not_on(vendor) is None]
     repeated = [case for case in cases if case.repeated]
     once = [case for case in cases if not case.repeated]
     if not config.smoke:
@@ -562,5 +590,4 @@ def run_database(
         samples[case.key].append(sample)
         progress(f"[{alias}] {case.key}: {case.describe(sample)}")
     databases.reset(alias, checkpoint=not config.smoke)
-    vendor = connections[alias].vendor
     return [Result(case, alias, case.summarise(samples, vendor)) for case in cases]

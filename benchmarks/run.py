@@ -123,12 +123,16 @@ def start_budget(seconds: float | None) -> None:
 def profile(aliases: Sequence[str], keys: Sequence[str] | None, n: int) -> None:
     """Run each chosen case once per alias under cProfile, after a warm-up, and print the
     functions that take the most time."""
+    from django.db import connections
+
     from benchmarks import databases, harness
 
     for alias in aliases:
         for case in harness.select(keys):
             if keys and case.key not in keys:
                 continue  # a floor pulled in by select(): not what was asked about
+            if case.not_on(connections[alias].vendor) is not None:
+                continue
             config = harness.Config(n=n, reps=1, memory_events=n)
             databases.reset(alias)
             case.measure(alias, harness.Config(n=harness.WARMUP_N, reps=1, memory_events=100))

@@ -16,6 +16,8 @@ MODULES = (
     "listening",
     "brokers",
     "memory",
+    "scaling",
+    "growth",
 )
 """Case modules, in the order of the results table. A new module of cases is added here."""
 
