@@ -97,6 +97,8 @@ def descendants(pid: int) -> dict[int, str]:
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
+BENCH_REDIS_URL = "redis://127.0.0.1:6379/12"
+
 # A case of benchmarks/run.py, what shows its workers have all started (the command lines under
 # the run), and the service it needs besides SQLite.
 WORKER_CASES = {
@@ -116,6 +118,7 @@ WORKER_CASES = {
 }
 
 
+@pytest.mark.services
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("case", sorted(WORKER_CASES))
 def test_a_killed_benchmark_run_leaves_no_worker(case: str, tmp_path: Path) -> None:
@@ -131,6 +134,9 @@ def test_a_killed_benchmark_run_leaves_no_worker(case: str, tmp_path: Path) -> N
     }
     env["PYTHONPATH"] = str(ROOT)
     env["DDE_BENCH_RABBITMQ_URL"] = os.environ.get("DOMAIN_EVENTS_TEST_RABBITMQ_URL", RABBITMQ_URL)
+    # A Redis database of its own: a benchmark run elsewhere on the machine (the test command's
+    # smoke run, database 14) would share the Celery queues and take or purge these tasks.
+    env["DDE_BENCH_BROKER_URL"] = BENCH_REDIS_URL
     # Not --smoke: its few samples could end the case before the run is killed.
     command = [sys.executable, "benchmarks/run.py", "--db", "sqlite", "--case", case]
     with subprocess.Popen(
