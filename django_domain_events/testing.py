@@ -163,6 +163,11 @@ class DrainResult:
     """Runs whose receiver said ``NotYet``: scheduled again, not run again by ``drain()``."""
     outcomes: Counter[Outcome] = field(default_factory=Counter, repr=False)
 
+    def count(self, outcome: Outcome) -> None:
+        """Count one run by its outcome (each outcome's value names its count)."""
+        self.outcomes[outcome] += 1
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
     @property
     def total(self) -> int:
         """Receiver runs made."""
@@ -186,15 +191,5 @@ def drain(*, using: str | None = None, max_rounds: int = 50, batch_size: int = 5
             break
         for row in rows:
             outcome = run_delivery(owed_delivery(row, alias))
-            result.outcomes[outcome] += 1
-            if outcome is Outcome.DELIVERED:
-                result.delivered += 1
-            elif outcome is Outcome.FAILED:
-                result.failed += 1
-            elif outcome is Outcome.DEAD:
-                result.dead += 1
-            elif outcome is Outcome.SCHEDULED:
-                result.scheduled += 1
-            else:
-                result.skipped += 1
+            result.count(outcome)
     return result

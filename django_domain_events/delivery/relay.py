@@ -62,17 +62,8 @@ class RelayTotals:
     """Batches that failed on a database error (the relay carries on with the next)."""
 
     def count(self, outcome: Outcome) -> None:
-        """Count one delivery run here by its outcome."""
-        if outcome is Outcome.DELIVERED:
-            self.delivered += 1
-        elif outcome is Outcome.FAILED:
-            self.failed += 1
-        elif outcome is Outcome.DEAD:
-            self.dead += 1
-        elif outcome is Outcome.SCHEDULED:
-            self.scheduled += 1
-        else:
-            self.skipped += 1
+        """Count one delivery run here by its outcome (each outcome's value names its count)."""
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
 
     def add(self, other: RelayTotals) -> None:
         """Add ``other``'s counts to these."""

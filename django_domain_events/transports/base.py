@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from django.core.checks import CheckMessage
 
-from django_domain_events.exceptions import MessageFormatError
+from django_domain_events.exceptions import MessageFormatError, TransportError
 from django_domain_events.integration.messages import Message, Mode
 
 
@@ -63,6 +63,17 @@ class Transport(abc.ABC):
         self.alias = alias
         self.url = url
         self.options = dict(options)
+
+    def options_over(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """``OPTIONS`` over ``defaults``; a ``TransportError`` names any key ``defaults`` does
+        not know."""
+        unknown = sorted(set(self.options) - set(defaults))
+        if unknown:
+            raise TransportError(
+                f"Transport {self.alias!r}: unknown OPTIONS {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(defaults))}."
+            )
+        return {**defaults, **self.options}
 
     @abc.abstractmethod
     def send(self, destination: Destination, messages: Sequence[Message]) -> None:

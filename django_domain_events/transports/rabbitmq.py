@@ -55,13 +55,7 @@ class RabbitMQTransport(Transport):
 
     def __init__(self, alias: str, url: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias, url or "amqp://guest:guest@127.0.0.1:5672//", options)
-        unknown = sorted(set(self.options) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise TransportError(
-                f"Transport {alias!r}: unknown OPTIONS {', '.join(unknown)}; known: "
-                f"{', '.join(sorted(DEFAULT_OPTIONS))}."
-            )
-        settings = {**DEFAULT_OPTIONS, **self.options}
+        settings = self.options_over(DEFAULT_OPTIONS)
         self.confirm_timeout = float(settings["confirm_timeout"])
         self.connect_timeout = float(settings["connect_timeout"])
         self.prefetch_count = int(settings["prefetch_count"])

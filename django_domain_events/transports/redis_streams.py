@@ -85,13 +85,7 @@ class RedisStreamsTransport(Transport):
 
     def __init__(self, alias: str, url: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias, url or "redis://127.0.0.1:6379/0", options)
-        unknown = sorted(set(self.options) - set(DEFAULT_OPTIONS))
-        if unknown:
-            raise TransportError(
-                f"Transport {alias!r}: unknown OPTIONS {', '.join(unknown)}; known: "
-                f"{', '.join(sorted(DEFAULT_OPTIONS))}."
-            )
-        settings = {**DEFAULT_OPTIONS, **self.options}
+        settings = self.options_over(DEFAULT_OPTIONS)
         self.stream_prefix = str(settings["stream_prefix"])
         self.connect_timeout = float(settings["connect_timeout"])
         self.socket_timeout = float(settings["socket_timeout"])
