@@ -24,7 +24,11 @@ from tests.processes import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 STARTED = re.compile(r"^demo: started the ([\w-]+) \(pid (\d+)\)$", re.MULTILINE)
 
-pytestmark = pytest.mark.e2e
+# Each demo sets up, serves and stops; its waits below, not this backstop, say what was slow.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+# What the demo prints once it has set up, before it starts its processes.
+SET_UP = "Press Ctrl-C to stop."
 
 
 def free_port() -> int:
@@ -98,6 +102,14 @@ def run_demo_until_sigint(
         )
     children: dict[str, int] = {}
     try:
+        # Setting up (migrating and seeding one or two projects) is timed apart from serving:
+        # on a loaded machine it alone can take minutes.
+        wait_until(
+            lambda: SET_UP in output.read_text(),
+            "the demo to finish setting up",
+            timeout=360,
+            report=output.read_text,
+        )
         wait_until(
             lambda: admin_answers(port), "the demo's admin", timeout=180, report=output.read_text
         )
