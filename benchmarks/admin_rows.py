@@ -218,7 +218,8 @@ def seed(events: int, *, reseed: bool) -> None:
             print(f"{present:,} events already seeded in {DATABASE}; reusing them.")
             return
         started = time.perf_counter()
-        cursor.execute("TRUNCATE domain_events_delivery, domain_events_outbox_event")
+        # CASCADE: the attempts (and any other table referring to these) go with them.
+        cursor.execute("TRUNCATE domain_events_delivery, domain_events_outbox_event CASCADE")
         cursor.execute(SEED_EVENTS, {"events": events})
         print(f"  {events:,} events in {time.perf_counter() - started:.0f} s", flush=True)
         cursor.execute(SEED_DELIVERIES)
