@@ -64,6 +64,18 @@ IN_LINE = ~models.Q(ordering_key="") & ~models.Q(state=DeliveryState.DELIVERED)
 Queries of ordering lines repeat this condition so that every database (SQLite too) can tell
 they may read that small index instead of the receiver's delivered millions."""
 
+NEEDS_ATTENTION = (
+    models.Q(state=DeliveryState.FAILED)
+    | models.Q(state=DeliveryState.SCHEDULED)
+    | models.Q(state=DeliveryState.WAITING)
+    | models.Q(state=DeliveryState.DEAD)
+    | models.Q(state=DeliveryState.CANCELLED)
+)
+"""Deliveries neither in flight (pending, dispatched) nor delivered: the rows of the partial
+state indexes ``dde_delivery_attention_idx`` and ``dde_delivery_rcv_attention_idx``. An OR of
+equalities rather than ``IN``, so that SQLite, like PostgreSQL, can tell that a query for one of
+these states may read those indexes."""
+
 
 EVENT_COLUMNS = (
     "id",
@@ -364,8 +376,19 @@ class Delivery(models.Model):
         verbose_name_plural = _("deliveries")
         ordering = ("-created_at", "-id")
         indexes = (
-            models.Index(fields=("state", "next_attempt_at"), name="dde_delivery_owed_idx"),
-            models.Index(fields=("receiver", "state"), name="dde_delivery_receiver_idx"),
+            # Partial: deliveries in flight (pending, dispatched) and delivered ones have
+            # indexes of their own or need none, so publishing and settling do not touch these
+            # two, and they do not grow with the outbox.
+            models.Index(
+                fields=("state", "next_attempt_at"),
+                condition=NEEDS_ATTENTION,
+                name="dde_delivery_attention_idx",
+            ),
+            models.Index(
+                fields=("receiver", "state"),
+                condition=NEEDS_ATTENTION,
+                name="dde_delivery_rcv_attention_idx",
+            ),
             # Partial: deliveries without a task (sync, deferred) never enter it.
             models.Index(
                 fields=("task_id",),

@@ -9,12 +9,12 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from django_domain_events.admin.distinct import distinct_values
+from django_domain_events.admin.distinct import DISTINCT_VALUES_LIMIT, distinct_values
 from django_domain_events.admin.formatting import breakable_name
 from django_domain_events.admin.lines import holding_up
 from django_domain_events.conf import settings
 from django_domain_events.declaration.registry import registry
-from django_domain_events.models import Delivery, DeliveryState, OutboxEvent
+from django_domain_events.models import NEEDS_ATTENTION, Delivery, DeliveryState, OutboxEvent
 
 
 class EventTypeFilter(admin.SimpleListFilter):
@@ -52,15 +52,24 @@ class EventDeliveryStateFilter(admin.SimpleListFilter):
 
 
 class ReceiverFilter(admin.SimpleListFilter):
-    """Deliveries to one receiver; the names come from an index, including receivers that are
-    no longer registered (their dead letters are the ones to find)."""
+    """Deliveries to one receiver. The names are the registered receivers' and those of any
+    other receiver with deliveries that need attention (a renamed or removed receiver's dead
+    letters are the ones to find), read from the small partial index that holds those."""
 
     title = _("receiver")
     parameter_name = "receiver"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         using = model_admin.get_queryset(request).db
-        values = distinct_values(Delivery, "receiver", using=using)
+        stored = (
+            Delivery.objects.using(using)
+            .filter(NEEDS_ATTENTION)
+            .order_by()
+            .values_list("receiver", flat=True)
+            .distinct()[:DISTINCT_VALUES_LIMIT]
+        )
+        names = {receiver.name for receiver in registry.all()} | set(stored)
+        values = sorted(names)[:DISTINCT_VALUES_LIMIT]
         return [(value, breakable_name(value)) for value in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:

@@ -270,15 +270,25 @@ def test_filters_offer_the_stored_types_and_receivers(
     superuser_client: Client, switches: Switches, noted: OutboxEvent
 ) -> None:
     publish(PINGED, {})
+    publish(PINGED, {})
     Delivery.objects.filter(receiver="unit_admin.ok").update(receiver="unit_admin.renamed")
+    first, second = Delivery.objects.filter(receiver="unit_admin.renamed")
+    Delivery.objects.filter(pk=first.pk).update(receiver="unit_admin.gone", state="dead")
+    Delivery.objects.filter(pk=second.pk).update(receiver="unit_admin.gone_delivered")
 
     events = superuser_client.get(EVENTS).content.decode()
     deliveries = superuser_client.get(DELIVERIES).content.decode()
 
     assert "?event_type=unit_admin.noted" in events
     assert "?event_type=unit_admin.pinged" in events
-    # A receiver that is no longer registered is still offered: its rows are the ones to find.
-    assert "?receiver=unit_admin.renamed" in deliveries
+    # A receiver that is no longer registered is still offered while it has dead letters (or
+    # others that need attention): those are the rows to find. Its delivered rows alone are
+    # history, reached by the receiver's name in the address.
+    assert "?receiver=unit_admin.gone" in deliveries
+    assert "?receiver=unit_admin.gone_delivered" not in deliveries
+    # Every registered receiver is offered, with rows or without.
+    assert "?receiver=unit_admin.ok" in deliveries
+    assert "?receiver=unit_admin.flaky" in deliveries
     assert "?dispatcher=sync" in deliveries
 
 
