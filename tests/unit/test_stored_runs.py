@@ -208,3 +208,19 @@ def test_an_unknown_receiver_goes_dead_without_an_attempt(
     assert (delivery.state, delivery.attempts) == (DeliveryState.DEAD, 1)
     assert "No receiver named 'stored_runs.renamed'" in delivery.last_error
     assert delivery.delivered_at is None
+
+
+def test_a_delivery_run_with_its_event_in_hand_reads_nothing_back(
+    receiver_registry: Registry,
+) -> None:
+    got: list[Packed] = []
+    receiver(Packed, name="stored_runs.sync")(got.append)
+
+    with CaptureQueriesContext(connection) as queries, use_dispatcher("sync"):
+        publish(Packed(parcel_id=3))
+
+    assert got == [Packed(parcel_id=3)]
+    statements = _statements(queries)
+    [claim] = [sql for sql in statements if sql.startswith("UPDATE")]
+    assert OutboxEvent._meta.db_table not in claim
+    assert not any(sql.startswith("SELECT") for sql in statements)
