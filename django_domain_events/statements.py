@@ -121,42 +121,36 @@ claim = per_connection(Claim)
 DELIVERY_LOAD_COLUMNS = ("receiver", "dispatcher", "queue", "state", "attempts", "ordering_key")
 """The ``Delivery`` columns ``DeliveryLoad`` reads, before its event's ``EVENT_COLUMNS``."""
 
+_Columns = list[tuple[type[Model], str, str]]
 
-class DeliveryLoad:
-    """One delivery's row joined with its event's, converted as the ORM converts them:
-    ``Delivery.objects.select_related("event").get(pk=...)``, reduced to the values of
-    ``DELIVERY_LOAD_COLUMNS`` then ``models.EVENT_COLUMNS``."""
 
-    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+def _joined(names: tuple[str, ...], connection: BaseDatabaseWrapper) -> tuple[_Columns, str]:
+    # The delivery columns ``names`` (table alias d), then its event's EVENT_COLUMNS (e).
+    columns: _Columns = [(Delivery, "d", name) for name in names] + [
+        (OutboxEvent, "e", name) for name in EVENT_COLUMNS
+    ]
+    listed = ", ".join(
+        f"{alias}.{_column(model, name, connection)}" for model, alias, name in columns
+    )
+    return columns, listed
+
+
+class _Converted:
+    """Reads one row of ``columns`` and converts its values as the ORM converts them."""
+
+    def __init__(self, connection: BaseDatabaseWrapper, columns: _Columns) -> None:
         self.connection = connection
-        quote = connection.ops.quote_name
-        columns = [(Delivery, "d", name) for name in DELIVERY_LOAD_COLUMNS] + [
-            (OutboxEvent, "e", name) for name in EVENT_COLUMNS
-        ]
-        selected = ", ".join(
-            f"{alias}.{_column(model, name, connection)}" for model, alias, name in columns
-        )
-        self.sql = (
-            f"SELECT {selected} "
-            f"FROM {quote(Delivery._meta.db_table)} d "
-            f"JOIN {quote(OutboxEvent._meta.db_table)} e "
-            f"ON e.{_column(OutboxEvent, 'id', connection)} = "
-            f"d.{_column(Delivery, 'event', connection)} "
-            f"WHERE d.{_column(Delivery, 'id', connection)} = %s"
-        )
         self.converters: list[tuple[int, Any, list[Any]]] = []
         for index, (model, _, name) in enumerate(columns):
             column = _field(model, name).get_col(model._meta.db_table)
             found = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
             if found:
                 self.converters.append((index, column, found))
-        self._id = _field(Delivery, "id")
 
-    def fetch(self, delivery_id: uuid.UUID) -> list[Any] | None:
-        """The converted values, or None if there is no such delivery."""
+    def _fetch(self, sql: str, params: list[Any]) -> list[Any] | None:
         connection = self.connection
         with connection.cursor() as cursor:
-            cursor.execute(self.sql, [self._id.get_db_prep_value(delivery_id, connection)])
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             return None
@@ -167,7 +161,86 @@ class DeliveryLoad:
         return values
 
 
+class DeliveryLoad(_Converted):
+    """One delivery's row joined with its event's, converted as the ORM converts them:
+    ``Delivery.objects.select_related("event").get(pk=...)``, reduced to the values of
+    ``DELIVERY_LOAD_COLUMNS`` then ``models.EVENT_COLUMNS``."""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        quote = connection.ops.quote_name
+        columns, selected = _joined(DELIVERY_LOAD_COLUMNS, connection)
+        super().__init__(connection, columns)
+        self.sql = (
+            f"SELECT {selected} "
+            f"FROM {quote(Delivery._meta.db_table)} d "
+            f"JOIN {quote(OutboxEvent._meta.db_table)} e "
+            f"ON e.{_column(OutboxEvent, 'id', connection)} = "
+            f"d.{_column(Delivery, 'event', connection)} "
+            f"WHERE d.{_column(Delivery, 'id', connection)} = %s"
+        )
+        self._id = _field(Delivery, "id")
+
+    def fetch(self, delivery_id: uuid.UUID) -> list[Any] | None:
+        """The converted values, or None if there is no such delivery."""
+        return self._fetch(self.sql, [self._id.get_db_prep_value(delivery_id, self.connection)])
+
+
 delivery_load = per_connection(DeliveryLoad)
+
+
+# Delivery with its event: the claim and the load in one ----------------------------------------
+
+CLAIM_LOAD_COLUMNS = ("receiver", "dispatcher", "queue", "attempts", "ordering_key", "ordering_seq")
+"""The ``Delivery`` columns ``ClaimLoad`` returns (as the claim left them), before its event's
+``EVENT_COLUMNS``."""
+
+
+class ClaimLoad(_Converted):
+    """``Claim`` and ``DeliveryLoad`` in one statement, where the database can: the claim's
+    UPDATE joined with the delivery's event, returning ``CLAIM_LOAD_COLUMNS`` then
+    ``models.EVENT_COLUMNS``, converted as the ORM converts them.
+
+    ``sql`` is None where it cannot: SQLite's ``RETURNING`` does not reach the tables an
+    ``UPDATE ... FROM`` joins, MySQL and MariaDB have no ``UPDATE ... RETURNING``. There the
+    claim and the load stay two statements (on SQLite, calls within the process)."""
+
+    def __init__(self, connection: BaseDatabaseWrapper) -> None:
+        columns, returned = _joined(CLAIM_LOAD_COLUMNS, connection)
+        super().__init__(connection, columns)
+        self._claim = claim(connection)
+        self.sql: str | None = None
+        if connection.vendor != "postgresql":
+            return
+        quote = connection.ops.quote_name
+        state, attempts = (
+            _column(Delivery, "state", connection),
+            _column(Delivery, "attempts", connection),
+        )
+        self.sql = (
+            f"UPDATE {quote(Delivery._meta.db_table)} AS d "
+            f"SET {state} = %s, {attempts} = d.{attempts} + 1, "
+            f"{_column(Delivery, 'delivered_at', connection)} = %s, "
+            f"{_column(Delivery, 'last_attempt_at', connection)} = %s, "
+            f"{_column(Delivery, 'next_attempt_at', connection)} = NULL, "
+            f"{_column(Delivery, 'claimed_by', connection)} = '', "
+            f"{_column(Delivery, 'claimed_until', connection)} = NULL "
+            f"FROM {quote(OutboxEvent._meta.db_table)} AS e "
+            f"WHERE d.{_column(Delivery, 'id', connection)} = %s "
+            f"AND d.{state} IN ({', '.join(['%s'] * len(RUNNABLE_STATES))}) "
+            f"AND e.{_column(OutboxEvent, 'id', connection)} = "
+            f"d.{_column(Delivery, 'event', connection)} "
+            f"RETURNING {returned}"
+        )
+
+    def fetch(self, delivery_id: uuid.UUID, now: Any) -> list[Any] | None:
+        """Claim the delivery ``delivery_id`` if it is still runnable, as ``Claim`` does, and
+        return the converted values; None if it was not claimed (settled, taken, or no such
+        delivery). Only where ``sql`` is set."""
+        assert self.sql is not None
+        return self._fetch(self.sql, self._claim.params(delivery_id, now))
+
+
+claim_load = per_connection(ClaimLoad)
 
 
 # Delivery and OrderingKey: the ordering lines ----------------------------------------------------

@@ -65,7 +65,8 @@ def receives(receiver: str, event_type: str) -> bool:
     return found is None or found.matches(event_type)
 
 
-def _not_received(receiver: str, event_type: str) -> UnknownEventTypeError:
+def not_received(receiver: str, event_type: str) -> UnknownEventTypeError:
+    """The error recorded on a delivery whose receiver does not take its stored event's type."""
     return UnknownEventTypeError(
         f"Receiver {receiver!r} does not take {event_type!r} events, the type its stored "
         f"event names (the row was changed, or the receiver now takes another type). Replay "
@@ -103,7 +104,7 @@ def load_delivery(delivery_id: uuid.UUID, using: str) -> LoadedDelivery | None:
     except DomainEventsError as exc:
         return LoadedDelivery(owed, str(state), error=exc)
     if not receives(receiver, envelope.event_type):
-        return LoadedDelivery(owed, str(state), error=_not_received(receiver, envelope.event_type))
+        return LoadedDelivery(owed, str(state), error=not_received(receiver, envelope.event_type))
     return LoadedDelivery(
         replace(owed, event=event, envelope=envelope, headers=headers), str(state)
     )

@@ -14,7 +14,9 @@ import enum
 import logging
 import time
 import traceback as tb
+import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -37,13 +39,19 @@ from django_domain_events.declaration.registry import (
 from django_domain_events.declaration.retry import policy_for
 from django_domain_events.declaration.sensitivity import scrub, sensitive_values
 from django_domain_events.delivery import attempts, lost_connections, ordering, time_limit
-from django_domain_events.delivery.loading import load_delivery, load_headers
+from django_domain_events.delivery.loading import (
+    StoredEvent,
+    decode_stored,
+    load_headers,
+    not_received,
+    receives,
+)
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
-from django_domain_events.exceptions import GiveUp, NotYet, RetryAfter
+from django_domain_events.exceptions import DomainEventsError, GiveUp, NotYet, RetryAfter
 from django_domain_events.models import RUNNABLE_STATES, Delivery, DeliveryState
 from django_domain_events.observability import debug_logging, metrics, tracing
-from django_domain_events.statements import claim
+from django_domain_events.statements import claim, claim_load, delivery_load
 
 logger = logging.getLogger("django_domain_events")
 
@@ -62,6 +70,10 @@ class Outcome(enum.Enum):
 
 class _Undeliverable(Exception):
     pass
+
+
+class _Unregistered(Exception):
+    """A delivery claimed by id names no registered receiver: its claim is rolled back."""
 
 
 def call_receiver(receiver: Receiver, event: DomainEvent | NamedEvent, envelope: Envelope) -> None:
@@ -143,16 +155,51 @@ def _claim(owed: OwedDelivery, now: dt.datetime) -> tuple[int, int | None] | Non
         return None if row is None else (int(row[0]), row[1])
 
 
-def _load(owed: OwedDelivery) -> tuple[DomainEvent | NamedEvent, Envelope, int, dict[str, Any]]:
-    loaded = load_delivery(owed.delivery_id, owed.using)
-    if loaded is None:
-        raise _Undeliverable(f"Delivery {owed.delivery_id} has no row in the outbox any more")
-    if loaded.error is not None:
-        raise _Undeliverable(str(loaded.error)) from loaded.error
-    found = loaded.owed
-    if found.event is None or found.envelope is None:  # decoded whenever there is no error
-        raise _Undeliverable(f"Delivery {owed.delivery_id}: its event could not be read")
-    return found.event, found.envelope, found.attempts, dict(found.headers or {})
+def _claim_and_load(
+    owed: OwedDelivery, now: dt.datetime
+) -> tuple[OwedDelivery, int, int | None, list[Any]] | None:
+    """Mark the delivery delivered if it is still runnable, and read its row with its event's:
+    in one statement where the database can (``statements.claim_load``), else the claim, then
+    the load. Return None if this call did not mark it, else the delivery as its row has it
+    (``attempts``: those made before this run), the attempt this run starts, its ordering
+    sequence number and its event's ``EVENT_COLUMNS`` values, still to decode."""
+    statement = claim_load(connections[owed.using])
+    if statement.sql is not None:
+        values = statement.fetch(owed.delivery_id, now)
+        if values is None:
+            return None
+        receiver, dispatcher, queue, attempts, key, seq, *stored = values
+    else:
+        claimed = _claim(owed, now)
+        if claimed is None:
+            return None
+        values = delivery_load(statement.connection).fetch(owed.delivery_id)
+        if values is None:
+            raise _Undeliverable(f"Delivery {owed.delivery_id} has no row in the outbox any more")
+        # Read after the claim, in its transaction: the attempts include this run's.
+        receiver, dispatcher, queue, _, attempts, key, *stored = values
+        seq = claimed[1]
+    row = replace(
+        owed,
+        receiver=receiver,
+        dispatcher=dispatcher,
+        queue=queue,
+        attempts=attempts - 1,
+        ordering_key=key,
+    )
+    return row, int(attempts), seq, stored
+
+
+def _decoded(owed: OwedDelivery, stored: list[Any]) -> StoredEvent:
+    # A row that cannot be delivered is made dead, its claim's attempt counted.
+    try:
+        event, envelope, headers = decode_stored(stored)
+    except DomainEventsError as exc:
+        raise _Undeliverable(str(exc)) from exc
+    if not receives(owed.receiver, envelope.event_type):
+        error = not_received(owed.receiver, envelope.event_type)
+        raise _Undeliverable(str(error)) from error
+    return event, envelope, headers
 
 
 _Ran = tuple[Outcome, OwedDelivery | None]
@@ -179,18 +226,38 @@ def hand_over_released(released: OwedDelivery | None) -> None:
         released = _hand_over(released)
 
 
+def run_stored_delivery(delivery_id: uuid.UUID, using: str) -> tuple[Outcome, OwedDelivery | None]:
+    """Run the delivery ``delivery_id`` of database ``using`` knowing only its id, as a queue's
+    task does: its claim reads its row and its event (one statement on PostgreSQL). Return
+    the outcome and the delivery as its row had it; ``SKIPPED`` and None when there was
+    nothing to claim (settled, run by another copy, waiting in its line, or no such row).
+
+    A database error before the claim (a connection the server has closed since) is raised,
+    nothing having run or been recorded: the caller may reconnect and call again."""
+    started = time.perf_counter()
+    (outcome, released), owed = _run(OwedDelivery(delivery_id, "", "", "", using), None)
+    if owed is not None:
+        _measured(owed, outcome, started)
+    hand_over_released(released)
+    return outcome, owed
+
+
 def _run_measured(owed: OwedDelivery) -> _Ran:
-    debug, measured = debug_logging.enabled(), metrics.enabled()
-    if not (debug or measured):
-        return _run_delivery(owed)
     started = time.perf_counter()
     outcome, released = _run_delivery(owed)
+    _measured(owed, outcome, started)
+    return outcome, released
+
+
+def _measured(owed: OwedDelivery, outcome: Outcome, started: float) -> None:
+    debug, measured = debug_logging.enabled(), metrics.enabled()
+    if not (debug or measured):
+        return
     seconds = time.perf_counter() - started
     if debug:
         debug_logging.delivered(owed, outcome.value, owed.attempts + 1, seconds)
     if measured:
         metrics.delivered(owed, outcome.value, seconds)
-    return outcome, released
 
 
 def _hand_over(released: OwedDelivery) -> OwedDelivery | None:
@@ -214,36 +281,46 @@ def _hand_over(released: OwedDelivery) -> OwedDelivery | None:
 def _run_delivery(owed: OwedDelivery) -> _Ran:
     receiver = registry.get(owed.receiver)
     if receiver is None:
-        # The in-house backend's API keeps subscriptions pending until init_event_backend():
-        # a process that never calls it is misconfigured, and its deliveries wait for the fix.
-        from django_domain_events.compat.backend import unregistered_subscription
+        return _unregistered(owed)
+    return _run(owed, receiver)[0]
 
-        pending = unregistered_subscription(owed.receiver)
-        if pending is not None:
-            logger.error("Delivery %s: %s", owed.delivery_id, pending)
-            return _settle_failure(
-                owed,
-                None,
-                owed.attempts + 1,
-                None,
-                reason=pending,
-                envelope=owed.envelope,
-                event=owed.event,
-            )
-        reason = (
-            f"No receiver named {owed.receiver!r} is registered (renamed or removed?). "
-            f"Restore it, or replay the event to the receivers that exist now."
-        )
+
+def _unregistered(owed: OwedDelivery) -> _Ran:
+    # The in-house backend's API keeps subscriptions pending until init_event_backend():
+    # a process that never calls it is misconfigured, and its deliveries wait for the fix.
+    from django_domain_events.compat.backend import unregistered_subscription
+
+    pending = unregistered_subscription(owed.receiver)
+    if pending is not None:
+        logger.error("Delivery %s: %s", owed.delivery_id, pending)
         return _settle_failure(
             owed,
             None,
-            owed.attempts,
+            owed.attempts + 1,
             None,
-            reason=reason,
-            dead=True,
+            reason=pending,
             envelope=owed.envelope,
             event=owed.event,
         )
+    reason = (
+        f"No receiver named {owed.receiver!r} is registered (renamed or removed?). "
+        f"Restore it, or replay the event to the receivers that exist now."
+    )
+    return _settle_failure(
+        owed,
+        None,
+        owed.attempts,
+        None,
+        reason=reason,
+        dead=True,
+        envelope=owed.envelope,
+        event=owed.event,
+    )
+
+
+def _run(owed: OwedDelivery, receiver: Receiver | None) -> tuple[_Ran, OwedDelivery | None]:
+    # With receiver None, ``owed`` is only an id: the claim reads the rest of its row. Returns
+    # what the run came to, and the delivery as run (None if nothing was claimed by id).
     now = timezone.now()
     attempt = owed.attempts + 1
     event, envelope, headers = owed.event, owed.envelope, owed.headers
@@ -251,33 +328,48 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
     try:
         started_on = lost_connections.opened(owed.using)
         with transaction.atomic(using=owed.using):
-            claimed = _claim(owed, now)
-            if claimed is None:
-                logger.debug("Delivery %s: nothing to run (settled or taken)", owed.delivery_id)
-                return Outcome.SKIPPED, None
-            attempt, seq = claimed[0] or attempt, claimed[1]
             if event is None or envelope is None:
-                event, envelope, attempt, headers = _load(owed)
+                found = _claim_and_load(owed, now)
+                if found is None:
+                    return _nothing_to_run(owed), None if receiver is None else owed
+                row, attempt, seq, stored = found
+                if receiver is None:
+                    owed, receiver = row, registry.get(row.receiver)
+                    if receiver is None:
+                        raise _Unregistered
+                event, envelope, headers = _decoded(owed, stored)
+            else:
+                assert receiver is not None  # a run by id never has its event yet
+                claimed = _claim(owed, now)
+                if claimed is None:
+                    return _nothing_to_run(owed), owed
+                attempt, seq = claimed[0] or attempt, claimed[1]
             envelope = delivery_envelope(owed, envelope, receiver, attempt)
             run_receiver(owed, receiver, event, envelope, headers)
             if owed.ordering_key:
                 released = ordering.release_next(owed, seq)
+    except _Unregistered:
+        # The rollback undid the claim: settled as a delivery whose receiver is unknown.
+        return _unregistered(owed), owed
     except _Undeliverable as exc:
-        return _settle_failure(
+        ran = _settle_failure(
             owed, receiver, attempt, exc.__cause__, reason=str(exc), dead=True, started_at=now
         )
+        return ran, None if receiver is None else owed
     except NotYet as exc:
         lost_connections.forget(owed)
-        return _schedule_again(owed, exc), None
+        return (_schedule_again(owed, exc), None), owed
     except Exception as exc:
+        if receiver is None:
+            raise  # before the claim of a run by id: nothing ran, nothing to record it on
         lost = lost_connections.lost_connection(exc, owed.using, started_on)
         if lost and lost_connections.forgiven(owed):
-            return _release_lost(owed, receiver, attempt - 1, exc), None
+            return (_release_lost(owed, receiver, attempt - 1, exc), None), owed
         lost_connections.forget(owed)
         failure = time_limit.explained(exc, receiver.name, time_limit_for(receiver))
         return _settle_failure(
             owed, receiver, attempt, failure, envelope=envelope, event=event, started_at=now
-        )
+        ), owed
     lost_connections.forget(owed)
     signals.send(
         signals.delivery_succeeded,
@@ -287,7 +379,12 @@ def _run_delivery(owed: OwedDelivery) -> _Ran:
         receiver=receiver,
         using=owed.using,
     )
-    return Outcome.DELIVERED, released
+    return (Outcome.DELIVERED, released), owed
+
+
+def _nothing_to_run(owed: OwedDelivery) -> _Ran:
+    logger.debug("Delivery %s: nothing to run (settled or taken)", owed.delivery_id)
+    return Outcome.SKIPPED, None
 
 
 def _schedule_again(owed: OwedDelivery, answer: NotYet) -> Outcome:

@@ -14,7 +14,12 @@ from django.test import override_settings
 
 from django_domain_events import DomainEvent, Envelope, publish, receiver
 from django_domain_events.declaration.registry import Registry
-from django_domain_events.delivery.runner import Outcome, owed_delivery, run_delivery
+from django_domain_events.delivery.runner import (
+    Outcome,
+    owed_delivery,
+    run_delivery,
+    run_stored_delivery,
+)
 from django_domain_events.models import Delivery, DeliveryState
 from tests.lock_waits import lock_waiters
 from tests.testapp.models import Effect
@@ -29,7 +34,10 @@ class Charged(DomainEvent):
     amount_cents: int
 
 
-def test_two_copies_of_one_delivery_run_the_receiver_once(receiver_registry: Registry) -> None:
+@pytest.mark.parametrize("by_id", [False, True], ids=["owed", "by-id"])
+def test_two_copies_of_one_delivery_run_the_receiver_once(
+    receiver_registry: Registry, by_id: bool
+) -> None:
     saw_waiting_copy: list[bool] = []
 
     @receiver(Charged, name="integration.postgres.charge")
@@ -53,7 +61,10 @@ def test_two_copies_of_one_delivery_run_the_receiver_once(receiver_registry: Reg
         try:
             owed = owed_delivery(row, "default")  # each copy loads nothing until it runs
             barrier.wait(timeout=10)
-            outcomes.append(run_delivery(owed))
+            if by_id:  # as the Celery task runs it, knowing only its id
+                outcomes.append(run_stored_delivery(row.pk, "default")[0])
+            else:
+                outcomes.append(run_delivery(owed))
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:

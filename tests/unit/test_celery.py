@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -339,6 +339,37 @@ def test_the_task_runs_the_delivery(deferred_delivery: Delivery, ran: list[Envel
     deferred_delivery.refresh_from_db()
     assert (deferred_delivery.state, deferred_delivery.attempts) == (DeliveryState.DELIVERED, 1)
     assert [envelope.delivery_id for envelope in ran] == [deferred_delivery.pk]
+
+
+def test_the_task_claims_and_loads_in_one_statement_on_postgresql(
+    deferred_delivery: Delivery, ran: list[Envelope]
+) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        assert run_task(str(deferred_delivery.pk), "default") == "delivered"
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    if connection.vendor == "postgresql":
+        # Nothing read before the transaction: the claim returns the row and its event.
+        [begin, claim, commit] = statements
+        assert (begin, commit) == ("BEGIN", "COMMIT")
+        assert claim.startswith("UPDATE")
+        assert "RETURNING" in claim
+    else:
+        assert [sql.split()[0] for sql in statements] == ["BEGIN", "UPDATE", "SELECT", "COMMIT"]
+    assert len(ran) == 1
+
+
+def test_the_task_makes_a_delivery_to_an_unknown_receiver_dead_without_an_attempt(
+    deferred_delivery: Delivery, ran: list[Envelope]
+) -> None:
+    Delivery.objects.update(receiver="unit_celery.renamed")
+
+    assert run_task(str(deferred_delivery.pk), "default") == "dead"
+
+    deferred_delivery.refresh_from_db()
+    assert (deferred_delivery.state, deferred_delivery.attempts) == (DeliveryState.DEAD, 0)
+    assert "No receiver named 'unit_celery.renamed'" in deferred_delivery.last_error
+    assert ran == []
 
 
 def test_the_task_hands_the_receiver_the_event_as_stored(receiver_registry: Registry) -> None:

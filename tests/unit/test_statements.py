@@ -23,8 +23,10 @@ from django_domain_events.models import (
 )
 from django_domain_events.publishing.writer import writer_for
 from django_domain_events.statements import (
+    CLAIM_LOAD_COLUMNS,
     DELIVERY_LOAD_COLUMNS,
     claim,
+    claim_load,
     condition_sql,
     delivery_load,
     line_statements,
@@ -124,6 +126,59 @@ def test_the_load_reads_what_select_related_reads() -> None:
     assert delivery_load(connection).fetch(delivery.pk) == expected
     assert isinstance(expected[DELIVERY_LOAD_COLUMNS.index("attempts")], int)
     assert delivery_load(connection).fetch(uuid.uuid4()) is None
+
+
+def test_the_claim_and_load_is_one_statement_on_postgresql_only() -> None:
+    statement = claim_load(connection)
+    if connection.vendor != "postgresql":
+        # SQLite's RETURNING cannot read the joined event; MySQL has no UPDATE ... RETURNING.
+        assert statement.sql is None
+        return
+    assert statement.sql is not None
+    assert statement.sql.startswith("UPDATE ")
+    assert "RETURNING" in statement.sql
+
+
+@pytest.mark.parametrize("state", [*RUNNABLE_STATES, DeliveryState.DEAD, DeliveryState.WAITING])
+def test_the_claim_and_load_marks_what_the_claim_marks_and_reads_what_the_load_reads(
+    state: str,
+) -> None:
+    statement = claim_load(connection)
+    if statement.sql is None:
+        pytest.skip("the claim and the load are two statements on this database")
+    event = _event(ordering_key="order-7", causation_id=str(uuid.uuid4()), version=3)
+    fields = {
+        "state": state,
+        "attempts": 2,
+        "claimed_by": "relay-1",
+        "next_attempt_at": NOW,
+        "queue": "crm",
+        "ordering_key": "order-7",
+        "ordering_seq": 5,
+    }
+    by_sql, by_orm = _delivery(event, **fields), _delivery(event, **fields)
+
+    found = statement.fetch(by_sql.pk, NOW)
+
+    assert (found is not None) == bool(_claim_orm(by_orm.pk)) == (state in RUNNABLE_STATES)
+    rows = Delivery.objects.filter(pk__in=[by_sql.pk, by_orm.pk]).order_by("pk")
+    assert [row[1:] for row in rows.values_list("pk", *SETTLED_COLUMNS)] == 2 * [
+        next(iter(rows.filter(pk=by_orm.pk).values_list(*SETTLED_COLUMNS)))
+    ]
+    if found is None:
+        return
+    row = Delivery.objects.select_related("event").get(pk=by_sql.pk)
+    assert found == [getattr(row, name) for name in CLAIM_LOAD_COLUMNS] + [
+        getattr(row.event, name) for name in EVENT_COLUMNS
+    ]
+    assert found[CLAIM_LOAD_COLUMNS.index("attempts")] == 3
+
+
+def test_the_claim_and_load_claims_nothing_for_an_unknown_delivery() -> None:
+    statement = claim_load(connection)
+    if statement.sql is None:
+        pytest.skip("the claim and the load are two statements on this database")
+    assert statement.fetch(uuid.uuid4(), NOW) is None
 
 
 def test_the_line_condition_is_the_partial_index_condition() -> None:

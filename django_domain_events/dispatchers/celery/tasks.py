@@ -5,8 +5,9 @@ Celery; nothing else in the package imports it unless the Celery dispatcher is u
 
 The task is acknowledged after it returns and rejected (so redelivered) when its worker process
 dies, so a worker killed mid-receiver loses nothing. Two copies of one delivery cannot both run
-its receiver: ``run_delivery()`` claims the row with a conditional UPDATE in the receiver's
-transaction, and the second copy waits for that row lock, then finds the delivery settled.
+its receiver: ``run_stored_delivery()`` claims the row with a conditional UPDATE in the
+receiver's transaction, and the second copy waits for that row lock, then finds the delivery
+settled.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from django.utils import timezone
 
 from django_domain_events.conf import settings
 from django_domain_events.delivery.attempts import running_in_task
-from django_domain_events.delivery.loading import load_delivery
-from django_domain_events.delivery.runner import Outcome, run_delivery
+from django_domain_events.delivery.runner import Outcome, run_stored_delivery
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME, CeleryDispatcher
@@ -52,18 +52,20 @@ def deliver(self: Task, delivery_id: str, using: str = DEFAULT_DB_ALIAS) -> str:
     due within ``DOMAIN_EVENTS["CELERY_MAX_RETRY_DELAY"]`` seconds, the task sends the next
     attempt with that countdown; a later retry is left to the relay.
     """
-    owed = _owed(delivery_id, using, self.request.id)
-    if isinstance(owed, str):
-        return owed
+    pk = _delivery_pk(delivery_id, using, self.request.id)
+    if pk is None:
+        return MISSING
     with running_in_task(self.request.id):
-        outcome = run_delivery(owed)
+        outcome, owed = _run(pk, using)
+    if owed is None:
+        return _nothing_to_run(pk, using, self.request.id)
     if outcome is Outcome.FAILED:
         _schedule_retry(owed)
     return outcome.value
 
 
-def _owed(delivery_id: Any, using: Any, task_id: str | None) -> OwedDelivery | str:
-    """The delivery to run, or the task's result when there is none."""
+def _delivery_pk(delivery_id: Any, using: Any, task_id: str | None) -> uuid.UUID | None:
+    """The delivery id the task names, or None (logged) when its input names no delivery."""
     try:
         pk = uuid.UUID(delivery_id)
     except (TypeError, ValueError, AttributeError):
@@ -76,18 +78,31 @@ def _owed(delivery_id: Any, using: Any, task_id: str | None) -> OwedDelivery | s
             delivery_id,
             using,
         )
-        return MISSING
+        return None
+    return pk
+
+
+def _run(pk: uuid.UUID, using: str) -> tuple[Outcome, OwedDelivery | None]:
+    # The claim reads the delivery with its event, in the receiver's transaction: on
+    # PostgreSQL one statement between BEGIN and COMMIT.
     try:
-        row = _load(pk, using)
+        return run_stored_delivery(pk, using)
     except (InterfaceError, OperationalError):
         connection = connections[using]
         if connection.in_atomic_block:
             raise
         # A connection kept between tasks (CELERY_DB_REUSE_MAX) may have been closed by the
-        # server since the last one: reconnect once before giving up on the task.
+        # server since the last one: reconnect once before giving up on the task. Nothing was
+        # claimed or run: the error came before the claim.
         connection.close()
-        row = _load(pk, using)
-    if row is None:
+        return run_stored_delivery(pk, using)
+
+
+def _nothing_to_run(pk: uuid.UUID, using: str, task_id: str | None) -> str:
+    # Rare (a duplicate, a delivery settled or pruned while its task waited): one more query
+    # says which, for the log.
+    state = Delivery.objects.using(using).filter(pk=pk).values_list("state", flat=True).first()
+    if state is None:
         logger.warning(
             "Delivery %s not found in database %r (its event was pruned?); task %s dropped",
             pk,
@@ -95,22 +110,9 @@ def _owed(delivery_id: Any, using: Any, task_id: str | None) -> OwedDelivery | s
             task_id,
         )
         return MISSING
-    if isinstance(row, str):
-        logger.info("Delivery %s is %s; task %s has nothing to run", pk, row, task_id)
-        return Outcome.SKIPPED.value
-    return row
-
-
-def _load(pk: uuid.UUID, using: str) -> OwedDelivery | str | None:
-    """The delivery ``pk`` with its event decoded; its state when settled; None if missing."""
-    loaded = load_delivery(pk, using)
-    if loaded is None:
-        return None
-    if not loaded.runnable:
-        return loaded.state  # settled, or waiting for an earlier delivery of its ordering key
-    # An event that cannot be decoded comes without it: run_delivery() loads it again, meets
-    # the same error and records the delivery dead.
-    return loaded.owed
+    # Settled, taken by another copy, or waiting for an earlier delivery of its ordering key.
+    logger.info("Delivery %s is %s; task %s has nothing to run", pk, state, task_id)
+    return Outcome.SKIPPED.value
 
 
 def _schedule_retry(owed: OwedDelivery) -> None:

@@ -7,9 +7,10 @@ The delivery row is the truth, not the task. A task whose worker was killed mid-
 ``RUNNING`` by the database backend and never run again; the receiver's transaction rolled back
 with the worker's connection, so the delivery stays ``dispatched`` and the relay sends it again
 once ``DISPATCH_TIMEOUT`` has passed. Two copies of one task cannot both run its receiver:
-``run_delivery()`` claims the row with a conditional UPDATE in the receiver's transaction, and
-the second copy waits for that row lock, then finds the delivery settled. A failed attempt is
-recorded with its next attempt's time; the relay sends that attempt when it is due.
+``run_stored_delivery()`` claims the row with a conditional UPDATE in the receiver's
+transaction, and the second copy waits for that row lock, then finds the delivery settled. A
+failed attempt is recorded with its next attempt's time; the relay sends that attempt when it
+is due.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.tasks import task
 
 from django_domain_events.conf import settings
-from django_domain_events.delivery.loading import load_delivery
-from django_domain_events.delivery.runner import Outcome, run_delivery
+from django_domain_events.delivery.runner import Outcome, run_stored_delivery
+from django_domain_events.models import Delivery
 
 logger = logging.getLogger("django_domain_events")
 
@@ -47,20 +48,20 @@ def deliver(delivery_id: str, using: str = DEFAULT_DB_ALIAS) -> str:
             using,
         )
         return MISSING
-    loaded = load_delivery(pk, using)
-    if loaded is None:
+    # The claim reads the delivery with its event (one statement on PostgreSQL).
+    outcome, owed = run_stored_delivery(pk, using)
+    if owed is not None:
+        return outcome.value
+    state = Delivery.objects.using(using).filter(pk=pk).values_list("state", flat=True).first()
+    if state is None:
         logger.warning(
             "Delivery %s not found in database %r (its event was pruned?); task dropped",
             pk,
             using,
         )
         return MISSING
-    if not loaded.runnable:
-        logger.info("Delivery %s is %s; its task has nothing to run", pk, loaded.state)
-        return Outcome.SKIPPED.value
-    # An event that cannot be decoded comes without it: run_delivery() loads it again, meets
-    # the same error and records the delivery dead.
-    return run_delivery(loaded.owed).value
+    logger.info("Delivery %s is %s; its task has nothing to run", pk, state)
+    return Outcome.SKIPPED.value
 
 
 def _delivery_pk(value: Any) -> uuid.UUID | None:
