@@ -31,10 +31,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 SET_UP = "Press Ctrl-C to stop."
 
 
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports() -> int:
+    """A port free now whose next port is free too: ``--consumer`` serves the accounting
+    service on the next one (another test's server may hold any given port)."""
+    while True:
+        with closing(socket.socket()) as first, closing(socket.socket()) as second:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except (OSError, OverflowError):  # taken, or past 65535
+                continue
+            return port
 
 
 def admin_answers(port: int) -> bool:
@@ -74,7 +82,7 @@ def run_demo_until_sigint(
     """Start the demo on a free port and a fresh database, with this interpreter; once the
     admin answers and its output matches ``awaiting``, send SIGINT as Ctrl-C does. Returns the
     children it started and its output, once every one of them is gone."""
-    port = free_port()
+    port = free_ports()
     output = tmp_path / "demo.out"
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env["DEMO_DATABASE_PATH"] = str(tmp_path / "demo.sqlite3")
@@ -111,8 +119,16 @@ def run_demo_until_sigint(
             report=output.read_text,
         )
         wait_until(
-            lambda: admin_answers(port), "the demo's admin", timeout=180, report=output.read_text
+            lambda: admin_answers(port) or demo.poll() is not None,
+            "the demo's admin",
+            timeout=180,
+            report=output.read_text,
         )
+        if demo.poll() is not None:
+            pytest.fail(
+                f"The demo exited with status {demo.returncode} before its admin answered:\n"
+                f"{output.read_text()}"
+            )
         wait_until(
             lambda: re.search(awaiting, output.read_text()),
             f"the demo's output to match {awaiting!r}",
