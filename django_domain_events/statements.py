@@ -83,6 +83,18 @@ def returns_from_update(connection: BaseDatabaseWrapper) -> bool:
 # Delivery: the claim ---------------------------------------------------------------------------
 
 
+def _claim_set(*, delivery: str = "", joining: str = "") -> str:
+    """The claim's ``SET`` clause and ``WHERE`` condition, their placeholders in the order of
+    ``Claim.params()``. Where the UPDATE joins another table (``joining``: its ``FROM``),
+    ``delivery`` ("d.") qualifies the delivery's own columns."""
+    runnable = ", ".join(["%s"] * len(RUNNABLE_STATES))
+    return (
+        f"SET state = %s, attempts = {delivery}attempts + 1, delivered_at = %s, "
+        f"last_attempt_at = %s, next_attempt_at = NULL, claimed_by = '', claimed_until = NULL "
+        f"{joining}WHERE {delivery}id = %s AND {delivery}state IN ({runnable})"
+    )
+
+
 class Claim:
     """Marks one runnable delivery delivered, in the transaction of its receiver's work:
     ``Delivery.objects.filter(pk=..., state__in=RUNNABLE_STATES).update(state=DELIVERED,
@@ -94,9 +106,7 @@ class Claim:
         self.returns = returns_from_update(connection)
         self.sql = (
             f"UPDATE {connection.ops.quote_name(Delivery._meta.db_table)} "
-            f"SET state = %s, attempts = attempts + 1, delivered_at = %s, last_attempt_at = %s, "
-            f"next_attempt_at = NULL, claimed_by = '', claimed_until = NULL "
-            f"WHERE id = %s AND state IN ({', '.join(['%s'] * len(RUNNABLE_STATES))})"
+            + _claim_set()
             + (" RETURNING attempts, ordering_seq" if self.returns else "")
         )
         self._stamp = _field(Delivery, "delivered_at")
@@ -212,22 +222,13 @@ class ClaimLoad(_Converted):
         if connection.vendor != "postgresql":
             return
         quote = connection.ops.quote_name
-        state, attempts = (
-            _column(Delivery, "state", connection),
-            _column(Delivery, "attempts", connection),
-        )
+        # The claim's own SET and condition (its parameters are Claim.params()), joined with
+        # the delivery's event.
+        joining = f"FROM {quote(OutboxEvent._meta.db_table)} AS e "
         self.sql = (
             f"UPDATE {quote(Delivery._meta.db_table)} AS d "
-            f"SET {state} = %s, {attempts} = d.{attempts} + 1, "
-            f"{_column(Delivery, 'delivered_at', connection)} = %s, "
-            f"{_column(Delivery, 'last_attempt_at', connection)} = %s, "
-            f"{_column(Delivery, 'next_attempt_at', connection)} = NULL, "
-            f"{_column(Delivery, 'claimed_by', connection)} = '', "
-            f"{_column(Delivery, 'claimed_until', connection)} = NULL "
-            f"FROM {quote(OutboxEvent._meta.db_table)} AS e "
-            f"WHERE d.{_column(Delivery, 'id', connection)} = %s "
-            f"AND d.{state} IN ({', '.join(['%s'] * len(RUNNABLE_STATES))}) "
-            f"AND e.{_column(OutboxEvent, 'id', connection)} = "
+            + _claim_set(delivery="d.", joining=joining)
+            + f" AND e.{_column(OutboxEvent, 'id', connection)} = "
             f"d.{_column(Delivery, 'event', connection)} "
             f"RETURNING {returned}"
         )
