@@ -242,6 +242,31 @@ def run_stored_delivery(delivery_id: uuid.UUID, using: str) -> tuple[Outcome, Ow
     return outcome, owed
 
 
+MISSING = "missing"
+"""What a task that runs a delivery by id returns when there is no delivery to run (bad input,
+or the row is gone)."""
+
+
+def why_nothing_ran(delivery_id: uuid.UUID, using: str, task: str) -> str:
+    """What a queue's task (``task`` names it in the log) returns when
+    ``run_stored_delivery()`` claimed nothing, logged: ``MISSING`` if the row is gone, else
+    ``SKIPPED``'s value (settled, taken by another copy, or waiting for an earlier delivery of
+    its ordering key). Rare, so the one more query that tells which is no cost."""
+    state = (
+        Delivery.objects.using(using).filter(pk=delivery_id).values_list("state", flat=True).first()
+    )
+    if state is None:
+        logger.warning(
+            "Delivery %s not found in database %r (its event was pruned?); %s dropped",
+            delivery_id,
+            using,
+            task,
+        )
+        return MISSING
+    logger.info("Delivery %s is %s; %s has nothing to run", delivery_id, state, task)
+    return Outcome.SKIPPED.value
+
+
 def _run_measured(owed: OwedDelivery) -> _Ran:
     started = time.perf_counter()
     outcome, released = _run_delivery(owed)

@@ -23,7 +23,12 @@ from django.utils import timezone
 
 from django_domain_events.conf import settings
 from django_domain_events.delivery.attempts import running_in_task
-from django_domain_events.delivery.runner import Outcome, run_stored_delivery
+from django_domain_events.delivery.runner import (
+    MISSING,
+    Outcome,
+    run_stored_delivery,
+    why_nothing_ran,
+)
 from django_domain_events.dispatchers import dispatchers
 from django_domain_events.dispatchers.base import OwedDelivery
 from django_domain_events.dispatchers.celery.dispatcher import TASK_NAME, CeleryDispatcher
@@ -31,9 +36,6 @@ from django_domain_events.exceptions import DispatcherError
 from django_domain_events.models import Delivery, DeliveryState
 
 logger = logging.getLogger("django_domain_events")
-
-MISSING = "missing"
-"""What the task returns when there is no delivery to run (bad input, or the row is gone)."""
 
 
 @shared_task(
@@ -58,7 +60,7 @@ def deliver(self: Task, delivery_id: str, using: str = DEFAULT_DB_ALIAS) -> str:
     with running_in_task(self.request.id):
         outcome, owed = _run(pk, using)
     if owed is None:
-        return _nothing_to_run(pk, using, self.request.id)
+        return why_nothing_ran(pk, using, f"task {self.request.id}")
     if outcome is Outcome.FAILED:
         _schedule_retry(owed)
     return outcome.value
@@ -96,23 +98,6 @@ def _run(pk: uuid.UUID, using: str) -> tuple[Outcome, OwedDelivery | None]:
         # claimed or run: the error came before the claim.
         connection.close()
         return run_stored_delivery(pk, using)
-
-
-def _nothing_to_run(pk: uuid.UUID, using: str, task_id: str | None) -> str:
-    # Rare (a duplicate, a delivery settled or pruned while its task waited): one more query
-    # says which, for the log.
-    state = Delivery.objects.using(using).filter(pk=pk).values_list("state", flat=True).first()
-    if state is None:
-        logger.warning(
-            "Delivery %s not found in database %r (its event was pruned?); task %s dropped",
-            pk,
-            using,
-            task_id,
-        )
-        return MISSING
-    # Settled, taken by another copy, or waiting for an earlier delivery of its ordering key.
-    logger.info("Delivery %s is %s; task %s has nothing to run", pk, state, task_id)
-    return Outcome.SKIPPED.value
 
 
 def _schedule_retry(owed: OwedDelivery) -> None:

@@ -23,13 +23,9 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.tasks import task
 
 from django_domain_events.conf import settings
-from django_domain_events.delivery.runner import Outcome, run_stored_delivery
-from django_domain_events.models import Delivery
+from django_domain_events.delivery.runner import MISSING, run_stored_delivery, why_nothing_ran
 
 logger = logging.getLogger("django_domain_events")
-
-MISSING = "missing"
-"""What the task returns when there is no delivery to run (bad input, or the row is gone)."""
 
 
 @task(backend=settings.TASKS_BACKEND)
@@ -52,16 +48,7 @@ def deliver(delivery_id: str, using: str = DEFAULT_DB_ALIAS) -> str:
     outcome, owed = run_stored_delivery(pk, using)
     if owed is not None:
         return outcome.value
-    state = Delivery.objects.using(using).filter(pk=pk).values_list("state", flat=True).first()
-    if state is None:
-        logger.warning(
-            "Delivery %s not found in database %r (its event was pruned?); task dropped",
-            pk,
-            using,
-        )
-        return MISSING
-    logger.info("Delivery %s is %s; its task has nothing to run", pk, state)
-    return Outcome.SKIPPED.value
+    return why_nothing_ran(pk, using, "its task")
 
 
 def _delivery_pk(value: Any) -> uuid.UUID | None:
